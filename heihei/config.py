@@ -1,0 +1,231 @@
+"""
+Settings: defaults, overridden by a TOML file, overridden by the command line.
+
+Every section is a frozen dataclass so a typo in the file is an error at start-up
+instead of a setting that silently does nothing. `resources/heihei.example.toml`
+documents every key; `tests/test_config.py` checks the two stay in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting is unknown, has the wrong type, or cannot be parsed."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Listeners and process-wide options (all settable on the command line)."""
+
+    http: str = "tcp:8082"
+    live: str = "tcp:9502"
+    boss: str = "tcp:6060"
+    jim: str = "tcp:8889"
+    manhole: str = ""
+    manhole_keys: str = ""
+    redis: str = ""
+    data_dir: str = "./heihei-data"
+    node_id: str = ""
+    log_format: str = "text"
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """The embedded redis-server and the client side of any Redis."""
+
+    appendfsync: str = "everysec"
+    reply_timeout_s: float = 5.0
+    connect_timeout_s: float = 5.0
+    pool_size: int = 4
+    restart_delay_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The `--http` site and every other twisted.web site we serve."""
+
+    public_url: str = "http://127.0.0.1:8082"
+    max_body_bytes: int = 1024 * 1024
+    request_deadline_s: float = 30.0
+    idle_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class WebSocketSettings:
+    """Hardened Autobahn options; every realm section carries its own copy."""
+
+    max_message_bytes: int = 64 * 1024
+    allowed_origins: tuple[str, ...] = ("*",)
+    max_connections: int = 20000
+    handshake_timeout_s: float = 10.0
+    permessage_deflate: bool = False
+    max_decompressed_bytes: int = 256 * 1024
+    send_queue_max_bytes: int = 1024 * 1024
+    auto_ping_interval_s: float = 30.0
+    auto_ping_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class LiveSettings(WebSocketSettings):
+    """Seed 000: activity chat room."""
+
+
+@dataclass(frozen=True)
+class BossSettings(WebSocketSettings):
+    """Seed 002: underscore text protocol."""
+
+
+@dataclass(frozen=True)
+class JimSettings(WebSocketSettings):
+    """Seed 003: J-IM customer service."""
+
+
+@dataclass(frozen=True)
+class ChannelSettings(WebSocketSettings):
+    """Seed 001: `/ws/channel` push channel."""
+
+
+@dataclass(frozen=True)
+class PresenceSettings:
+    """How the cluster learns who is online where."""
+
+    node_ttl_s: float = 30.0
+    refresh_interval_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    """Operator HTTP API. An empty token means: generate one in the data dir."""
+
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    presence: PresenceSettings = field(default_factory=PresenceSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
+    boss: BossSettings = field(default_factory=BossSettings)
+    jim: JimSettings = field(default_factory=JimSettings)
+    channel: ChannelSettings = field(default_factory=ChannelSettings)
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def load_settings(path: str | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
+    """Defaults, then the TOML file at `path`, then `overrides` (the command line)."""
+    layers: list[dict[str, Any]] = []
+    if path:
+        try:
+            with open(path, "rb") as f:
+                layers.append(tomllib.load(f))
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}") from e
+    if overrides:
+        layers.append(overrides)
+    settings = build_settings(layers)
+    if settings.server.log_format not in LOG_FORMATS:
+        raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
+    return settings
+
+
+def build_settings(layers: list[dict[str, Any]]) -> Settings:
+    """Merge layers (later wins) into a Settings, checking every key and type."""
+    sections: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for name, values in layer.items():
+            if name not in _SECTION_TYPES:
+                raise ConfigError(f"unknown config section [{name}]")
+            if not isinstance(values, dict):
+                raise ConfigError(f"[{name}] must be a table")
+            sections.setdefault(name, {}).update(values)
+    built = {name: _build_section(name, _SECTION_TYPES[name], values) for name, values in sections.items()}
+    return Settings(**built)
+
+
+_SECTION_TYPES = {f.name: f.default_factory for f in dataclasses.fields(Settings)}  # type: ignore[misc]
+
+
+def _build_section(name: str, cls: type, values: dict[str, Any]) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    converted = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown setting {key!r} in [{name}]")
+        converted[key] = _convert(f"[{name}] {key}", known[key].type, value)
+    return cls(**converted)
+
+
+def _convert(where: str, type_name: Any, value: Any) -> Any:
+    # Annotations are strings because of `from __future__ import annotations`.
+    type_name = str(type_name)
+    if type_name == "bool":
+        if isinstance(value, bool):
+            return value
+    elif type_name == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif type_name == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif type_name == "str":
+        if isinstance(value, str):
+            return value
+    elif type_name.startswith("tuple[str"):
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    else:  # pragma: no cover - a new annotation needs a branch here
+        raise ConfigError(f"{where}: unsupported setting type {type_name}")
+    raise ConfigError(f"{where} must be of type {type_name}, not {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    host: str = "127.0.0.1"
+    port: int = 6379
+    unix_path: str = ""
+    password: str | None = None
+    db: int = 0
+
+    def describe(self) -> str:
+        """For logs: never includes the password."""
+        where = f"unix:{self.unix_path}" if self.unix_path else f"{self.host}:{self.port}"
+        return f"redis {where} db {self.db}"
+
+
+def parse_redis_url(url: str) -> RedisAddress:
+    """`redis://[:password@]host[:port][/db]` or `unix:///path[?db=N]`."""
+    try:
+        parts = urlsplit(url)
+        password = unquote(parts.password) if parts.password else None
+        if parts.scheme == "unix":
+            if not parts.path:
+                raise ValueError("no socket path")
+            query = dict(p.split("=", 1) for p in parts.query.split("&") if p)
+            return RedisAddress(unix_path=parts.path, password=password, db=int(query.get("db", 0)))
+        if parts.scheme != "redis":
+            raise ValueError("scheme must be redis:// or unix://")
+        if not parts.hostname:
+            raise ValueError("no host")
+        db_text = parts.path.lstrip("/")
+        db = int(db_text) if db_text else 0
+        port = parts.port or 6379
+        if db < 0:
+            raise ValueError("negative db")
+        return RedisAddress(host=parts.hostname, port=port, password=password, db=db)
+    except ValueError as e:
+        raise ConfigError(f"malformed Redis URL {url!r}: {e}") from e

@@ -1,0 +1,234 @@
+"""
+One heihei node: the service tree behind `twistd heihei`.
+
+`tap.makeService` builds a `Node` from settings; tests build the same object
+with `127.0.0.1:0` listeners. The node owns the Redis store (and the embedded
+redis-server when no `--redis` URL is given), the metrics registry, one
+WebSocket factory per realm, one listener per endpoint option and, if asked,
+the manhole. It contains wiring only; behaviour lives in the modules it wires.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+
+from autobahn.twisted.resource import WebSocketResource
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer, endpoints
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+
+from heihei.config import ConfigError, Settings, parse_redis_url
+from heihei.metrics import Metrics
+from heihei.protocols.base import HardenedFactory, NotImplementedYetProtocol
+from heihei.store.client import Store
+from heihei.store.embedded import EmbeddedRedis
+from heihei.web.health import HealthApp
+from heihei.web.limits import BoundedSite
+from heihei.web.root import RootResource
+
+REALMS = ("live", "boss", "jim", "channel")
+#: realms served through a WebSocketResource, whose factory no port starts or stops
+RESOURCE_REALMS = ("boss", "channel")
+
+
+class StartupError(Exception):
+    """Start-up cannot go on; the message says what to fix."""
+
+
+class Listener(StreamServerEndpointService):
+    """A listener that names its option when it cannot bind, and tells its port."""
+
+    def __init__(self, option: str, description: str, factory, reactor) -> None:
+        try:
+            endpoint = endpoints.serverFromString(reactor, description)
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"--{option}: bad endpoint description {description!r}: {e}") from e
+        super().__init__(endpoint, factory)
+        self.option = option
+        self.description = description
+        self._raiseSynchronously = True
+        self.port = None
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            raise StartupError(f"cannot listen on {self.description} (--{self.option}): "
+                               f"{e.socketError or e}") from None
+        except Exception as e:
+            raise StartupError(f"cannot listen on {self.description} (--{self.option}): {e}") from None
+        self._waitingForPort.addCallback(self._bound)
+
+    def _bound(self, port):
+        self.port = port
+        return port
+
+    def address(self) -> tuple[str, int]:
+        """(host, port) actually bound, for tests and logs."""
+        a = self.port.getHost()
+        return a.host, a.port
+
+
+def load_or_create_secret(data_dir: str, name: str, nbytes: int = 16) -> str:
+    """A value generated once and kept in the data dir (node id, admin token ...)."""
+    path = os.path.join(data_dir, name)
+    try:
+        with open(path) as f:
+            value = f.read().strip()
+        if value:
+            return value
+    except FileNotFoundError:
+        pass
+    os.makedirs(data_dir, exist_ok=True)
+    value = secrets.token_hex(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value
+
+
+class Node(MultiService):
+    _log = Logger()
+
+    def __init__(self, settings: Settings, *, reactor=None, handle_signals: bool = False) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.settings = settings
+        self.handle_signals = handle_signals
+        server = settings.server
+        self.data_dir = os.path.abspath(server.data_dir)
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.node_id = server.node_id or load_or_create_secret(self.data_dir, "node-id", 6)
+        self.metrics = Metrics()
+        self.started_at = reactor.seconds()
+
+        self.embedded_redis: EmbeddedRedis | None = None
+        if server.redis:
+            address = parse_redis_url(server.redis)
+            wait_for = None
+        else:
+            self.embedded_redis = EmbeddedRedis(os.path.join(self.data_dir, "redis"),
+                                                appendfsync=settings.redis.appendfsync,
+                                                restart_delay_s=settings.redis.restart_delay_s, reactor=reactor)
+            self.embedded_redis.setServiceParent(self)
+            address = self.embedded_redis.address
+            wait_for = self.embedded_redis.ready
+        self.store = Store(address, wait_for=wait_for, reply_timeout_s=settings.redis.reply_timeout_s,
+                           connect_timeout_s=settings.redis.connect_timeout_s, pool_size=settings.redis.pool_size,
+                           reactor=reactor)
+        self.store.setServiceParent(self)
+
+        self.factories: dict[str, HardenedFactory] = {
+            realm: HardenedFactory(realm, getattr(settings, realm), NotImplementedYetProtocol, reactor=reactor)
+            for realm in REALMS
+        }
+        self.http_root = RootResource(fallback=HealthApp(self).resource())
+        self.http_root.mount("ws/channel", WebSocketResource(self.factories["channel"]))
+        self.boss_root = RootResource()
+        for path in ("entry", "wsim/entry"):
+            self.boss_root.mount(path, WebSocketResource(self.factories["boss"]))
+
+        self.listeners: dict[str, Listener] = {}
+        self._listen("http", server.http, self._site(self.http_root))
+        self._listen("live", server.live, self.factories["live"])
+        self._listen("boss", server.boss, self._site(self.boss_root))
+        self._listen("jim", server.jim, self.factories["jim"])
+
+        self.manhole = None
+        if server.manhole:
+            self._add_manhole(server.manhole, server.manhole_keys)
+
+    # -- wiring helpers ------------------------------------------------------
+
+    def _site(self, root):
+        http = self.settings.http
+        site = BoundedSite(root, max_body_bytes=http.max_body_bytes, request_deadline_s=http.request_deadline_s,
+                           reactor=self.reactor)
+        site.timeOut = http.idle_timeout_s
+        site.displayTracebacks = False
+        return site
+
+    def _listen(self, option: str, description: str, factory) -> None:
+        listener = Listener(option, description, factory, self.reactor)
+        listener.setServiceParent(self)
+        self.listeners[option] = listener
+
+    def _add_manhole(self, description: str, keys_file: str) -> None:
+        from heihei.manhole import make_manhole_service
+
+        if not keys_file:
+            raise ConfigError("--manhole needs --manhole-keys (an OpenSSH authorized_keys file)")
+        self.manhole = make_manhole_service(description, keys_file, os.path.join(self.data_dir, "manhole_host_key"),
+                                            self.manhole_namespace(), self.reactor)
+        self.manhole.setServiceParent(self)
+
+    def manhole_namespace(self) -> dict:
+        """What an operator finds at the manhole prompt."""
+        return {"node": self, "store": self.store, "settings": self.settings, "metrics": self.metrics,
+                "factories": self.factories, "reactor": self.reactor}
+
+    # -- queries ---------------------------------------------------------------
+
+    def connection_counts(self) -> dict[str, int]:
+        return {realm: len(factory.clients) for realm, factory in self.factories.items()}
+
+    def ready(self) -> defer.Deferred:
+        """Fires when Redis is usable and every listener is bound."""
+        waits = [self.store.ready()] + [listener._waitingForPort for listener in self.listeners.values()]
+        return defer.gatherResults(waits, consumeErrors=True).addCallback(lambda _: self)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except StartupError as e:
+            if not self.handle_signals:  # in-process (tests): let the caller see it
+                raise
+            # under twistd a traceback would bury the one line an operator needs
+            self._log.critical("heihei: {error}", error=str(e))
+            sys.stderr.write(f"heihei: {e}\n")
+            raise SystemExit(1) from None
+
+    def startService(self) -> None:
+        super().startService()
+        for realm in RESOURCE_REALMS:
+            self.factories[realm].doStart()
+        if self.handle_signals:
+            self.reactor.callWhenRunning(self._install_signal_handlers)
+        self._log.info("node {node} starting; listeners: {listeners}", node=self.node_id,
+                       listeners=", ".join(f"{k}={v.description}" for k, v in self.listeners.items()))
+
+    def _install_signal_handlers(self) -> None:
+        # Stock twistd re-raises SIGTERM after a clean shutdown (exit status 143);
+        # we promise exit 0, so we stop the reactor ourselves.
+        def stop(signum, frame):
+            self._log.info("signal {signum} received, shutting down", signum=signum)
+            self.reactor.callFromThread(self.reactor.stop)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def stopService(self) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        """Stop accepting, say goodbye (1001) to every client, then stop Redis."""
+        Service.stopService(self)
+        for listener in self.listeners.values():
+            if listener.running:
+                await listener.stopService()
+        await defer.gatherResults([f.close_all() for f in self.factories.values()], consumeErrors=True)
+        for realm in RESOURCE_REALMS:
+            self.factories[realm].doStop()
+        for service in reversed(list(self)):
+            if service.running and service not in self.listeners.values():
+                await defer.maybeDeferred(service.stopService)
+        self._log.info("node {node} stopped", node=self.node_id)

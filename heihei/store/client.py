@@ -1,0 +1,230 @@
+"""
+The node's Redis connections: a command pool and one subscriber connection.
+
+Why two: a connection in SUBSCRIBE mode cannot run commands (Synapse's
+replication layer does the same split). Both reconnect by themselves; the
+subscriber subscribes again to everything after every reconnect.
+
+Every command is bounded in time twice: txredisapi's reply timeout covers a
+Redis that stops answering on an open connection, and our own deadline covers
+the wait for a connection at all (txredisapi's lazy pool waits forever while
+Redis is down). Either way the caller gets `StoreUnavailable` within seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import txredisapi
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from heihei.config import RedisAddress
+
+
+class StoreUnavailable(Exception):
+    """Redis did not answer in time or is not reachable."""
+
+
+MessageHandler = Callable[[str, bytes], None]
+
+
+class _LoggingRedisProtocol(txredisapi.RedisProtocol):
+    _log = Logger(namespace="heihei.store")
+
+    def connectionMade(self):
+        self._log.debug("redis command connection up")
+        return super().connectionMade()
+
+    def connectionLost(self, why):
+        if not self.factory.disconnectCalled:
+            self._log.warn("redis command connection lost ({why}); reconnecting", why=why.getErrorMessage())
+        return super().connectionLost(why)
+
+
+class _Subscriber(txredisapi.SubscriberProtocol):
+    _log = Logger(namespace="heihei.store")
+
+    def messageReceived(self, pattern, channel, message):
+        self.factory.store._dispatch(channel, message)
+
+    def connectionLost(self, why):
+        if not self.factory.disconnectCalled:
+            self._log.warn("redis subscriber connection lost ({why}); reconnecting", why=why.getErrorMessage())
+        self.factory.store._subscriber = None
+        return super().connectionLost(why)
+
+
+class _SubscriberFactory(txredisapi.RedisFactory):
+    protocol = _Subscriber
+
+    def addConnection(self, conn):
+        super().addConnection(conn)
+        if conn.connected and not self.disconnectCalled:
+            self.store._subscriber_connected(conn)
+
+
+class Store(Service):
+    """Redis access for one node. Start it, then `await store.ready()`."""
+
+    _log = Logger()
+
+    def __init__(self, address: RedisAddress, *, wait_for: Callable[[], defer.Deferred] | None = None,
+                 reply_timeout_s: float = 5.0, connect_timeout_s: float = 5.0, pool_size: int = 4,
+                 reactor=None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.address = address
+        self._wait_for = wait_for
+        self.reply_timeout_s = reply_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.pool_size = pool_size
+        self._pool_factory: txredisapi.RedisFactory | None = None
+        self._sub_factory: _SubscriberFactory | None = None
+        self._subscriber: _Subscriber | None = None
+        self._handlers: dict[str, list[MessageHandler]] = {}
+        self._ready = defer.Deferred()
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        waiting = self._wait_for() if self._wait_for else defer.succeed(None)
+        waiting.addCallbacks(lambda _: self._connect(), self._pool_failed)
+
+    def _connect(self) -> None:
+        if not self.running:
+            return
+        address = self.address
+        self._pool_factory = self._make_factory(txredisapi.RedisFactory, _LoggingRedisProtocol, self.pool_size,
+                                                self.reply_timeout_s)
+        self._sub_factory = self._make_factory(_SubscriberFactory, _Subscriber, 1, None)
+        self._sub_factory.store = self
+        self._pool_factory.deferred.addCallbacks(self._pool_ready, self._pool_failed)
+        self._pool_factory.startConnecting(self._endpoint())
+        self._sub_factory.startConnecting(self._endpoint())
+        self._log.info("connecting to {where}", where=address.describe())
+
+    def _make_factory(self, cls, protocol, size, reply_timeout):
+        a = self.address
+        uuid = a.unix_path or f"{a.host}:{a.port}"
+        factory = cls.__new__(cls)
+        txredisapi.RedisFactory.__init__(factory, uuid, a.db or None, size, isLazy=True,
+                                         handler=txredisapi.ConnectionHandler, charset="utf-8",
+                                         password=a.password, replyTimeout=reply_timeout, convertNumbers=False)
+        factory.protocol = protocol
+        return factory
+
+    def _endpoint(self):
+        a = self.address
+        if a.unix_path:
+            return UNIXClientEndpoint(self.reactor, a.unix_path, timeout=self.connect_timeout_s)
+        return TCP4ClientEndpoint(self.reactor, a.host, a.port, timeout=self.connect_timeout_s)
+
+    def _pool_ready(self, _):
+        self._log.info("connected to {where}", where=self.address.describe())
+        if not self._ready.called:
+            self._ready.callback(self)
+
+    def _pool_failed(self, failure):
+        self._log.error("cannot use {where}: {why}", where=self.address.describe(), why=failure.getErrorMessage())
+        if failure.check(defer.CancelledError):
+            return
+        if not self._ready.called:
+            self._ready.errback(StoreUnavailable(failure.getErrorMessage()))
+
+    def ready(self) -> defer.Deferred:
+        """Fires once the command pool is connected (a fresh Deferred each call)."""
+        d = defer.Deferred()
+
+        def relay(result):
+            (d.errback if isinstance(result, Failure) else d.callback)(result)
+            return result
+
+        self._ready.addBoth(relay)
+        return d
+
+    async def stop(self) -> None:
+        for factory in (self._sub_factory, self._pool_factory):
+            if factory is not None:
+                await factory.disconnect()
+
+    def stopService(self) -> defer.Deferred:
+        super().stopService()
+        return defer.Deferred.fromCoroutine(self.stop())
+
+    # -- commands --------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Callable[..., defer.Deferred]:
+        """`await store.get(k)`: any txredisapi command, with our deadline."""
+        if name.startswith("_") or self._pool_factory is None:
+            raise AttributeError(name)
+        command = getattr(self._pool_factory.handler, name)
+
+        def call(*args: Any, **kwargs: Any) -> defer.Deferred:
+            return self._bounded(command(*args, **kwargs), name)
+
+        return call
+
+    def _bounded(self, d: defer.Deferred, what: str) -> defer.Deferred:
+        d.addTimeout(self.reply_timeout_s + self.connect_timeout_s, self.reactor)
+
+        def translate(failure):
+            if failure.check(defer.TimeoutError, defer.CancelledError, txredisapi.ConnectionError):
+                raise StoreUnavailable(f"redis {what}: {failure.getErrorMessage() or 'timed out'}")
+            return failure
+
+        return d.addErrback(translate)
+
+    async def ping(self) -> bool:
+        """True if Redis answers right now (for /healthz)."""
+        if self._pool_factory is None or not self._pool_factory.size:
+            return False
+        try:
+            return (await self.execute_command("PING")) in ("PONG", b"PONG")
+        except Exception:
+            return False
+
+    # -- pub/sub ---------------------------------------------------------------
+
+    def subscribe(self, channel: str, handler: MessageHandler) -> None:
+        """Call `handler(channel, message)` for every message on `channel`, across reconnects."""
+        first = channel not in self._handlers
+        self._handlers.setdefault(channel, []).append(handler)
+        if first and self._subscriber is not None:
+            self._subscriber.subscribe(channel).addErrback(self._subscribe_failed, channel)
+
+    def unsubscribe(self, channel: str, handler: MessageHandler) -> None:
+        handlers = self._handlers.get(channel, [])
+        if handler in handlers:
+            handlers.remove(handler)
+        if not handlers and channel in self._handlers:
+            del self._handlers[channel]
+            if self._subscriber is not None:
+                self._subscriber.unsubscribe(channel).addErrback(self._subscribe_failed, channel)
+
+    def _subscriber_connected(self, conn: _Subscriber) -> None:
+        self._subscriber = conn
+        channels = list(self._handlers)
+        if channels:
+            conn.subscribe(channels).addErrback(self._subscribe_failed, channels)
+        self._log.debug("subscriber connected, {n} channels", n=len(channels))
+
+    def _subscribe_failed(self, failure, channel):
+        self._log.error("subscribing to {channel} failed: {why}", channel=channel, why=failure.getErrorMessage())
+
+    def _dispatch(self, channel, message) -> None:
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        for handler in list(self._handlers.get(channel, ())):
+            try:
+                handler(channel, message)
+            except Exception:
+                self._log.failure("handler for {channel} failed", channel=channel)
+
+    async def publish(self, channel: str, message: bytes | str) -> int:
+        return await self._bounded(self._pool_factory.handler.publish(channel, message), "publish")

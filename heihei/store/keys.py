@@ -1,0 +1,34 @@
+"""
+Every Redis key and channel name is built here, from escaped parts.
+
+Ids come from clients. Escaping each part (percent-encoding everything but
+letters, digits and `-._~`) means an id holding `:` or `*` cannot name another
+user's key, and a glob in KEYS/SCAN or PSUBSCRIBE cannot be smuggled in.
+"""
+
+from urllib.parse import quote, unquote
+
+PREFIX = "hh"
+
+
+def escape(part: object) -> str:
+    return quote(str(part), safe="")
+
+
+def unescape(part: str) -> str:
+    return unquote(part)
+
+
+def key(*parts: object) -> str:
+    """`key("inbox", "boss", "a:b")` → `hh:inbox:boss:a%3Ab`."""
+    if not parts:
+        raise ValueError("a key needs at least one part")
+    return ":".join([PREFIX, *(escape(p) for p in parts)])
+
+
+def split(name: str) -> list[str]:
+    """The unescaped parts of a key made by `key` (without the prefix)."""
+    prefix, _, rest = name.partition(":")
+    if prefix != PREFIX:
+        raise ValueError(f"not a heihei key: {name!r}")
+    return [unescape(p) for p in rest.split(":")]

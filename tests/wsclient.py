@@ -1,0 +1,100 @@
+"""A small real WebSocket client for tests (Autobahn on the running reactor)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
+
+DEFAULT_TIMEOUT_S = 5.0
+
+
+class WSError(Exception):
+    pass
+
+
+class _Protocol(WebSocketClientProtocol):
+    def onConnect(self, response):
+        self.factory.client.response = response
+
+    def onOpen(self):
+        self.factory.client._opened(self)
+
+    def onMessage(self, payload, isBinary):
+        self.factory.client._message(payload, isBinary)
+
+    def onClose(self, wasClean, code, reason):
+        self.factory.client._closed(wasClean, code, reason)
+
+
+class WSClient:
+    def __init__(self):
+        self.protocol = None
+        self.response = None
+        self.messages: defer.DeferredQueue = defer.DeferredQueue()
+        self.received: list = []
+        self.open = defer.Deferred()
+        self.closed = defer.Deferred()
+        self.close_code = None
+        self.close_reason = None
+
+    def _opened(self, protocol):
+        self.protocol = protocol
+        self.open.callback(self)
+
+    def _message(self, payload, is_binary):
+        value = payload if is_binary else payload.decode("utf-8")
+        self.received.append(value)
+        self.messages.put(value)
+
+    def _closed(self, was_clean, code, reason):
+        self.close_code, self.close_reason = code, reason
+        if not self.open.called:
+            self.open.errback(WSError(f"handshake failed: {reason}"))
+        if not self.closed.called:
+            self.closed.callback((code, reason))
+
+    def send(self, payload: str | bytes, binary: bool = False) -> None:
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        self.protocol.sendMessage(payload, isBinary=binary)
+
+    async def next(self, timeout: float = DEFAULT_TIMEOUT_S):
+        d = self.messages.get()
+        d.addTimeout(timeout, reactor)
+        return await d
+
+    async def no_message(self, wait: float = 0.3) -> None:
+        """Assert nothing arrives within `wait` seconds."""
+        from twisted.internet import task
+
+        await task.deferLater(reactor, wait, lambda: None)
+        assert not self.messages.pending, f"unexpected messages: {self.messages.pending!r}"
+
+    async def wait_closed(self, timeout: float = DEFAULT_TIMEOUT_S):
+        self.closed.addTimeout(timeout, reactor)
+        return await self.closed
+
+    async def close(self, code: int = 1000) -> None:
+        if self.protocol is not None and not self.closed.called:
+            self.protocol.sendClose(code=code)
+            await self.wait_closed()
+
+
+async def connect(url: str, *, headers: dict | None = None, origin: str | None = None,
+                  timeout: float = DEFAULT_TIMEOUT_S, max_size: int = 16 * 1024 * 1024) -> WSClient:
+    """Open a WebSocket; raises WSError if the server refuses the handshake."""
+    client = WSClient()
+    factory = WebSocketClientFactory(url, headers=headers, origin=origin)
+    factory.setProtocolOptions(maxFramePayloadSize=max_size, maxMessagePayloadSize=max_size,
+                               openHandshakeTimeout=timeout)
+    factory.protocol = _Protocol
+    factory.client = client
+    parts = urlsplit(url)
+    endpoint = TCP4ClientEndpoint(reactor, parts.hostname, parts.port, timeout=timeout)
+    await endpoint.connect(factory)
+    client.open.addTimeout(timeout, reactor)
+    await client.open
+    return client
