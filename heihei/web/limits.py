@@ -1,0 +1,350 @@
+"""
+A hardened twisted.web Site: bounded request bodies and an absolute deadline
+for receiving each request.
+
+Stock twisted.web (26.10) is permissive in two ways that matter to a public
+server:
+
+- Request bodies of any size are accepted: `Request.gotLength` spools anything
+  over 100 kB into a temporary file, so a client can fill the disk, and a
+  chunked body has no limit at all.
+- The only timer is an *idle* timeout (`HTTPFactory.timeOut`, 60 s by
+  default) that `HTTPChannel.dataReceived` resets on every byte, so a client
+  trickling one header byte every few seconds holds a connection (and its
+  partial request) forever: a slowloris.
+
+`BoundedSite` answers
+
+    Content-Length > max_body_bytes        -> 413, before any of the body is read
+    chunked body grows past max_body_bytes -> 413, as soon as it crosses
+    headers+body not received in time      -> 408 (deadline runs from the
+                                              request's first byte and is not
+                                              reset by incoming bytes)
+    header line > max_header_line_bytes    -> 431 (414 for the request line)
+
+each with a small JSON body and `Connection: close`, then closes the
+connection. Stock twisted.web would drop an over-long line silently.
+
+The deadline only covers *receiving* a request: once the request is complete
+it is cancelled, so a slow handler, a long response or a WebSocket upgraded
+by autobahn's `WebSocketResource` (which renders after the request is fully
+received) are never cut short. Each request on a keep-alive connection gets
+its own deadline.
+
+The channel speaks HTTP/1.1 only: Twisted's HTTP/2 channel (chosen via TLS
+ALPN) would bypass every limit here, so it is deliberately not offered.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITCPTransport
+from twisted.logger import Logger
+from twisted.web.http import HTTPChannel
+from twisted.web.server import Site
+
+_log = Logger()
+
+# Twisted's own defaults are MAX_LENGTH = 16384 bytes per line and
+# maxHeaders = 500; totalHeadersSize (16384 bytes for request line plus all
+# headers) is kept as is. These tighter values match common front ends
+# (nginx's 8 kB header buffers, Apache's LimitRequestFields 100).
+DEFAULT_MAX_HEADER_LINE_BYTES = 8192
+DEFAULT_MAX_HEADERS = 100
+
+# After a refusal the write side is shut down but the connection keeps
+# reading (and discarding) for this long: closing a socket with unread data
+# makes the kernel send a RST, which can destroy our 413 before the client
+# reads it. A client that neither stops sending nor closes is aborted.
+REFUSAL_LINGER_S = 2.0
+
+# RFC 9110/6585 reason phrases; twisted.web.http.RESPONSES lacks 431 and
+# uses the older names for the others.
+_REASON_PHRASES = {
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+}
+
+
+class _Refused(Exception):
+    """
+    Raised from inside a transfer decoder's data callback to stop it
+    mid-buffer once the body is refused; otherwise the decoder would keep
+    parsing, and a malformed remainder would make Twisted write a 400 after
+    our 413.
+    """
+
+
+class BoundedHTTPChannel(HTTPChannel):
+    """
+    An L{HTTPChannel} that enforces L{BoundedSite}'s limits.
+
+    The limits are set by L{BoundedSite.buildProtocol}. Overrides are kept to
+    the hooks where the parser changes state (first byte of a request,
+    headers done, body done), always deferring to Twisted for the parsing.
+    """
+
+    max_body_bytes: int = 0
+    request_deadline_s: float = 0.0
+
+    _deadline_call: IDelayedCall | None = None
+    _linger_call: IDelayedCall | None = None
+    _refused = False
+    _body_bytes = 0
+
+    # -- request start: the deadline starts at the request's first byte ----
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if data:
+            self._maybe_start_deadline()
+        super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._refused:
+            return
+        # A pipelined request whose bytes were already buffered when the
+        # previous response finished synchronously is parsed from
+        # LineReceiver's buffer without passing through dataReceived.
+        self._maybe_start_deadline()
+        super().lineReceived(line)
+
+    def _maybe_start_deadline(self) -> None:
+        """
+        Start the deadline for the request now being received, if any byte
+        of it has arrived and it has no deadline yet.
+
+        While a request is being handled, bytes of the next (pipelined)
+        request are buffered by Twisted, not parsed; its deadline starts
+        when they are replayed, since the wait is ours, not the client's.
+        """
+        if (
+            self._deadline_call is None
+            and not self._handlingRequest
+            and self.transport is not None
+            and not getattr(self.transport, "disconnecting", False)
+        ):
+            self._deadline_call = self.callLater(
+                self.request_deadline_s, self._deadline_expired
+            )
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline_call is not None:
+            if self._deadline_call.active():
+                self._deadline_call.cancel()
+            self._deadline_call = None
+
+    def _deadline_expired(self) -> None:
+        self._deadline_call = None
+        self._refuse(
+            408,
+            "request deadline exceeded",
+            "deadline_s",
+            self.request_deadline_s,
+        )
+
+    # -- headers done: refuse a declared body that is too large ------------
+
+    def allHeadersReceived(self) -> None:
+        # self.length is the Content-Length, or None for a chunked body.
+        # Refuse before super(): it would allocate the body's spool file
+        # (Request.gotLength) and may answer "Expect: 100-continue".
+        if self.length is not None and self.length > self.max_body_bytes:
+            self._refuse_body_too_large(declared=self.length)
+            return
+        super().allHeadersReceived()
+        self._body_bytes = 0
+        decoder = self._transferDecoder
+        if decoder is not None:
+            # Both Twisted decoders deliver the decoded body through their
+            # `dataCallback` attribute (the request's handleContentChunk).
+            decoder.dataCallback = functools.partial(
+                self._bounded_body_chunk, decoder.dataCallback
+            )
+
+    def _bounded_body_chunk(self, deliver: Callable[[bytes], None], data: bytes) -> None:
+        self._body_bytes += len(data)
+        if self._body_bytes > self.max_body_bytes:
+            self._refuse_body_too_large(declared=None)
+            raise _Refused()
+        deliver(data)
+
+    def _refuse_body_too_large(self, declared: int | None) -> None:
+        self._refuse(
+            413,
+            "request body too large",
+            "limit",
+            self.max_body_bytes,
+            declared=declared,
+        )
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        try:
+            super().rawDataReceived(data)
+        except _Refused:
+            pass
+
+    # -- body done: the client has done its part -----------------------------
+
+    def allContentReceived(self) -> None:
+        if self._refused:
+            return
+        self._cancel_deadline()
+        super().allContentReceived()
+
+    # -- over-long lines -----------------------------------------------------
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        # Twisted's default drops the connection without an answer. Before
+        # the request line is parsed there is no Request object yet.
+        if not self.requests:
+            self._refuse(414, "request line too long", "limit", self.MAX_LENGTH)
+        else:
+            self._refuse(431, "request header line too long", "limit", self.MAX_LENGTH)
+
+    # -- refusal and teardown ------------------------------------------------
+
+    def _refuse(
+        self,
+        code: int,
+        reason: str,
+        limit_name: str,
+        limit: float,
+        **log_fields: Any,
+    ) -> None:
+        """
+        Answer C{code} with a JSON body and close, reading nothing more.
+
+        The answer is written straight to the transport, as Twisted does for
+        its own 400s: the partial request never reached a resource, and no
+        other response can be in flight (Twisted parses the next request
+        only after the previous response finished).
+        """
+        if self._refused:
+            return
+        self._refused = True
+        self._cancel_deadline()
+        self.setTimeout(None)
+        self.clearLineBuffer()
+        transport = self.transport
+        if transport is None:
+            return
+        _log.info(
+            "refusing request from {peer}: {reason} ({code})",
+            peer=_describe_peer(transport),
+            reason=reason,
+            code=code,
+            **log_fields,
+        )
+        if not getattr(transport, "disconnecting", False):
+            transport.write(_error_response(code, {"error": reason, limit_name: limit}))
+            if ITCPTransport.providedBy(transport):
+                # Half-close and drain (see REFUSAL_LINGER_S); the peer's EOF
+                # then ends the connection, since HTTPChannel is not
+                # IHalfCloseableProtocol.
+                transport.unregisterProducer()
+                transport.loseWriteConnection()
+            else:
+                self.loseConnection()
+        # Bounds the drain, and a peer that never reads our answer (whose
+        # close would otherwise wait forever for the write buffer to empty).
+        self._linger_call = self.callLater(REFUSAL_LINGER_S, self._abort_after_linger)
+
+    def _abort_after_linger(self) -> None:
+        self._linger_call = None
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+    def connectionLost(self, reason: Any) -> None:
+        self._cancel_deadline()
+        if self._linger_call is not None:
+            if self._linger_call.active():
+                self._linger_call.cancel()
+            self._linger_call = None
+        super().connectionLost(reason)
+
+
+class BoundedSite(Site):
+    """
+    A L{Site} whose connections enforce a body-size cap, an absolute
+    per-request receive deadline and tighter header bounds (see the module
+    docstring for the answers).
+
+    @param resource: the root resource, as for L{Site}.
+    @param max_body_bytes: largest accepted request body, after chunked
+        decoding.
+    @param request_deadline_s: seconds from a request's first byte within
+        which its headers and body must be fully received.
+    @param reactor: L{IReactorTime} for every timer (idle timeout, deadline,
+        linger); defaults to the global reactor, as in L{Site}.
+    @param max_headers: most header fields per request.
+    @param max_header_line_bytes: longest request line or header line.
+    @param kw: passed on to L{Site} (e.g. C{timeout} for the idle timeout).
+    """
+
+    protocol = BoundedHTTPChannel
+
+    def __init__(
+        self,
+        resource: Any,
+        *,
+        max_body_bytes: int,
+        request_deadline_s: float,
+        reactor: IReactorTime | None = None,
+        max_headers: int = DEFAULT_MAX_HEADERS,
+        max_header_line_bytes: int = DEFAULT_MAX_HEADER_LINE_BYTES,
+        **kw: Any,
+    ) -> None:
+        if max_body_bytes < 0:
+            raise ValueError(f"max_body_bytes must be >= 0, not {max_body_bytes!r}")
+        if not request_deadline_s > 0:
+            raise ValueError(
+                f"request_deadline_s must be > 0, not {request_deadline_s!r}"
+            )
+        if max_headers < 1 or max_header_line_bytes < 1:
+            raise ValueError("max_headers and max_header_line_bytes must be >= 1")
+        super().__init__(resource, reactor=reactor, **kw)
+        self.max_body_bytes = max_body_bytes
+        self.request_deadline_s = request_deadline_s
+        self.max_headers = max_headers
+        self.max_header_line_bytes = max_header_line_bytes
+
+    def buildProtocol(self, addr: Any) -> BoundedHTTPChannel:
+        channel = super().buildProtocol(addr)
+        channel.max_body_bytes = self.max_body_bytes
+        channel.request_deadline_s = self.request_deadline_s
+        channel.maxHeaders = self.max_headers
+        channel.MAX_LENGTH = self.max_header_line_bytes
+        return channel
+
+
+def _error_response(code: int, payload: dict[str, Any]) -> bytes:
+    body = json.dumps(payload).encode("utf-8")
+    return b"".join(
+        [
+            b"HTTP/1.1 %d %s\r\n" % (code, _REASON_PHRASES[code]),
+            b"Content-Type: application/json\r\n",
+            b"Content-Length: %d\r\n" % (len(body),),
+            b"Connection: close\r\n",
+            b"\r\n",
+            body,
+        ]
+    )
+
+
+def _describe_peer(transport: Any) -> str:
+    peer = transport.getPeer()
+    host = getattr(peer, "host", None)
+    port = getattr(peer, "port", None)
+    if host is None:
+        return str(peer)
+    return f"{host}:{port}"
