@@ -100,6 +100,23 @@ class PresenceSettings:
 
 
 @dataclass(frozen=True)
+class MessagingSettings:
+    """History retention, idempotency and inbox bounds, for every realm."""
+
+    history_max_count: int = 10000
+    history_max_age_s: float = 0.0
+    dedupe_ttl_s: int = 86400
+    inbox_max: int = 10000
+
+
+@dataclass(frozen=True)
+class ModerationSettings:
+    """Banned words for every realm's text messages."""
+
+    banned_words_file: str = ""
+
+
+@dataclass(frozen=True)
 class AdminSettings:
     """Operator HTTP API. An empty token means: generate one in the data dir."""
 
@@ -112,7 +129,9 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     presence: PresenceSettings = field(default_factory=PresenceSettings)
+    messaging: MessagingSettings = field(default_factory=MessagingSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    moderation: ModerationSettings = field(default_factory=ModerationSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
     boss: BossSettings = field(default_factory=BossSettings)
     jim: JimSettings = field(default_factory=JimSettings)

@@ -21,10 +21,15 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer, endpoints
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from heihei.config import ConfigError, Settings, parse_redis_url
+from heihei.core.history import Retention
+from heihei.core.hub import Hub
+from heihei.core.moderation import Moderation
 from heihei.metrics import Metrics
 from heihei.protocols.base import HardenedFactory, NotImplementedYetProtocol
+from heihei.protocols.registry import install_all
 from heihei.store.client import Store
 from heihei.store.embedded import EmbeddedRedis
 from heihei.web.health import HealthApp
@@ -74,6 +79,45 @@ class Listener(StreamServerEndpointService):
         return a.host, a.port
 
 
+class HubService(Service):
+    """Starts the hub once Redis is usable; leaves the cluster before Redis goes."""
+
+    _log = Logger()
+
+    def __init__(self, hub: Hub, store: Store) -> None:
+        self.hub = hub
+        self.store = store
+        self._started: defer.Deferred | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._started = defer.Deferred.fromCoroutine(self._start())
+        self._started.addErrback(self._failed)
+
+    async def _start(self) -> None:
+        await self.store.ready()
+        await self.hub.start()
+
+    def _failed(self, failure):
+        self._log.failure("the messaging hub could not start", failure=failure)
+        return failure
+
+    def ready(self) -> defer.Deferred:
+        d = defer.Deferred()
+        self._started.addBoth(lambda r: ((d.errback if isinstance(r, Failure) else d.callback)(r), r)[1])
+        return d
+
+    def stopService(self) -> defer.Deferred:
+        super().stopService()
+        return defer.Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        try:
+            await self.hub.stop()
+        except Exception:
+            self._log.failure("leaving the cluster cleanly failed")
+
+
 def load_or_create_secret(data_dir: str, name: str, nbytes: int = 16) -> str:
     """A value generated once and kept in the data dir (node id, admin token ...)."""
     path = os.path.join(data_dir, name)
@@ -95,11 +139,13 @@ def load_or_create_secret(data_dir: str, name: str, nbytes: int = 16) -> str:
 class Node(MultiService):
     _log = Logger()
 
-    def __init__(self, settings: Settings, *, reactor=None, handle_signals: bool = False) -> None:
+    def __init__(self, settings: Settings, *, reactor=None, clock=None, handle_signals: bool = False) -> None:
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
+        #: time for the domain's timers and expiries (tests pass a task.Clock)
+        self.clock = clock or reactor
         self.settings = settings
         self.handle_signals = handle_signals
         server = settings.server
@@ -124,11 +170,23 @@ class Node(MultiService):
                            connect_timeout_s=settings.redis.connect_timeout_s, pool_size=settings.redis.pool_size,
                            reactor=reactor)
         self.store.setServiceParent(self)
+        m = settings.messaging
+        self.hub = Hub(self.node_id, self.store, clock=self.clock, reactor=reactor, metrics=self.metrics,
+                       retention=Retention(max_count=m.history_max_count, max_age_s=m.history_max_age_s,
+                                           dedupe_ttl_s=m.dedupe_ttl_s, inbox_max=m.inbox_max),
+                       presence_ttl_s=settings.presence.node_ttl_s,
+                       presence_refresh_s=settings.presence.refresh_interval_s)
+        self.hub.moderation = Moderation.from_file(settings.moderation.banned_words_file)
+        self.hub_service = HubService(self.hub, self.store)
+        self.hub_service.setServiceParent(self)
 
         self.factories: dict[str, HardenedFactory] = {
             realm: HardenedFactory(realm, getattr(settings, realm), NotImplementedYetProtocol, reactor=reactor)
             for realm in REALMS
         }
+        for factory in self.factories.values():
+            factory.hub = self.hub
+            factory.metrics = self.metrics
         self.http_root = RootResource(fallback=HealthApp(self).resource())
         self.http_root.mount("ws/channel", WebSocketResource(self.factories["channel"]))
         self.boss_root = RootResource()
@@ -140,6 +198,8 @@ class Node(MultiService):
         self._listen("live", server.live, self.factories["live"])
         self._listen("boss", server.boss, self._site(self.boss_root))
         self._listen("jim", server.jim, self.factories["jim"])
+
+        self.protocols = install_all(self)
 
         self.manhole = None
         if server.manhole:
@@ -171,7 +231,7 @@ class Node(MultiService):
 
     def manhole_namespace(self) -> dict:
         """What an operator finds at the manhole prompt."""
-        return {"node": self, "store": self.store, "settings": self.settings, "metrics": self.metrics,
+        return {"node": self, "store": self.store, "hub": self.hub, "settings": self.settings, "metrics": self.metrics,
                 "factories": self.factories, "reactor": self.reactor}
 
     # -- queries ---------------------------------------------------------------
@@ -181,7 +241,7 @@ class Node(MultiService):
 
     def ready(self) -> defer.Deferred:
         """Fires when Redis is usable and every listener is bound."""
-        waits = [self.store.ready()] + [listener._waitingForPort for listener in self.listeners.values()]
+        waits = [self.store.ready(), self.hub_service.ready()] + [listener._waitingForPort for listener in self.listeners.values()]
         return defer.gatherResults(waits, consumeErrors=True).addCallback(lambda _: self)
 
     # -- lifecycle ---------------------------------------------------------------

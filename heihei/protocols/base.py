@@ -17,7 +17,8 @@ Gotchas this module absorbs (see docs/architecture.md):
 
 from __future__ import annotations
 
-from typing import Any, Coroutine
+from collections import deque
+from typing import Any, Callable, Coroutine
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
@@ -30,6 +31,10 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_NOT_IMPLEMENTED = 4501
 SHUTDOWN_GRACE_S = 3.0
+#: prefix of the pings that confirm delivery (Autobahn's own auto-pings differ)
+CONFIRM_PING_PREFIX = b"hh-confirm-"
+#: a client this many confirmation pings behind is not reading: cut it off
+MAX_UNANSWERED_CONFIRM_PINGS = 256
 
 
 class HardenedFactory(WebSocketServerFactory):
@@ -43,6 +48,9 @@ class HardenedFactory(WebSocketServerFactory):
         self.settings = settings
         self.protocol = protocol
         self.clients: set[WebSocketServerProtocol] = set()
+        #: set by the node: the messaging hub and metrics the protocols use
+        self.hub = None
+        self.metrics = None
         self._closing_waiters: list[defer.Deferred] = []
         accept = None
         if settings.permessage_deflate:
@@ -100,17 +108,53 @@ class HardenedFactory(WebSocketServerFactory):
 
 
 class BaseProtocol(WebSocketServerProtocol):
-    """What every realm's connection shares; subclasses speak the wire format."""
+    """What every realm's connection shares; subclasses speak the wire format.
+
+    Implements the domain's `IClient`: `send_frame` writes an already framed
+    message (built once per broadcast by `prepare`) through a bounded queue.
+    The connection registers itself as the transport's push producer; while the
+    transport is paused (the peer does not read), frames wait in our queue, and
+    a queue over `send_queue_max_bytes` cuts the connection off. Callers that
+    must know the client received a frame (inbox removal) pass `on_delivered`.
+    """
 
     _log = Logger()
 
     #: the authenticated user id, once known (None while anonymous)
     user: str | None = None
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._paused = False
+        self._backlog: deque[tuple[bytes, Callable[[], None] | None]] = deque()
+        self._backlog_bytes = 0
+        self.cut_off = False
+        self._unconfirmed: list[Callable[[], None]] = []
+        self._awaiting_pong: dict[bytes, list[Callable[[], None]]] = {}
+        self._confirm_seq = 0
+        self._confirm_call = None
+
+    @property
+    def realm(self) -> str:
+        return self.factory.realm
+
     def onOpen(self) -> None:
         self.factory.client_opened(self)
+        transport = self.transport
+        if getattr(transport, "producer", None) is not None:
+            # WebSocketResource leaves the HTTP channel registered; it is done now
+            transport.unregisterProducer()
+        transport.registerProducer(self, True)
 
     def connectionLost(self, reason) -> None:
+        self._backlog.clear()
+        self._backlog_bytes = 0
+        # unconfirmed frames stay wherever their owners keep them (the inbox)
+        self._unconfirmed = []
+        self._awaiting_pong.clear()
+        if self._confirm_call is not None and self._confirm_call.active():
+            self._confirm_call.cancel()
+        self._confirm_call = None
         try:
             super().connectionLost(reason)
         finally:
@@ -120,6 +164,103 @@ class BaseProtocol(WebSocketServerProtocol):
     def connection_open(self) -> bool:
         """False once the connection is closing; check it after every await."""
         return self.state == self.STATE_OPEN
+
+    # -- IPushProducer (the transport tells us when its buffer is full) ----------
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        while self._backlog and not self._paused and self.state == self.STATE_OPEN:
+            frame, on_delivered = self._backlog.popleft()
+            self._backlog_bytes -= len(frame)
+            self._write(frame, on_delivered)
+
+    def stopProducing(self) -> None:
+        self._backlog.clear()
+        self._backlog_bytes = 0
+
+    # -- IClient -----------------------------------------------------------------
+
+    def prepare(self, payload: bytes) -> bytes:
+        """A complete server frame for `payload` (text), built once for many receivers."""
+        return self.factory.prepareMessage(payload).payloadHybi
+
+    def send_frame(self, frame: bytes, on_delivered: Callable[[], None] | None = None) -> bool:
+        """Queue a prepared frame; False if the connection is gone or was just cut off.
+
+        `on_delivered` runs once the client has provably received the frame:
+        after it was written, the next WebSocket ping we send comes back as a
+        pong (TCP keeps order, and a client answers a ping only after reading
+        what came before it). That is what lets the inbox remove an entry
+        without ever losing one to a connection that drops mid-delivery.
+        """
+        if self.state != self.STATE_OPEN or self.cut_off:
+            return False
+        if self._paused or self._backlog:
+            self._backlog.append((frame, on_delivered))
+            self._backlog_bytes += len(frame)
+            if self._backlog_bytes > self.factory.settings.send_queue_max_bytes:
+                self._cut_off_slow_reader()
+                return False
+            return True
+        self._write(frame, on_delivered)
+        return True
+
+    def send_text(self, text: str | bytes, on_delivered: Callable[[], None] | None = None) -> bool:
+        payload = text.encode("utf-8") if isinstance(text, str) else text
+        return self.send_frame(self.prepare(payload), on_delivered)
+
+    def _write(self, frame: bytes, on_delivered: Callable[[], None] | None) -> None:
+        self.transport.write(frame)
+        if on_delivered is not None:
+            self._unconfirmed.append(on_delivered)
+            if self._confirm_call is None:
+                # one ping per reactor turn covers every frame written in it
+                self._confirm_call = self.factory.reactor.callLater(0, self._send_confirm_ping)
+
+    def _send_confirm_ping(self) -> None:
+        self._confirm_call = None
+        if not self._unconfirmed or self.state != self.STATE_OPEN:
+            return
+        if len(self._awaiting_pong) >= MAX_UNANSWERED_CONFIRM_PINGS:
+            self._cut_off_slow_reader()
+            return
+        self._confirm_seq += 1
+        token = CONFIRM_PING_PREFIX + b"%012d" % self._confirm_seq  # fixed width: orders as bytes
+        self._awaiting_pong[token] = self._unconfirmed
+        self._unconfirmed = []
+        self.sendPing(token)
+
+    def onPong(self, payload: bytes) -> None:
+        callbacks = self._awaiting_pong.pop(payload, None)
+        if callbacks is None:
+            return
+        # pongs come back in order: anything older was answered (or lost) already
+        for token in [t for t in self._awaiting_pong if t < payload]:
+            callbacks = self._awaiting_pong.pop(token) + callbacks
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                self._log.failure("delivery confirmation callback failed")
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.state == self.STATE_OPEN:
+            self.sendClose(code=code, reason=reason or None)
+
+    def _cut_off_slow_reader(self) -> None:
+        self.cut_off = True
+        queued = self._backlog_bytes
+        self._backlog.clear()
+        self._backlog_bytes = 0
+        self._log.warn("cutting off slow {realm} client {peer} (user {user}): {n} bytes queued",
+                       realm=self.realm, peer=self.peer, user=self.user, n=queued)
+        metrics = getattr(self.factory, "metrics", None)
+        if metrics is not None:
+            metrics.slow_clients.labels(self.realm).inc()
+        self.transport.abortConnection()
 
     def close_going_away(self, code: int, reason: str) -> None:
         if self.state == self.STATE_OPEN:

@@ -1,0 +1,77 @@
+"""
+Cross-node delivery over Redis pub/sub.
+
+Each node listens on its own channel (`bus:node:<id>`) for messages to users
+connected there, and on `bus:room:<realm>:<room>` while it has local members
+in that room, so one PUBLISH reaches exactly the nodes that need a room
+message, and each of them builds the frame once for all its members. A node
+ignores its own packets: it has already delivered locally.
+
+Packets are small JSON objects (orjson): `o` origin node, `k` kind
+(`u` users, `r` room, `ev` room event), `r` realm, and the kind's fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import orjson
+from twisted.logger import Logger
+
+from heihei.store.keys import key
+
+PacketHandler = Callable[[dict[str, Any]], None]
+
+
+def node_channel(node_id: str) -> str:
+    return key("bus", "node", node_id)
+
+
+def room_channel(realm: str, room: str) -> str:
+    return key("bus", "room", realm, room)
+
+
+class Bus:
+    _log = Logger()
+
+    def __init__(self, node_id: str, store, on_packet: PacketHandler, metrics=None) -> None:
+        self.node_id = node_id
+        self.store = store
+        self.on_packet = on_packet
+        self.metrics = metrics
+
+    def start(self) -> None:
+        self.store.subscribe(node_channel(self.node_id), self._received)
+
+    def stop(self) -> None:
+        self.store.unsubscribe(node_channel(self.node_id), self._received)
+
+    def watch_room(self, realm: str, room: str) -> None:
+        self.store.subscribe(room_channel(realm, room), self._received)
+
+    def unwatch_room(self, realm: str, room: str) -> None:
+        self.store.unsubscribe(room_channel(realm, room), self._received)
+
+    async def to_node(self, node_id: str, packet: dict[str, Any]) -> None:
+        await self._publish(node_channel(node_id), packet)
+
+    async def to_room(self, realm: str, room: str, packet: dict[str, Any]) -> None:
+        await self._publish(room_channel(realm, room), packet)
+
+    async def _publish(self, channel: str, packet: dict[str, Any]) -> None:
+        packet["o"] = self.node_id
+        await self.store.publish(channel, orjson.dumps(packet).decode("utf-8"))
+        if self.metrics is not None:
+            self.metrics.bus_hops.labels("out").inc()
+
+    def _received(self, channel: str, data) -> None:
+        try:
+            packet = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            self._log.error("undecodable bus packet on {channel}", channel=channel)
+            return
+        if packet.get("o") == self.node_id:
+            return
+        if self.metrics is not None:
+            self.metrics.bus_hops.labels("in").inc()
+        self.on_packet(packet)

@@ -1,0 +1,332 @@
+"""
+The messaging hub: one call delivers a message to a user, a group or a room,
+wherever in the cluster the receivers are connected.
+
+The way of a message (see docs/architecture.md):
+1. `History.store_message` stores it and queues it in the inbox of every
+   receiver (one atomic script; a repeated client id stops here).
+2. `Presence` says where the receivers are connected.
+3. Local receivers get the frame at once; each other node gets one bus packet.
+4. The node holding a receiver's connection renders the frame once per
+   variant for all its local connections and removes the inbox entry once the
+   frame was written. A receiver connected nowhere keeps it in the inbox until
+   `deliver_pending` at the next login.
+
+Protocols register a `Renderer` per realm: the only wire-format knowledge the
+hub uses, to turn a stored message into a frame for a connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Iterable, Protocol
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from heihei.core.bus import Bus
+from heihei.core.groups import Groups
+from heihei.core.history import History, Inbox, Retention, Stored
+from heihei.core.moderation import Moderation
+from heihei.core.model import Message, group_conversation, pair_conversation, room_conversation
+from heihei.core.policy import RateLimiter
+from heihei.core.presence import Presence
+
+
+class IClient(Protocol):
+    """What the domain sees of a connection, whatever its wire format."""
+
+    realm: str
+    user: str | None
+    peer: str
+
+    def send_frame(self, frame: bytes, on_delivered: Callable[[], None] | None = None) -> bool: ...
+
+    def prepare(self, payload: bytes) -> bytes: ...
+
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+class Renderer(Protocol):
+    """A realm's way of turning a stored message into a WebSocket payload."""
+
+    def variant(self, message: Message, client: IClient) -> Hashable:
+        """Connections with the same variant get the same bytes (e.g. sender vs others)."""
+
+    def render(self, message: Message, variant: Hashable) -> bytes | None:
+        """The payload for that variant; None means: do not send to it."""
+
+
+class PlainRenderer:
+    """Everyone gets `body["frame"]` as is (tests and simple realms)."""
+
+    def variant(self, message, client):
+        return None
+
+    def render(self, message, variant):
+        frame = message.body.get("frame", "")
+        return frame.encode("utf-8") if isinstance(frame, str) else frame
+
+
+@dataclass
+class SendResult:
+    message: Message
+    duplicate: bool = False
+    online: list[str] = field(default_factory=list)  # receivers connected somewhere
+    offline: list[str] = field(default_factory=list)  # receivers whose copy waits in the inbox
+
+
+RoomEventHandler = Callable[[str, dict[str, Any], set], None]
+PresenceHook = Callable[[str, str], None]
+
+
+class Hub:
+    _log = Logger()
+
+    def __init__(self, node_id: str, store, *, clock, reactor=None, retention: Retention | None = None, metrics=None,
+                 presence_ttl_s: float = 30.0, presence_refresh_s: float = 10.0) -> None:
+        self.node_id = node_id
+        self.store = store
+        self.clock = clock
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.metrics = metrics
+        self.presence = Presence(node_id, store, clock, ttl_s=presence_ttl_s, refresh_interval_s=presence_refresh_s)
+        self.history = History(store, clock, retention or Retention())
+        self.inbox = Inbox(store)
+        self.groups = Groups(store)
+        self.rates = RateLimiter(clock)
+        self.moderation = Moderation()
+        self.bus = Bus(node_id, store, self._on_packet, metrics)
+        self.renderers: dict[str, Renderer] = {}
+        self.room_event_handlers: dict[str, RoomEventHandler] = {}
+        #: called with (realm, user) on a user's first connection / last disconnection, cluster-wide
+        self.on_online: list[PresenceHook] = []
+        self.on_offline: list[PresenceHook] = []
+
+    def register_realm(self, realm: str, renderer: Renderer, on_room_event: RoomEventHandler | None = None) -> None:
+        self.renderers[realm] = renderer
+        if on_room_event is not None:
+            self.room_event_handlers[realm] = on_room_event
+
+    async def start(self) -> None:
+        self.bus.start()
+        await self.presence.start()
+
+    async def stop(self) -> None:
+        self.bus.stop()
+        await self.presence.stop()
+
+    def now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    # -- connections ---------------------------------------------------------------
+
+    async def connect(self, client: IClient) -> bool:
+        """`client.user` is now connected here; True if it is their first connection anywhere."""
+        first, _ = await self.presence.add(client.realm, client.user, client)
+        if first:
+            self._fire(self.on_online, client.realm, client.user)
+        return first
+
+    async def disconnect(self, client: IClient) -> bool:
+        """Forget a closed connection (and its rooms); True if the user is now offline everywhere."""
+        for (realm, room), members in list(self.presence.rooms.items()):
+            if realm == client.realm and client in members:
+                await self.leave_room(client, room)
+        if client.user is None:
+            return False
+        last, _ = await self.presence.remove(client.realm, client.user, client)
+        if last:
+            self._fire(self.on_offline, client.realm, client.user)
+        return last
+
+    async def join_room(self, client: IClient, room: str) -> int:
+        """Add a connection to a room; returns the room's total across the cluster."""
+        first_here, total = await self.presence.join_room(client.realm, room, client)
+        if first_here:
+            self.bus.watch_room(client.realm, room)
+        return total
+
+    async def leave_room(self, client: IClient, room: str) -> int:
+        last_here, total = await self.presence.leave_room(client.realm, room, client)
+        if last_here:
+            self.bus.unwatch_room(client.realm, room)
+        return total
+
+    def _fire(self, hooks: list[PresenceHook], realm: str, user: str) -> None:
+        for hook in hooks:
+            try:
+                hook(realm, user)
+            except Exception:
+                self._log.failure("presence hook failed for {realm}/{user}", realm=realm, user=user)
+
+    # -- sending ---------------------------------------------------------------------
+
+    def _new(self, realm, conversation, sender, body, kind, target, client_id) -> Message:
+        return Message(realm=realm, conversation=conversation, sender=str(sender), body=body, kind=kind,
+                       target=str(target), created_ms=self.now_ms(), client_id=client_id)
+
+    async def send_to_user(self, realm: str, sender: str, to: str, body: dict[str, Any], *,
+                           client_id: str | None = None, echo_to_sender: bool = False,
+                           exclude: IClient | None = None) -> SendResult:
+        """Store a 1:1 message and deliver it to every connection of `to` (and, if asked,
+        the sender's other connections)."""
+        message = self._new(realm, pair_conversation(sender, to), sender, body, "user", to, client_id)
+        receivers = [str(to)] if str(to) != str(sender) else []
+        stored = await self.history.store_message(message, inbox_for=receivers)
+        extra = [str(sender)] if echo_to_sender else []
+        return await self._route(stored, receivers, extra, exclude)
+
+    async def send_to_group(self, realm: str, sender: str, group: str, members: Iterable[str],
+                            body: dict[str, Any], *, client_id: str | None = None,
+                            echo_to_sender: bool = False, exclude: IClient | None = None) -> SendResult:
+        """Store a group message and deliver it to every member but the sender."""
+        message = self._new(realm, group_conversation(group), sender, body, "group", group, client_id)
+        receivers = [str(m) for m in members if str(m) != str(sender)]
+        stored = await self.history.store_message(message, inbox_for=receivers)
+        extra = [str(sender)] if echo_to_sender else []
+        return await self._route(stored, receivers, extra, exclude)
+
+    async def send_to_room(self, realm: str, sender: str, room: str, body: dict[str, Any], *,
+                           client_id: str | None = None, store: bool = True) -> SendResult:
+        """Broadcast to everyone in a room on every node (rooms keep history, no inboxes)."""
+        message = self._new(realm, room_conversation(room), sender, body, "room", room, client_id)
+        if store:
+            stored = await self.history.store_message(message)
+            if stored.duplicate:
+                return SendResult(stored.message, duplicate=True)
+            message = stored.message
+        else:
+            message = message.with_stored(0, "0|" + message.payload_json().decode("utf-8"))
+        self._deliver_local(message, self.presence.local_room(realm, room))
+        await self.bus.to_room(realm, room, {"k": "r", "r": realm, "room": room, "e": message.entry})
+        return SendResult(message)
+
+    async def room_event(self, realm: str, room: str, event: dict[str, Any]) -> None:
+        """Tell every node with members in `room` about an event (e.g. a new total)."""
+        self._room_event_here(realm, room, event)
+        await self.bus.to_room(realm, room, {"k": "ev", "r": realm, "room": room, "ev": event})
+
+    def _room_event_here(self, realm: str, room: str, event: dict[str, Any]) -> None:
+        handler = self.room_event_handlers.get(realm)
+        members = self.presence.local_room(realm, room)
+        if handler is not None and members:
+            handler(room, event, members)
+
+    async def _route(self, stored: Stored, receivers: list[str], extra: list[str],
+                     exclude: IClient | None) -> SendResult:
+        message = stored.message
+        if stored.duplicate:
+            return SendResult(message, duplicate=True)
+        everyone = list(dict.fromkeys(receivers + extra))
+        where = await self.presence.nodes_of(message.realm, everyone)
+        result = SendResult(message)
+        by_node: dict[str, list[str]] = {}
+        for user in receivers:
+            (result.online if where.get(user) else result.offline).append(user)
+        for user in everyone:
+            for node in where.get(user, ()):
+                by_node.setdefault(node, []).append(user)
+        # this node's users: straight to their connections
+        local_users = by_node.pop(self.node_id, [])
+        for user in set(self.presence.users[message.realm]) & set(everyone) - set(local_users):
+            local_users.append(user)  # connected here but presence not mirrored yet
+        self._deliver_to_users(message, local_users, ack=set(receivers), exclude=exclude)
+        receiver_set = set(receivers)
+        for node, users in by_node.items():
+            await self.bus.to_node(node, {"k": "u", "r": message.realm, "us": users,
+                                          "ack": [u for u in users if u in receiver_set], "e": message.entry})
+        return result
+
+    # -- local delivery ---------------------------------------------------------------
+
+    def _on_packet(self, packet: dict[str, Any]) -> None:
+        kind, realm = packet.get("k"), packet.get("r")
+        if realm not in self.renderers:
+            return
+        if kind == "u":
+            message = Message.from_entry(realm, packet["e"])
+            self._deliver_to_users(message, packet["us"], ack=set(packet.get("ack", ())))
+        elif kind == "r":
+            message = Message.from_entry(realm, packet["e"])
+            self._deliver_local(message, self.presence.local_room(realm, packet["room"]))
+        elif kind == "ev":
+            self._room_event_here(realm, packet["room"], packet["ev"])
+
+    def _deliver_to_users(self, message: Message, users: Iterable[str], *, ack: set[str],
+                          exclude: IClient | None = None) -> None:
+        for user in users:
+            clients = [c for c in self.presence.local(message.realm, user) if c is not exclude]
+            on_delivered = self._acker(message, user) if user in ack and message.entry else None
+            self._deliver_local(message, clients, on_delivered=on_delivered)
+
+    def _acker(self, message: Message, user: str) -> Callable[[], None]:
+        """Remove the inbox entry once any of the user's connections confirmed receiving it."""
+        done = []
+
+        def written() -> None:
+            if done:
+                return
+            done.append(True)
+            d = defer.Deferred.fromCoroutine(self.inbox.ack(message.realm, user, [message.entry]))
+            d.addErrback(lambda f: self._log.failure("inbox ack failed for {user}", failure=f, user=user))
+
+        return written
+
+    def _deliver_local(self, message: Message, clients: Iterable[IClient],
+                       on_delivered: Callable[[], None] | None = None) -> int:
+        """Render once per variant, prepare each frame once, write it to every client."""
+        renderer = self.renderers.get(message.realm)
+        if renderer is None:
+            return 0
+        frames: dict[Hashable, bytes | None] = {}
+        sent = 0
+        for client in list(clients):
+            variant = renderer.variant(message, client)
+            if variant not in frames:
+                payload = renderer.render(message, variant)
+                frames[variant] = client.prepare(payload) if payload is not None else None
+            frame = frames[variant]
+            if frame is not None and client.send_frame(frame, on_delivered):
+                sent += 1
+        if self.metrics is not None and sent:
+            self.metrics.deliveries.labels(message.realm).inc(sent)
+        return sent
+
+    async def deliver_pending(self, client: IClient) -> int:
+        """Send the user's inbox to this (new) connection, oldest first.
+
+        Entries leave the inbox only when the connection confirms receipt, so a
+        connection that drops halfway leaves the rest (and the unconfirmed
+        ones) for the next login. Returns how many frames were sent."""
+        realm, user = client.realm, client.user
+        pending = await self.inbox.pending(realm, user, limit=self.history.retention.inbox_max)
+        renderer = self.renderers[realm]
+        confirmed: list[str] = []
+        sent = 0
+
+        def flush() -> None:
+            entries, confirmed[:] = list(confirmed), []
+            d = defer.Deferred.fromCoroutine(self.inbox.ack(realm, user, entries))
+            d.addErrback(lambda f: self._log.failure("inbox ack failed for {user}", failure=f, user=user))
+
+        def confirm(entry: str) -> None:
+            # one pong confirms many frames at once: remove them in one call
+            if not confirmed:
+                self.reactor.callLater(0, flush)
+            confirmed.append(entry)
+
+        unsendable: list[str] = []
+        for message in pending:
+            payload = renderer.render(message, renderer.variant(message, client))
+            if payload is None:
+                unsendable.append(message.entry)
+                continue
+            if not client.send_frame(client.prepare(payload), lambda e=message.entry: confirm(e)):
+                break
+            sent += 1
+        if unsendable:  # nothing this realm can show: do not keep them forever
+            await self.inbox.ack(realm, user, unsendable)
+        return sent

@@ -1,0 +1,237 @@
+"""
+Who is connected where: an in-memory map per node, mirrored into Redis.
+
+In memory (this node): realm -> user -> connections, and (realm, room) ->
+connections. In Redis (the cluster):
+- `nodes` ZSET node id -> expiry (ms). A node refreshes its entry every
+  `refresh_interval_s`; one that stops (kill -9) is dead once it expires.
+- `pres:<realm>:<user>` and `room:<realm>:<room>` HASH node id -> connection
+  count on that node. Totals are sums over *alive* nodes only, so a dead
+  node's users are offline for everyone as soon as its entry expires.
+- `nodeidx:<node>` SET of the hashes a node has fields in, so a node that
+  comes back under the same id first wipes what it left behind (no stale
+  resurrection), and any node can sweep a long-dead node's leftovers.
+
+Every time-dependent decision takes `now` from the injected clock and passes
+it to the scripts, so tests drive expiry with `task.Clock`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable
+
+from twisted.internet import task
+from twisted.logger import Logger
+
+from heihei.store.keys import key
+from heihei.store.scripts import Script
+
+NODES_KEY = key("nodes")
+#: a node dead for this many TTLs has its leftovers swept by the others
+SWEEP_AFTER_TTLS = 10
+
+CHANGE_COUNT = Script("presence_change", r"""
+-- KEYS: 1 hash (user or room), 2 nodes zset, 3 this node's index set
+-- ARGV: 1 node id, 2 delta, 3 now ms. Returns the total over alive nodes.
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if n <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('SREM', KEYS[3], KEYS[1])
+else
+  redis.call('SADD', KEYS[3], KEYS[1])
+end
+local now = tonumber(ARGV[3])
+local total = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local expires = redis.call('ZSCORE', KEYS[2], all[i])
+  if expires and tonumber(expires) > now then total = total + tonumber(all[i + 1]) end
+end
+return total
+""")
+
+ALIVE_COUNTS = Script("presence_alive_counts", r"""
+-- KEYS: 1 nodes zset, then hashes. ARGV: 1 now ms.
+-- Returns, per hash, a flat list {node, count, node, count ...} of alive nodes.
+local now = tonumber(ARGV[1])
+local out = {}
+for k = 2, #KEYS do
+  local all = redis.call('HGETALL', KEYS[k])
+  local alive = {}
+  for i = 1, #all, 2 do
+    local expires = redis.call('ZSCORE', KEYS[1], all[i])
+    if expires and tonumber(expires) > now and tonumber(all[i + 1]) > 0 then
+      table.insert(alive, all[i]); table.insert(alive, all[i + 1])
+    end
+  end
+  out[k - 1] = alive
+end
+return out
+""")
+
+FORGET_NODE = Script("presence_forget_node", r"""
+-- KEYS: 1 the node's index set, 2 nodes zset. ARGV: 1 node id, 2 '1' to leave the registry.
+local hashes = redis.call('SMEMBERS', KEYS[1])
+for i = 1, #hashes do redis.call('HDEL', hashes[i], ARGV[1]) end
+redis.call('DEL', KEYS[1])
+if ARGV[2] == '1' then redis.call('ZREM', KEYS[2], ARGV[1]) end
+return #hashes
+""")
+
+
+def user_key(realm: str, user: str) -> str:
+    return key("pres", realm, user)
+
+
+def room_key(realm: str, room: str) -> str:
+    return key("room", realm, room)
+
+
+def node_index_key(node_id: str) -> str:
+    return key("nodeidx", node_id)
+
+
+def is_expired(expires_ms: float, now_ms: float) -> bool:
+    """A node entry that is not strictly in the future is dead."""
+    return expires_ms <= now_ms
+
+
+class Presence:
+    """This node's connections, and cluster-wide questions about presence."""
+
+    _log = Logger()
+
+    def __init__(self, node_id: str, store, clock, *, ttl_s: float = 30.0, refresh_interval_s: float = 10.0) -> None:
+        self.node_id = node_id
+        self.store = store
+        self.clock = clock
+        self.ttl_s = ttl_s
+        self.refresh_interval_s = refresh_interval_s
+        self.users: dict[str, dict[str, set]] = defaultdict(dict)
+        self.rooms: dict[tuple[str, str], set] = {}
+        self._loop: task.LoopingCall | None = None
+
+    def now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Wipe what an earlier life of this node id left, then join the registry."""
+        forgotten = await FORGET_NODE(self.store, [node_index_key(self.node_id), NODES_KEY], [self.node_id, "0"])
+        if forgotten:
+            self._log.info("cleared {n} stale presence entries of node {node}", n=forgotten, node=self.node_id)
+        await self.refresh()
+        self._loop = task.LoopingCall(self._tick)
+        self._loop.clock = self.clock
+        self._loop.start(self.refresh_interval_s, now=False).addErrback(
+            lambda f: self._log.failure("presence loop died", failure=f))
+
+    async def stop(self) -> None:
+        """Leave the cluster cleanly: our users are offline at once, not after the TTL."""
+        self.stop_refreshing()
+        await FORGET_NODE(self.store, [node_index_key(self.node_id), NODES_KEY], [self.node_id, "1"])
+
+    def stop_refreshing(self) -> None:
+        """Stop the heartbeat (also how tests simulate a crashed node)."""
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def _tick(self):
+        from twisted.internet.defer import Deferred
+
+        d = Deferred.fromCoroutine(self._refresh_and_sweep())
+        d.addErrback(lambda f: self._log.failure("presence refresh failed", failure=f))
+        return d
+
+    async def refresh(self) -> None:
+        expires = self.now_ms() + int(self.ttl_s * 1000)
+        await self.store.zadd(NODES_KEY, expires, self.node_id)
+
+    async def _refresh_and_sweep(self) -> None:
+        await self.refresh()
+        long_dead = self.now_ms() - int(self.ttl_s * 1000 * SWEEP_AFTER_TTLS)
+        for node in await self.store.zrangebyscore(NODES_KEY, "-inf", long_dead):
+            if node != self.node_id:
+                await FORGET_NODE(self.store, [node_index_key(node), NODES_KEY], [node, "1"])
+                self._log.info("swept presence of dead node {node}", node=node)
+
+    async def alive_nodes(self) -> list[str]:
+        return list(await self.store.zrangebyscore(NODES_KEY, f"({self.now_ms()}", "+inf"))
+
+    # -- local connections -------------------------------------------------------
+
+    def local(self, realm: str, user: str) -> set:
+        return self.users[realm].get(user, set())
+
+    def local_room(self, realm: str, room: str) -> set:
+        return self.rooms.get((realm, room), set())
+
+    async def add(self, realm: str, user: str, client) -> tuple[bool, int]:
+        """Register a connection. Returns (first connection cluster-wide, total connections)."""
+        conns = self.users[realm].setdefault(user, set())
+        conns.add(client)
+        total = await self._change(user_key(realm, user), +1)
+        return total == 1, total
+
+    async def remove(self, realm: str, user: str, client) -> tuple[bool, int]:
+        """Unregister. Returns (that was the user's last connection cluster-wide, total left)."""
+        conns = self.users[realm].get(user)
+        if not conns or client not in conns:
+            return False, -1
+        conns.discard(client)
+        if not conns:
+            del self.users[realm][user]
+        total = await self._change(user_key(realm, user), -1)
+        return total == 0, total
+
+    async def join_room(self, realm: str, room: str, client) -> tuple[bool, int]:
+        """Returns (first local member, room total across alive nodes)."""
+        members = self.rooms.setdefault((realm, room), set())
+        if client in members:
+            return False, await self.room_total(realm, room)
+        members.add(client)
+        total = await self._change(room_key(realm, room), +1)
+        return len(members) == 1, total
+
+    async def leave_room(self, realm: str, room: str, client) -> tuple[bool, int]:
+        """Returns (last local member gone, room total across alive nodes)."""
+        members = self.rooms.get((realm, room))
+        if not members or client not in members:
+            return False, -1
+        members.discard(client)
+        if not members:
+            del self.rooms[(realm, room)]
+        total = await self._change(room_key(realm, room), -1)
+        return not members, total
+
+    async def _change(self, hash_key: str, delta: int) -> int:
+        total = await CHANGE_COUNT(self.store, [hash_key, NODES_KEY, node_index_key(self.node_id)],
+                                   [self.node_id, delta, self.now_ms()])
+        return int(total)
+
+    # -- cluster-wide queries -------------------------------------------------------
+
+    async def nodes_of(self, realm: str, users: Iterable[str]) -> dict[str, list[str]]:
+        """For each user, the alive nodes they are connected on (empty = offline)."""
+        users = list(users)
+        if not users:
+            return {}
+        rows = await ALIVE_COUNTS(self.store, [NODES_KEY] + [user_key(realm, u) for u in users], [self.now_ms()])
+        return {u: list(row[0::2]) for u, row in zip(users, rows)}
+
+    async def is_online(self, realm: str, user: str) -> bool:
+        return bool((await self.nodes_of(realm, [user]))[user])
+
+    async def online_among(self, realm: str, users: Iterable[str]) -> list[str]:
+        return [u for u, nodes in (await self.nodes_of(realm, users)).items() if nodes]
+
+    async def room_total(self, realm: str, room: str) -> int:
+        rows = await ALIVE_COUNTS(self.store, [NODES_KEY, room_key(realm, room)], [self.now_ms()])
+        return sum(int(c) for c in rows[0][1::2])
+
+    async def room_nodes(self, realm: str, room: str) -> list[str]:
+        rows = await ALIVE_COUNTS(self.store, [NODES_KEY, room_key(realm, room)], [self.now_ms()])
+        return list(rows[0][0::2])
