@@ -81,10 +81,11 @@ class NodeFactory:
         self.nodes: list[Node] = []
 
     async def start(self, name: str = "a", extra: dict | None = None, *, redis_url: str | None = "default",
-                    data_dir: str | None = None) -> Node:
+                    data_dir: str | None = None, clock=None) -> Node:
+        """A node named `name` (also its node id); `clock` drives its timers (default: real time)."""
         url = self.redis_url if redis_url == "default" else redis_url
         settings = node_settings(data_dir or str(self.tmp_path / name), url, name, extra)
-        node = Node(settings, reactor=reactor)
+        node = Node(settings, reactor=reactor, clock=clock)
         node.startService()
         self.nodes.append(node)
         await node.ready()
