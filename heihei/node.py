@@ -199,6 +199,8 @@ class Node(MultiService):
         self._listen("boss", server.boss, self._site(self.boss_root))
         self._listen("jim", server.jim, self.factories["jim"])
 
+        #: operator tools per realm (installers add theirs), shown in the manhole
+        self.operators: dict[str, object] = {}
         self.protocols = install_all(self)
 
         self.manhole = None
@@ -232,7 +234,8 @@ class Node(MultiService):
     def manhole_namespace(self) -> dict:
         """What an operator finds at the manhole prompt."""
         return {"node": self, "store": self.store, "hub": self.hub, "settings": self.settings, "metrics": self.metrics,
-                "factories": self.factories, "reactor": self.reactor}
+                "factories": self.factories, "reactor": self.reactor, "operators": self.operators,
+                "moderation": self.hub.moderation}
 
     # -- queries ---------------------------------------------------------------
 
