@@ -24,6 +24,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from heihei.config import WebSocketSettings
 
@@ -35,6 +36,8 @@ SHUTDOWN_GRACE_S = 3.0
 CONFIRM_PING_PREFIX = b"hh-confirm-"
 #: a client this many confirmation pings behind is not reading: cut it off
 MAX_UNANSWERED_CONFIRM_PINGS = 256
+#: inputs of one connection waiting to be handled before it is told to slow down
+MAX_INBOUND_PENDING = 64
 
 
 class HardenedFactory(WebSocketServerFactory):
@@ -133,6 +136,8 @@ class BaseProtocol(WebSocketServerProtocol):
         self._awaiting_pong: dict[bytes, list[Callable[[], None]]] = {}
         self._confirm_seq = 0
         self._confirm_call = None
+        self._inbound_tail: defer.Deferred = defer.succeed(None)
+        self._inbound_pending = 0
 
     @property
     def realm(self) -> str:
@@ -267,6 +272,30 @@ class BaseProtocol(WebSocketServerProtocol):
             self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8"), isReply=False)
         elif self.state == self.STATE_CONNECTING:
             self.dropConnection(abort=True)
+
+    def run_in_order(self, make_coro: Callable[[], Coroutine[Any, Any, Any]], what: str) -> bool:
+        """Handle this connection's inputs one after another, in arrival order.
+
+        Concurrent handling would let a sender's messages overtake each other
+        (their Redis calls run on different pool connections). Returns False,
+        without queueing, when `MAX_INBOUND_PENDING` inputs are already waiting:
+        the protocol answers that with its own "too fast" error.
+        """
+        if self._inbound_pending >= MAX_INBOUND_PENDING:
+            return False
+        self._inbound_pending += 1
+
+        def run(_):
+            return defer.Deferred.fromCoroutine(make_coro())
+
+        def done(result):
+            self._inbound_pending -= 1
+            if isinstance(result, Failure):
+                self._log.failure("{what} failed for {peer}", failure=result, what=what, peer=self.peer)
+            return None
+
+        self._inbound_tail = self._inbound_tail.addCallback(run).addBoth(done)
+        return True
 
     def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> defer.Deferred:
         """Run a coroutine from a synchronous Autobahn callback, logging any failure."""

@@ -1,0 +1,98 @@
+"""
+A minimal JSON protocol used only by the core's tests, so the messaging core
+is exercised through real WebSockets before (and independently of) the four
+realm protocols. `ChatListeners.add(node)` puts it on its own loopback listener of that node,
+as realm "test".
+
+Client frames: {"to": user, "text", "cid"} | {"room": r, "join": true} |
+{"room": r, "text"} | {"group": g, "members": [...], "text"}.
+Server frames: {"ready": n} after connect, {"ok": id, "dup", "online", "offline"},
+and delivered messages {"from", "text", "id", "conv", "kind"}.
+"""
+
+import json
+
+from heihei.core.hub import Renderer
+from heihei.protocols.base import BaseProtocol
+
+REALM = "test"
+
+
+class JsonRenderer(Renderer):
+    def variant(self, message, client):
+        return None
+
+    def render(self, message, variant):
+        return json.dumps({"from": message.sender, "text": message.body.get("text"), "id": message.id,
+                           "conv": message.conversation, "kind": message.kind}).encode()
+
+
+class TestChat(BaseProtocol):
+    def onConnect(self, request):
+        params = request.params
+        self.user = params.get("user", [None])[0]
+        self.pending = "nopending" not in params
+
+    def onOpen(self):
+        super().onOpen()
+        self.spawn(self._opened(), "open")
+
+    async def _opened(self):
+        hub = self.factory.hub
+        await hub.connect(self)
+        sent = await hub.deliver_pending(self) if self.pending else 0
+        if self.connection_open:
+            self.send_text(json.dumps({"ready": sent}))
+
+    def onMessage(self, payload, is_binary):
+        cmd = json.loads(payload)
+        self.run_in_order(lambda: self._handle(cmd), "message")
+
+    async def _handle(self, cmd):
+        hub = self.factory.hub
+        if "to" in cmd:
+            r = await hub.send_to_user(REALM, self.user, cmd["to"], {"text": cmd["text"]}, client_id=cmd.get("cid"))
+        elif "group" in cmd:
+            r = await hub.send_to_group(REALM, self.user, cmd["group"], cmd["members"], {"text": cmd["text"]})
+        elif cmd.get("join"):
+            total = await hub.join_room(self, cmd["room"])
+            self.send_text(json.dumps({"joined": cmd["room"], "total": total}))
+            return
+        else:
+            r = await hub.send_to_room(REALM, self.user, cmd["room"], {"text": cmd["text"]})
+        if self.connection_open:
+            self.send_text(json.dumps({"ok": r.message.id, "dup": r.duplicate, "online": r.online,
+                                       "offline": r.offline}))
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        self.spawn(self.factory.hub.disconnect(self), "disconnect")
+
+
+class ChatListeners:
+    """Test listeners speaking TestChat on given nodes; closed by `stop_all`."""
+
+    def __init__(self):
+        self.ports = []
+
+    def add(self, node, **settings):
+        from dataclasses import replace
+
+        from twisted.internet import reactor
+
+        from heihei.protocols.base import HardenedFactory
+
+        ws = replace(node.settings.jim, **settings)
+        factory = HardenedFactory(REALM, ws, TestChat, reactor=reactor)
+        factory.hub = node.hub
+        factory.metrics = node.metrics
+        node.hub.register_realm(REALM, JsonRenderer())
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.ports.append((port, factory))
+        return f"ws://127.0.0.1:{port.getHost().port}/"
+
+    async def stop_all(self):
+        for port, factory in self.ports:
+            await port.stopListening()
+            await factory.close_all()
+        self.ports = []

@@ -1,0 +1,267 @@
+"""The messaging core end to end: real Redis, real nodes, real WebSockets."""
+
+import json
+import time
+
+import pytest_twisted
+from twisted.internet import reactor, task
+
+from heihei.core.model import pair_conversation
+from tests.core.chatproto import REALM
+from tests.wsclient import connect
+
+
+async def user(url, name, **flags):
+    query = "&".join([f"user={name}"] + [k for k, v in flags.items() if v])
+    client = await connect(f"{url}?{query}")
+    client.early = []  # stored messages delivered at login, before the ready frame
+    while True:
+        frame = json.loads(await client.next())
+        if "ready" in frame:
+            client.pending_sent = frame["ready"]
+            return client
+        client.early.append(frame)
+
+
+async def next_json(client, timeout=5.0):
+    return json.loads(await client.next(timeout))
+
+
+async def sleep(seconds):
+    await task.deferLater(reactor, seconds, lambda: None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_user_on_node_a_reaches_user_on_node_b(nodes, chat):
+    a, b = await nodes.start("a"), await nodes.start("b")
+    alice = await user(chat.add(a), "alice")
+    bob = await user(chat.add(b), "bob")
+    alice.send(json.dumps({"to": "bob", "text": "hi across nodes"}))
+    ack = await next_json(alice)
+    assert ack["online"] == ["bob"] and ack["offline"] == []
+    got = await next_json(bob)
+    assert got["from"] == "alice" and got["text"] == "hi across nodes" and got["id"] == ack["ok"]
+    assert got["conv"] == pair_conversation("alice", "bob")
+    # and back
+    bob.send(json.dumps({"to": "alice", "text": "hi back"}))
+    await next_json(bob)
+    assert (await next_json(alice))["text"] == "hi back"
+    # delivered means confirmed: nothing is left in bob's inbox
+    await sleep(0.3)
+    assert await b.hub.inbox.count(REALM, "bob") == 0
+    for c in (alice, bob):
+        await c.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_room_members_on_both_nodes_get_every_message_exactly_once(nodes, chat):
+    a, b = await nodes.start("a"), await nodes.start("b")
+    url_a, url_b = chat.add(a), chat.add(b)
+    members = [await user(url_a, "a1"), await user(url_a, "a2"), await user(url_b, "b1"), await user(url_b, "b2")]
+    totals = []
+    for m in members:
+        m.send(json.dumps({"room": "lobby", "join": True}))
+        totals.append((await next_json(m))["total"])
+    assert totals == [1, 2, 3, 4]  # exact across nodes
+    assert await a.hub.presence.room_total(REALM, "lobby") == 4
+    sender = members[0]
+    for i in range(5):
+        sender.send(json.dumps({"room": "lobby", "text": f"m{i}"}))
+    for m in members:
+        got = []
+        while len(got) < 5:
+            frame = await next_json(m)
+            if "from" in frame:
+                got.append(frame["text"])
+        assert got == [f"m{i}" for i in range(5)]
+    for m in members:
+        await sleep(0.2)
+        rest = [json.loads(x) for x in m.messages.pending]
+        assert not [f for f in rest if "from" in f], "a message arrived twice"
+    history = await a.hub.history.latest(REALM, "r:lobby", 10)
+    assert [h.body["text"] for h in history] == [f"m{i}" for i in range(5)]
+    await members[3].close()
+    await sleep(0.2)
+    assert await a.hub.presence.room_total(REALM, "lobby") == 3
+    for m in members[:3]:
+        await m.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_crashed_node_drops_out_and_messages_to_its_users_wait_in_the_inbox(nodes, chat):
+    clock = task.Clock()
+    clock.advance(time.time())
+    ttl = {"presence": {"node_ttl_s": 30.0, "refresh_interval_s": 10.0}}
+    a = await nodes.start("a", ttl, clock=clock)
+    b = await nodes.start("b", ttl, clock=clock)
+    alice = await user(chat.add(a), "alice")
+    bob = await user(chat.add(b), "bob")
+    assert await a.hub.presence.is_online(REALM, "bob")
+
+    b.hub.presence.stop_refreshing()  # B "crashes": no goodbye, no more heartbeats
+    for _ in range(4):
+        clock.advance(10)  # node A keeps refreshing on each tick
+        await sleep(0.05)
+    assert not await a.hub.presence.is_online(REALM, "bob")
+    assert await a.hub.presence.is_online(REALM, "alice")
+    alice.send(json.dumps({"to": "bob", "text": "are you there?"}))
+    ack = await next_json(alice)
+    assert ack["offline"] == ["bob"]
+    inbox = await a.hub.inbox.pending(REALM, "bob")
+    assert [m.body["text"] for m in inbox] == ["are you there?"]
+    assert await a.hub.inbox.unread(REALM, "bob") == {pair_conversation("alice", "bob"): 1}
+
+    # node B comes back under the same id: its stale entries are wiped, not resurrected
+    await bob.close()
+    b.hub.presence.users.clear()
+    await nodes.stop(b)
+    b2 = await nodes.start("b", ttl, clock=clock)
+    assert not await a.hub.presence.is_online(REALM, "bob")
+    # bob logs in again on the new B and gets the message that waited
+    bob = await user(chat.add(b2), "bob")
+    assert bob.pending_sent == 1
+    assert [f["text"] for f in bob.early] == ["are you there?"]
+    await sleep(0.3)
+    assert await b2.hub.inbox.count(REALM, "bob") == 0
+    await alice.close()
+    await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_inbox_survives_a_restart_of_the_whole_server(nodes, chat, tmp_path):
+    data_dir = str(tmp_path / "aof")
+    node = await nodes.start("solo", redis_url=None, data_dir=data_dir)  # embedded redis, AOF
+    alice = await user(chat.add(node), "alice")
+    for i in range(3):
+        alice.send(json.dumps({"to": "bob", "text": f"offline {i}"}))
+        assert (await next_json(alice))["offline"] == ["bob"]
+    await alice.close()
+    await sleep(1.1)  # appendfsync everysec
+    await chat.stop_all()
+    await nodes.stop(node)
+
+    node = await nodes.start("solo", redis_url=None, data_dir=data_dir)
+    bob = await user(chat.add(node), "bob")
+    assert bob.pending_sent == 3
+    assert [f["text"] for f in bob.early] == ["offline 0", "offline 1", "offline 2"]
+    await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_connection_dropping_mid_delivery_loses_nothing(nodes, chat):
+    node = await nodes.start("a")
+    url = chat.add(node)
+    total = 400
+    for i in range(total):
+        await node.hub.send_to_user(REALM, "alice", "bob", {"text": f"n{i:04d}" + "x" * 1000})
+    assert await node.hub.inbox.count(REALM, "bob") == total
+
+    # bob reads one frame of his backlog and his connection dies
+    first = await connect(f"{url}?user=bob")
+    seen = {json.loads(await first.next())["text"][:5]}
+    first.protocol.transport.abortConnection()
+    await first.wait_closed()
+    await sleep(0.3)
+    left = await node.hub.inbox.count(REALM, "bob")
+    assert 0 < left < total + 1
+
+    # everything bob did not confirm is still there: across both sessions he gets all of it
+    second = await user(url, "bob")
+    assert len(second.early) == second.pending_sent
+    seen |= {f["text"][:5] for f in second.early}
+    frames = [json.loads(x) for x in first.received if x.startswith("{\"from")]
+    seen |= {f["text"][:5] for f in frames}
+    assert seen == {f"n{i:04d}" for i in range(total)}
+    await sleep(0.3)
+    assert await node.hub.inbox.count(REALM, "bob") == 0
+    await second.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_duplicate_client_message_ids_are_stored_and_delivered_once(nodes, chat):
+    node = await nodes.start("a")
+    url = chat.add(node)
+    alice, bob = await user(url, "alice"), await user(url, "bob")
+    for _ in range(3):
+        alice.send(json.dumps({"to": "bob", "text": "once", "cid": "c-1"}))
+    acks = [await next_json(alice) for _ in range(3)]
+    assert len({a["ok"] for a in acks}) == 1
+    assert [a["dup"] for a in acks] == [False, True, True]
+    assert (await next_json(bob))["text"] == "once"
+    await bob.no_message(0.3)
+    stored = await node.hub.history.latest(REALM, pair_conversation("alice", "bob"), 10)
+    assert len(stored) == 1
+    # the same id from another sender is a different message
+    bob.send(json.dumps({"to": "alice", "text": "mine", "cid": "c-1"}))
+    assert (await next_json(bob))["dup"] is False
+    await alice.close()
+    await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_slow_reader_is_cut_off_while_others_keep_receiving(nodes, chat):
+    node = await nodes.start("a")
+    url = chat.add(node, send_queue_max_bytes=256 * 1024)
+    slow, fast = await user(url, "slow"), await user(url, "fast")
+    for c in (slow, fast):
+        c.send(json.dumps({"room": "big", "join": True}))
+        await next_json(c)
+    slow.protocol.transport.pauseProducing()  # stops reading its socket
+    payload = "y" * 30000
+    count = 200  # 6 MB: far beyond socket buffers plus the 256 KiB queue
+    received = 0
+    for i in range(count):
+        await node.hub.send_to_room(REALM, "sender", "big", {"text": payload}, store=False)
+        while fast.messages.pending:
+            await fast.next()
+            received += 1
+    while received < count:
+        await fast.next()
+        received += 1
+    assert received == count
+    slow.protocol.transport.resumeProducing()
+    code, _ = await slow.wait_closed()
+    assert code == 1006  # dropped, not closed politely: it was not reading
+    metric = node.metrics.slow_clients.labels(REALM)._value.get()
+    assert metric == 1
+    await fast.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_online_and_offline_hooks_fire_on_first_and_last_connection_only(nodes, chat):
+    a, b = await nodes.start("a"), await nodes.start("b")
+    events = []
+    for node in (a, b):
+        node.hub.on_online.append(lambda realm, u, n=node.node_id: events.append(("on", n, u)))
+        node.hub.on_offline.append(lambda realm, u, n=node.node_id: events.append(("off", n, u)))
+    tab1 = await user(chat.add(a), "carol")
+    tab2 = await user(chat.add(b), "carol")  # second device on another node
+    tab3 = await user(chat.ports and f"ws://127.0.0.1:{chat.ports[0][0].getHost().port}/", "carol")
+    assert events == [("on", "a", "carol")]
+    await tab1.close()
+    await tab2.close()
+    await sleep(0.2)
+    assert events == [("on", "a", "carol")]
+    await tab3.close()
+    await sleep(0.2)
+    assert events == [("on", "a", "carol"), ("off", "a", "carol")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_message_reaches_online_members_and_waits_for_offline_ones(nodes, chat):
+    a, b = await nodes.start("a"), await nodes.start("b")
+    g = await a.hub.groups.create(REALM, {"name": "team"}, ["u1", "u2", "u3", "u4"])
+    u1 = await user(chat.add(a), "u1")
+    u2 = await user(chat.add(b), "u2")
+    u3 = await user(chat.ports[0] and chat.add(b), "u3")
+    members = await a.hub.groups.members(REALM, g)
+    u1.send(json.dumps({"group": g, "members": members, "text": "hello team"}))
+    ack = await next_json(u1)
+    assert sorted(ack["online"]) == ["u2", "u3"] and ack["offline"] == ["u4"]
+    for c in (u2, u3):
+        got = await next_json(c)
+        assert (got["from"], got["text"], got["kind"]) == ("u1", "hello team", "group")
+    await u1.no_message(0.2)  # not to the sender
+    assert [m.body["text"] for m in await a.hub.inbox.pending(REALM, "u4")] == ["hello team"]
+    for c in (u1, u2, u3):
+        await c.close()

@@ -1,0 +1,87 @@
+"""Pure and clock-driven pieces of the core: no sockets needed."""
+
+import pytest
+from twisted.internet import task
+
+from heihei.core.heartbeat import ConnectionSweeper, is_dead
+from heihei.core.moderation import Moderation
+from heihei.core.model import Message, created_ms_of, id_floor_for_ms, pair_conversation
+from heihei.core.policy import Rate, RateLimiter, refill, too_long
+from heihei.core.presence import is_expired
+from heihei.store.keys import key, split
+
+
+def test_keys_escape_ids_so_they_cannot_reach_other_keys():
+    assert key("inbox", "boss", "42") == "hh:inbox:boss:42"
+    evil = key("inbox", "boss", "42:*")
+    assert evil == "hh:inbox:boss:42%3A%2A"
+    assert split(evil) == ["inbox", "boss", "42:*"]
+    assert key("a", "x y?[z]") == "hh:a:x%20y%3F%5Bz%5D"
+
+
+def test_rate_limiter_token_bucket_on_a_clock():
+    clock = task.Clock()
+    limiter = RateLimiter(clock)
+    rate = Rate(per_second=1, burst=3)
+    assert [limiter.allow(("u", 1), rate) for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow(("u", 2), rate)  # buckets are per scope
+    clock.advance(0.5)
+    assert not limiter.allow(("u", 1), rate)
+    clock.advance(0.6)
+    assert limiter.allow(("u", 1), rate)
+    clock.advance(100)
+    assert [limiter.allow(("u", 1), rate) for _ in range(4)] == [True, True, True, False]
+    assert refill(0, 0, 10, Rate(2, 5)) == 5.0
+
+
+def test_rate_limiter_memory_is_bounded():
+    limiter = RateLimiter(task.Clock(), max_buckets=10)
+    for i in range(100):
+        limiter.allow(("u", i), Rate(1, 1))
+    assert len(limiter._buckets) == 10
+
+
+def test_length_counts_characters_not_bytes():
+    assert not too_long("好" * 200, 200)
+    assert too_long("好" * 201, 200)
+
+
+def test_dead_connections_are_swept_on_the_clock():
+    clock = task.Clock()
+    closed = []
+    sweeper = ConnectionSweeper(clock, interval_s=10, timeout_s=90, on_dead=closed.append)
+    sweeper.start()
+    sweeper.track("quiet")
+    sweeper.track("chatty")
+    for _ in range(9):
+        clock.advance(10)
+        sweeper.seen("chatty")
+    assert closed == []
+    clock.advance(10)  # 100 s of silence
+    assert closed == ["quiet"]
+    sweeper.forget("chatty")
+    clock.advance(1000)
+    assert closed == ["quiet"]
+    sweeper.stop()
+    assert not clock.getDelayedCalls()
+    assert not is_dead(0, 10**6, 0)  # 0 = off
+
+
+def test_expiry_and_ids_are_pure_functions_of_time():
+    assert is_expired(1000, 1000) and not is_expired(1001, 1000)
+    assert created_ms_of(id_floor_for_ms(1_700_000_000_123) + 5) == 1_700_000_000_123
+    assert pair_conversation("b", "a") == pair_conversation("a", "b") == "u:a:b"
+
+
+def test_message_entry_round_trip():
+    m = Message(realm="boss", conversation="g:7", sender="1", body={"t": "a|b_c"}, kind="group", target="7",
+                created_ms=5, client_id="x")
+    entry = "123|" + m.payload_json().decode()
+    back = Message.from_entry("boss", entry)
+    assert (back.id, back.body, back.sender, back.client_id, back.entry) == (123, {"t": "a|b_c"}, "1", "x", entry)
+
+
+def test_banned_words_are_masked_case_insensitively():
+    m = Moderation(["bad", "Worse word", "坏"])
+    assert m.clean("BAD and worse WORD, 坏人") == "*** and **********, *人"
+    assert Moderation().clean("bad") == "bad"
