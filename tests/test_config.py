@@ -1,15 +1,15 @@
 import dataclasses
 import re
-from importlib import resources
 
 import pytest
 
+from heihei.paths import resource
 from heihei.config import ConfigError, Settings, build_settings, load_settings, parse_redis_url
 from heihei.tap import Options
 
 
 def example_text() -> str:
-    return resources.files("heihei.resources").joinpath("heihei.example.toml").read_text()
+    return resource("heihei.example.toml").read_text()
 
 
 def uncommented_example() -> str:
