@@ -6,7 +6,8 @@ Layout (all keys from `heihei.store.keys`):
 - `hist:<realm>:<conv>` ZSET, score = server id, member = entry `"<id>|<json>"`
 - `lastid:<realm>:<conv>` the last server id given in the conversation
 - `cid:<realm>:<conv>:<sender>:<client id>` the server id a client id got (TTL)
-- `inbox:<realm>:<user>` ZSET of entries not yet written to the user
+- `inbox:<realm>:<user>` ZSET of entries not yet written to the user, in arrival order
+  (score = server id, raised past the newest entry when needed)
 - `unread:<realm>:<user>` HASH conversation -> unread count
 
 Server ids are `ms * 1024 + n`, assigned in the script so they strictly
@@ -52,7 +53,12 @@ if ARGV[9] == '1' then redis.call('SET', KEYS[3], idstr, 'EX', ARGV[3]) end
 local n = tonumber(ARGV[8])
 local inboxmax = tonumber(ARGV[6])
 for i = 1, n do
-  redis.call('ZADD', KEYS[3 + i], idstr, entry)
+  -- an inbox keeps arrival order across conversations: ids of two conversations
+  -- stored in the same millisecond would otherwise interleave by chance
+  local score = id
+  local top = redis.call('ZREVRANGE', KEYS[3 + i], 0, 0, 'WITHSCORES')
+  if top[2] and tonumber(top[2]) >= score then score = tonumber(top[2]) + 1 end
+  redis.call('ZADD', KEYS[3 + i], string.format('%d', score), entry)
   if inboxmax > 0 then redis.call('ZREMRANGEBYRANK', KEYS[3 + i], 0, -(inboxmax + 1)) end
   redis.call('HINCRBY', KEYS[3 + n + i], ARGV[7], 1)
 end

@@ -104,6 +104,9 @@ class Hub:
         #: called with (realm, user) on a user's first connection / last disconnection, cluster-wide
         self.on_online: list[PresenceHook] = []
         self.on_offline: list[PresenceHook] = []
+        #: connections that asked for `connect(replay=True)`: live messages wait here
+        #: (message, on_delivered) until `deliver_pending` has sent the stored ones
+        self._held: dict[IClient, list[tuple[Message, Callable[[], None] | None]]] = {}
 
     def register_realm(self, realm: str, renderer: Renderer, on_room_event: RoomEventHandler | None = None) -> None:
         self.renderers[realm] = renderer
@@ -123,8 +126,15 @@ class Hub:
 
     # -- connections ---------------------------------------------------------------
 
-    async def connect(self, client: IClient) -> bool:
-        """`client.user` is now connected here; True if it is their first connection anywhere."""
+    async def connect(self, client: IClient, *, replay: bool = False) -> bool:
+        """`client.user` is now connected here; True if it is their first connection anywhere.
+
+        `replay=True` promises a `deliver_pending(client)` right after: until it
+        has sent the stored messages, live ones for this connection are held
+        back, so a message arriving during login neither overtakes the stored
+        ones nor arrives twice (it may be in the inbox and sent live)."""
+        if replay:
+            self._held.setdefault(client, [])
         first, _ = await self.presence.add(client.realm, client.user, client)
         if first:
             self._fire(self.on_online, client.realm, client.user)
@@ -132,6 +142,7 @@ class Hub:
 
     async def disconnect(self, client: IClient) -> bool:
         """Forget a closed connection (and its rooms); True if the user is now offline everywhere."""
+        self._held.pop(client, None)
         for (realm, room), members in list(self.presence.rooms.items()):
             if realm == client.realm and client in members:
                 await self.leave_room(client, room)
@@ -284,6 +295,10 @@ class Hub:
         frames: dict[Hashable, bytes | None] = {}
         sent = 0
         for client in list(clients):
+            held = self._held.get(client)
+            if held is not None:  # logging in: after its stored messages (deliver_pending)
+                held.append((message, on_delivered))
+                continue
             variant = renderer.variant(message, client)
             if variant not in frames:
                 payload = renderer.render(message, variant)
@@ -301,8 +316,20 @@ class Hub:
         Entries leave the inbox only when the connection confirms receipt, so a
         connection that drops halfway leaves the rest (and the unconfirmed
         ones) for the next login. Returns how many frames were sent."""
+        pending_ids: set[int] = set()
+        try:
+            sent = await self._send_pending(client, pending_ids)
+        finally:
+            # live messages held since connect(replay=True), minus those just sent from the inbox
+            for message, on_delivered in self._held.pop(client, ()):
+                if message.id not in pending_ids:
+                    self._deliver_local(message, [client], on_delivered=on_delivered)
+        return sent
+
+    async def _send_pending(self, client: IClient, pending_ids: set[int]) -> int:
         realm, user = client.realm, client.user
         pending = await self.inbox.pending(realm, user, limit=self.history.retention.inbox_max)
+        pending_ids.update(m.id for m in pending)
         renderer = self.renderers[realm]
         confirmed: list[str] = []
         sent = 0
