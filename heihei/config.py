@@ -73,22 +73,119 @@ class WebSocketSettings:
 
 @dataclass(frozen=True)
 class LiveSettings(WebSocketSettings):
-    """Seed 000: activity chat room."""
+    """Seed 000: activity chat room (see docs/live.md)."""
+
+    wechat_appid: str = ""
+    wechat_secret: str = ""
+    wechat_api: str = "https://api.weixin.qq.com"
+    wechat_timeout_s: float = 5.0
+    rate: float = 1.0
+    burst: int = 3
+    max_chars: int = 200
+    token_ttl: float = 604800.0
+    total_interval_s: float = 1.0
 
 
 @dataclass(frozen=True)
 class BossSettings(WebSocketSettings):
-    """Seed 002: underscore text protocol."""
+    """Seed 002: underscore text protocol, group API and uploads (see docs/boss.md)."""
+
+    max_message_bytes: int = 256 * 1024  # transport cap (close 1009); over max_frame_bytes: error_413
+    max_frame_bytes: int = 64 * 1024
+    login_secret: str = ""
+    insecure_login: bool = False
+    insecure_http: bool = False
+    api_key: str = ""
+    heartbeat_interval: float = 30.0
+    dead_after: float = 90.0
+    rate_per_second: float = 5.0
+    rate_burst: int = 20
+    records_max_count: int = 100
+    max_group_members: int = 500
+    public_url: str = ""
+    media_dir: str = ""
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_media_seconds: float = 600.0
+    profile_avatar_url: str = ""
+    profile_nickname_url: str = ""
+    profile_timeout_s: float = 5.0
+    profile_cache_s: float = 600.0
+    default_avatar_url: str = ""
 
 
 @dataclass(frozen=True)
 class JimSettings(WebSocketSettings):
-    """Seed 003: J-IM customer service."""
+    """Seed 003: J-IM customer service, WebSocket and `/im/vanke` API (see docs/jim.md)."""
+
+    api_key: str = ""
+    insecure_api: bool = False
+    auth_url: str = ""
+    auth_secret: str = ""
+    auth_timeout_s: float = 5.0
+    insecure_login: bool = False
+    token_ttl_s: float = 604800.0
+    heartbeat_timeout: float = 120.0
+    default_groups: tuple[str, ...] = ()
+    open_groups: bool = False
+    open_conversation_s: float = 1800.0
+    recall_window_s: float = 0.0
+    max_page_size: int = 100
+    chat_rate_per_s: float = 10.0
+    chat_burst: int = 30
 
 
 @dataclass(frozen=True)
 class ChannelSettings(WebSocketSettings):
     """Seed 001: `/ws/channel` push channel."""
+
+
+@dataclass(frozen=True)
+class HeiheiSettings:
+    """Seed 001: accounts, `/api`, `/messageserver` and IM (see docs/heihei.md)."""
+
+    server_secret: str = ""
+    signature_window_s: float = 300.0
+    token_ttl_s: float = 2592000.0
+    max_tokens_per_user: int = 20
+    first_user_id: int = 10001
+    first_hei_num: int = 1000001
+    max_text_chars: int = 500
+    im_rate_per_second: float = 5.0
+    im_rate_burst: int = 20
+    message_list_max: int = 100
+    max_conversations: int = 1000
+    msg_index_ttl_s: int = 2592000
+    default_cover_url: str = ""
+    img_path: str = ""
+    updates_file: str = ""
+    push_title: str = "嘿嘿"
+    wechat_api_url: str = "https://api.weixin.qq.com"
+    weibo_api_url: str = "https://api.weibo.com"
+    oauth_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    """Seed 001: SMS sign-in codes and the provider that sends them."""
+
+    provider: str = "log"
+    url: str = ""
+    text: str = "您的验证码是{code}，{minutes}分钟内有效。"
+    code_ttl_s: float = 300.0
+    resend_interval_s: float = 60.0
+    max_attempts: int = 5
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    """Seed 001: offline pushes to registered devices."""
+
+    provider: str = "log"
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    timeout_s: float = 10.0
+    max_devices_per_user: int = 5
 
 
 @dataclass(frozen=True)
@@ -136,6 +233,9 @@ class Settings:
     boss: BossSettings = field(default_factory=BossSettings)
     jim: JimSettings = field(default_factory=JimSettings)
     channel: ChannelSettings = field(default_factory=ChannelSettings)
+    heihei: HeiheiSettings = field(default_factory=HeiheiSettings)
+    sms: SmsSettings = field(default_factory=SmsSettings)
+    push: PushSettings = field(default_factory=PushSettings)
 
 
 LOG_FORMATS = ("text", "json")

@@ -7,7 +7,7 @@ import pytest_twisted
 import treq
 from twisted.internet import reactor, task
 
-from heihei.protocols.base import CLOSE_NOT_IMPLEMENTED, BaseProtocol
+from heihei.protocols.base import BaseProtocol
 from tests.conftest import http_url, ws_url
 from tests.wsclient import WSError, connect
 
@@ -25,11 +25,14 @@ async def test_every_listener_answers(nodes):
 
     for listener, path in [("live", "/"), ("jim", "/?token=x"), ("boss", "/entry"), ("boss", "/wsim/entry"),
                            ("http", "/ws/channel")]:
-        client = await connect(ws_url(node, listener, path))
-        code, reason = await client.wait_closed()
-        # the realms whose protocol has not landed close with a clear reason
-        assert code == CLOSE_NOT_IMPLEMENTED, (listener, code, reason)
-        assert "not implemented yet" in reason
+        try:
+            client = await connect(ws_url(node, listener, path))
+        except WSError as e:
+            # realms that authenticate in the handshake refuse an unknown token with 401
+            assert "401" in str(e), (listener, path, str(e))
+            continue
+        if client.protocol is not None and not client.closed.called:
+            await client.close()
 
 
 @pytest_twisted.ensureDeferred
@@ -105,10 +108,10 @@ async def test_origin_allow_list(nodes):
     with pytest.raises(WSError):
         await connect(ws_url(node, "live"), origin="https://evil.example")
     ok = await connect(ws_url(node, "live"), origin="https://good.example")
-    await ok.wait_closed()
+    await ok.close()
     # no Origin header: a non-browser client, allowed
     plain = await connect(ws_url(node, "live"))
-    await plain.wait_closed()
+    await plain.close()
 
 
 @pytest_twisted.ensureDeferred
