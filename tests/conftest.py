@@ -137,10 +137,11 @@ async def leak_check():
         if time.monotonic() > deadline:
             break
         await task.deferLater(reactor, 0.05, lambda: None)
+    described = [f"{c.func!r} {c.args!r}" for c in calls]
     for c in calls:
         c.cancel()
     for s in selectables:
         closer = getattr(s, "abortConnection", None) or getattr(s, "stopListening", None)
         if closer is not None:
             closer()
-    pytest.fail(f"test leaked delayed calls {calls!r} or connections {selectables!r}")
+    pytest.fail(f"test leaked delayed calls {described!r} or connections {selectables!r}")

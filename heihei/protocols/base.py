@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from heihei.config import WebSocketSettings
+from heihei.protocols.sendpath import batcher_for, write_now
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_MESSAGE_TOO_BIG = 1009
@@ -135,7 +136,9 @@ class BaseProtocol(WebSocketServerProtocol):
         self._unconfirmed: list[Callable[[], None]] = []
         self._awaiting_pong: dict[bytes, list[Callable[[], None]]] = {}
         self._confirm_seq = 0
-        self._confirm_call = None
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._out_marked = False
         self._inbound_tail: defer.Deferred = defer.succeed(None)
         self._inbound_pending = 0
 
@@ -157,9 +160,8 @@ class BaseProtocol(WebSocketServerProtocol):
         # unconfirmed frames stay wherever their owners keep them (the inbox)
         self._unconfirmed = []
         self._awaiting_pong.clear()
-        if self._confirm_call is not None and self._confirm_call.active():
-            self._confirm_call.cancel()
-        self._confirm_call = None
+        self._out.clear()
+        self._out_bytes = 0
         try:
             super().connectionLost(reason)
         finally:
@@ -206,10 +208,14 @@ class BaseProtocol(WebSocketServerProtocol):
         if self._paused or self._backlog:
             self._backlog.append((frame, on_delivered))
             self._backlog_bytes += len(frame)
-            if self._backlog_bytes > self.factory.settings.send_queue_max_bytes:
+            if self._backlog_bytes + self._out_bytes > self.factory.settings.send_queue_max_bytes:
                 self._cut_off_slow_reader()
                 return False
             return True
+        if self._out_bytes + len(frame) > self.factory.settings.send_queue_max_bytes:
+            # even within one iteration nobody may queue more than the bound
+            self._cut_off_slow_reader()
+            return False
         self._write(frame, on_delivered)
         return True
 
@@ -218,17 +224,39 @@ class BaseProtocol(WebSocketServerProtocol):
         return self.send_frame(self.prepare(payload), on_delivered)
 
     def _write(self, frame: bytes, on_delivered: Callable[[], None] | None) -> None:
-        self.transport.write(frame)
+        self.sendData(frame)
         if on_delivered is not None:
+            # the ping that confirms it goes out right behind it, in the same flush
             self._unconfirmed.append(on_delivered)
-            if self._confirm_call is None:
-                # one ping per reactor turn covers every frame written in it
-                self._confirm_call = self.factory.reactor.callLater(0, self._send_confirm_ping)
+
+    # -- batched output (heihei/protocols/sendpath.py explains why) ----------------
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        """Every byte Autobahn or we write while open waits for this iteration's flush."""
+        if sync or chopsize or self.state != self.STATE_OPEN:
+            if self._out:
+                self.flush_output()
+            return super().sendData(data, sync, chopsize)
+        self._out.append(data)
+        self._out_bytes += len(data)
+        if not self._out_marked:
+            self._out_marked = True
+            batcher_for(self.factory.reactor).mark(self)
+
+    def flush_output(self) -> None:
+        if self._unconfirmed and self.state == self.STATE_OPEN:
+            self._send_confirm_ping()  # appends behind the frames it confirms
+        self._out_marked = False
+        if not self._out:
+            return
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        self._out_bytes = 0
+        transport = self.transport
+        if transport is not None and transport.connected:
+            write_now(transport, data)
 
     def _send_confirm_ping(self) -> None:
-        self._confirm_call = None
-        if not self._unconfirmed or self.state != self.STATE_OPEN:
-            return
         if len(self._awaiting_pong) >= MAX_UNANSWERED_CONFIRM_PINGS:
             self._cut_off_slow_reader()
             return
@@ -257,7 +285,9 @@ class BaseProtocol(WebSocketServerProtocol):
 
     def _cut_off_slow_reader(self) -> None:
         self.cut_off = True
-        queued = self._backlog_bytes
+        queued = self._backlog_bytes + self._out_bytes
+        self._out.clear()
+        self._out_bytes = 0
         self._backlog.clear()
         self._backlog_bytes = 0
         self._log.warn("cutting off slow {realm} client {peer} (user {user}): {n} bytes queued",

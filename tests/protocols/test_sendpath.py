@@ -1,0 +1,152 @@
+"""The batched send path: order, partial sends, backpressure, closing mid-flush."""
+
+import socket
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, task
+
+from heihei.config import WebSocketSettings
+from heihei.protocols import base as base_module
+from heihei.protocols.base import BaseProtocol, HardenedFactory
+from heihei.protocols.sendpath import write_now
+from tests.wsclient import connect
+
+
+class Quiet(BaseProtocol):
+    """Says nothing by itself: the test drives it from the server side."""
+
+
+async def sleep(s):
+    await task.deferLater(reactor, s, lambda: None)
+
+
+@pytest_twisted.async_yield_fixture
+async def server():
+    settings = WebSocketSettings(send_queue_max_bytes=64 * 1024 * 1024, max_message_bytes=1 << 20,
+                                 auto_ping_interval_s=0)
+    factory = HardenedFactory("test", settings, Quiet, reactor=reactor)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    clients = []
+
+    async def open_client():
+        client = await connect(f"ws://127.0.0.1:{port.getHost().port}/")
+        clients.append(client)
+        for _ in range(100):
+            if len(factory.clients) == len(clients):
+                break
+            await sleep(0.01)
+        (proto,) = [p for p in factory.clients if p not in [c.server for c in clients[:-1]]]
+        client.server = proto
+        return client, proto
+
+    yield open_client
+    for c in clients:
+        if not c.closed.called:
+            await c.close()
+    await factory.close_all(grace_s=0.5)
+    await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_frames_keep_their_order_within_and_across_iterations(server):
+    client, proto = await server()
+    expected = []
+    for batch in range(5):
+        for i in range(200):
+            text = f"{batch}:{i}:" + "z" * (i * 37 % 3000)
+            expected.append(text)
+            proto.send_text(text)
+        await sleep(0)
+    got = [await client.next() for _ in expected]
+    assert got == expected
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_socket_write_per_connection_per_iteration(server, monkeypatch):
+    client, proto = await server()
+    calls = []
+    real = base_module.write_now
+    monkeypatch.setattr(base_module, "write_now", lambda t, data: (calls.append(len(data)), real(t, data))[1])
+    for i in range(50):
+        proto.send_text(f"m{i}")
+    assert calls == []  # nothing written yet: the flush comes at the next iteration
+    await sleep(0.05)
+    assert len(calls) == 1
+    assert [await client.next() for _ in range(50)] == [f"m{i}" for i in range(50)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_partial_sends_fall_back_to_the_transport_and_backpressure_pauses_us(server):
+    client, proto = await server()
+    proto.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    client.protocol.transport.pauseProducing()  # the client stops reading
+    payload = "p" * 60000
+    for i in range(100):  # 6 MB over several iterations: far more than the kernel takes
+        assert proto.send_text(f"{i:03d}" + payload)
+        await sleep(0)
+    await sleep(0.2)
+    # the kernel took part of it; the transport holds the rest and has paused us
+    assert proto._paused
+    buffered = proto.transport._tempDataLen + len(proto.transport.dataBuffer) - proto.transport.offset
+    assert buffered > 0
+    assert len(proto._backlog) > 0  # later frames wait in our bounded queue
+    client.protocol.transport.resumeProducing()
+    got = [await client.next(10) for _ in range(100)]
+    assert [g[:3] for g in got] == [f"{i:03d}" for i in range(100)]
+    assert all(g[3:] == payload for g in got)
+    assert not proto._paused and not proto._backlog
+
+
+@pytest_twisted.ensureDeferred
+async def test_closing_mid_flush_sends_the_frames_before_the_close(server):
+    client, proto = await server()
+    for i in range(20):
+        proto.send_text(f"last words {i}")
+    proto.close(1000, "bye")  # same iteration as the frames
+    got = [await client.next() for _ in range(20)]
+    assert got == [f"last words {i}" for i in range(20)]
+    code, reason = await client.wait_closed()
+    assert (code, reason) == (1000, "bye")
+
+
+@pytest_twisted.ensureDeferred
+async def test_aborting_mid_flush_drops_the_output_quietly(server):
+    client, proto = await server()
+    for i in range(20):
+        proto.send_text(f"never {i}")
+    proto.dropConnection(abort=True)
+    await sleep(0.05)  # the scheduled flush finds the transport gone
+    code, _ = await client.wait_closed()
+    assert code == 1006
+    assert proto._out == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_delivery_confirmation_rides_behind_the_frames(server):
+    client, proto = await server()
+    confirmed = []
+    for i in range(10):
+        proto.send_text(f"c{i}", on_delivered=lambda i=i: confirmed.append(i))
+    assert confirmed == []
+    for _ in range(10):
+        await client.next()
+    for _ in range(50):
+        if confirmed:
+            break
+        await sleep(0.01)
+    assert confirmed == list(range(10))  # one pong confirmed all ten
+
+
+class _BufferedTransport:
+    def __init__(self):
+        self.written = []
+
+    def write(self, data):
+        self.written.append(data)
+
+
+def test_write_now_uses_the_transport_for_anything_but_plain_tcp():
+    t = _BufferedTransport()
+    assert write_now(t, b"abc") == 0
+    assert t.written == [b"abc"]
