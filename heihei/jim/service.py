@@ -1,0 +1,426 @@
+"""
+`Jim`: the customer-service operations behind both surfaces (the `--jim`
+WebSocket and `/im/vanke/*`). Inputs arrive already parsed and validated by
+the wire layer; answers are domain values (user records, `Message`s,
+counters) that the wire layer formats.
+
+Messages go through the hub: it stores them (history + the receivers' inboxes
++ unread counters, one atomic step) and delivers them wherever the receivers
+are connected. Offline messages are the hub inbox; this realm does not push
+it at login (J-IM clients pull it with cmd 19), and live delivery removes an
+entry once the receiver's connection confirmed it. Unread counts are the
+hub's counters: every stored message counts until the chat is opened
+(`chatInfo` op 2, or op 1 with `isConcurrent`), the receiver replies, or the
+message is pulled with cmd 19 type 0.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from heihei.config import JimSettings
+from heihei.core.groups import NoSuchGroup
+from heihei.core.heartbeat import ConnectionSweeper
+from heihei.core.hub import Hub, SendResult
+from heihei.core.model import Message, group_conversation, pair_conversation
+from heihei.core.policy import Rate
+from heihei.jim.assign import choose_agent
+from heihei.jim.auth import AuthHook
+from heihei.jim.store import REALM, VISITOR, JimStore
+
+#: "recent contacts" (pullType 3, lastedContactsNum) are those of the last two days
+RECENT_MS = 2 * 24 * 3600 * 1000
+#: messages per friend in cmd 17 type 2
+DETAIL_MESSAGES = 10
+#: friends listed by cmd 17 type 1 and type 2 (the most recent first)
+MAX_LISTED_FRIENDS = 1000
+MAX_DETAIL_FRIENDS = 200
+#: online members listed per group by cmd 17 type 0
+MAX_LISTED_MEMBERS = 500
+#: message locations for recall are kept this long when no window or history age bounds them
+MESSAGE_LOCATION_TTL_S = 30 * 24 * 3600
+FRIENDS_GROUP = "friends"
+
+
+class JimError(Exception):
+    """A request the domain refuses; `reason` is safe to show to the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotAllowed(JimError):
+    pass
+
+
+class TooFast(JimError):
+    pass
+
+
+class NoAgent(JimError):
+    pass
+
+
+@dataclass(frozen=True)
+class Recalled:
+    id: str
+    sender: str
+    kind: str  # "user" | "group"
+    target: str  # the receiver or the group
+    chat_type: int
+
+
+def chat_body(*, chat_type: int, msg_type: int, content: str, create_time: int, extras: Any) -> dict[str, Any]:
+    """What a chat message stores in the hub (the wire layer renders it back)."""
+    body: dict[str, Any] = {"chatType": chat_type, "msgType": msg_type, "content": content,
+                            "createTime": create_time, "id": uuid.uuid4().hex}
+    if extras is not None:
+        body["extras"] = extras
+    return body
+
+
+class Jim:
+    _log = Logger()
+
+    def __init__(self, hub: Hub, store, settings: JimSettings, *, clock, reactor=None) -> None:
+        self.hub = hub
+        self.db = JimStore(store)
+        self.settings = settings
+        self.clock = clock
+        self.auth_hook = (AuthHook(settings.auth_url, secret=settings.auth_secret, timeout_s=settings.auth_timeout_s,
+                                   reactor=reactor) if settings.auth_url else None)
+        self.chat_rate = Rate(settings.chat_rate_per_s, settings.chat_burst)
+
+    def now_ms(self) -> int:
+        return self.hub.now_ms()
+
+    # -- users and authentication ------------------------------------------------------
+
+    async def register(self, user: str, user_type: int | None, fields: dict[str, str],
+                       token: str | None) -> int:
+        """Create or update a user and bind `token` to them; returns the registered type."""
+        registered = await self.db.register(user, user_type, fields)
+        if token:
+            await self.db.bind_token(token, user, self.settings.token_ttl_s)
+        return registered
+
+    async def user_of_token(self, token: str) -> str | None:
+        return await self.db.token_user(token)
+
+    async def user_of_password(self, username: str, password: str) -> str | None:
+        """J-IM's `?username=&password=`: the hook decides, or (explicitly insecure) nobody does."""
+        if self.auth_hook is not None:
+            identity = await self.auth_hook.check(username, password)
+            if identity is None:
+                return None
+            fields = {k: v for k, v in (("nick", identity.nick), ("avatar", identity.avatar)) if v}
+            await self.db.ensure_user(identity.user)
+            await self.db.set_fields(identity.user, fields)
+            return identity.user
+        if self.settings.insecure_login:
+            return username
+        return None
+
+    async def user(self, user: str) -> dict[str, str]:
+        return await self.db.user(user) or {"id": user}
+
+    async def users(self, users: list[str]) -> dict[str, dict[str, str]]:
+        found = await self.db.users(users)
+        return {u: found.get(u) or {"id": u} for u in users}
+
+    async def is_online(self, user: str) -> bool:
+        return await self.hub.presence.is_online(REALM, user)
+
+    async def login(self, user: str) -> list[str]:
+        """A connection of `user` opened: make sure they have a record, join the default
+        groups, and return every group they belong to (the connection joins them all)."""
+        await self.db.ensure_user(user)
+        for group in self.settings.default_groups:
+            await self.join_group(user, group, create=True)
+        return await self.hub.groups.groups_of(REALM, user)
+
+    # -- groups ----------------------------------------------------------------------------
+
+    async def join_group(self, user: str, group: str, *, create: bool = False) -> bool:
+        """Make `user` a member. Returns False if the group does not exist and may not be created."""
+        try:
+            await self.hub.groups.add_members(REALM, group, [user])
+            return True
+        except NoSuchGroup:
+            if not create:
+                return False
+        await self.hub.groups.create(REALM, {"name": group}, [user], group_id=group)
+        return True
+
+    async def may_join(self, user: str, group: str) -> bool | None:
+        """cmd 7: True = joined (or already a member), False = not allowed, None = no such group."""
+        if await self.hub.groups.is_member(REALM, group, user):
+            return True
+        if group in self.settings.default_groups or self.settings.open_groups:
+            return await self.join_group(user, group, create=True)
+        if not await self.hub.groups.exists(REALM, group):
+            return None
+        return False
+
+    async def groups_with_online_members(self, user: str) -> list[tuple[str, str, list[str]]]:
+        """(group id, name, online members) of every group of `user`, for cmd 17 type 0."""
+        out = []
+        for group in await self.hub.groups.groups_of(REALM, user):
+            try:
+                info = await self.hub.groups.info(REALM, group)
+            except NoSuchGroup:
+                continue
+            members = await self.hub.groups.members(REALM, group)
+            online: list[str] = []
+            for i in range(0, len(members), MAX_LISTED_MEMBERS):
+                online += await self.hub.presence.online_among(REALM, members[i:i + MAX_LISTED_MEMBERS])
+                if len(online) >= MAX_LISTED_MEMBERS:
+                    break
+            out.append((group, info.get("name") or group, online[:MAX_LISTED_MEMBERS]))
+        return out
+
+    async def online_friends(self, user: str) -> list[str]:
+        partners = [p for p, _ in await self.db.contacts(user, MAX_LISTED_FRIENDS)]
+        return await self.hub.presence.online_among(REALM, partners) if partners else []
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _check_rate(self, user: str) -> None:
+        if not self.hub.rates.allow((REALM, "chat", user), self.chat_rate):
+            raise TooFast(f"more than {self.settings.chat_burst} messages in a burst")
+
+    def _clean(self, body: dict[str, Any]) -> dict[str, Any]:
+        body["content"] = self.hub.moderation.clean(body["content"])
+        return body
+
+    def _location_ttl_s(self) -> float:
+        if self.settings.recall_window_s > 0:
+            return self.settings.recall_window_s + 60
+        age = self.hub.history.retention.max_age_s
+        return age if age > 0 else MESSAGE_LOCATION_TTL_S
+
+    async def send_private(self, sender: str, to: str, body: dict[str, Any], *, client_id: str | None,
+                           exclude=None) -> SendResult:
+        self._check_rate(sender)
+        result = await self.hub.send_to_user(REALM, sender, to, self._clean(body), client_id=client_id,
+                                             exclude=exclude)
+        if not result.duplicate:
+            m = result.message
+            await self.db.private_sent(sender, to, m.conversation, self.now_ms())
+            await self.db.remember_message(m.body["id"], {"c": m.conversation, "s": m.id, "f": sender, "k": "user",
+                                                          "t": to, "ct": m.body["chatType"], "ms": m.created_ms},
+                                           self._location_ttl_s(), sender, client_id)
+        return result
+
+    async def send_group(self, sender: str, group: str, body: dict[str, Any], *, client_id: str | None,
+                         exclude=None) -> SendResult:
+        if not await self.hub.groups.is_member(REALM, group, sender):
+            if not await self.hub.groups.exists(REALM, group):
+                raise NotAllowed(f"no group {group}")
+            raise NotAllowed(f"not a member of group {group}")
+        self._check_rate(sender)
+        members = await self.hub.groups.members(REALM, group)
+        result = await self.hub.send_to_group(REALM, sender, group, members, self._clean(body), client_id=client_id,
+                                              echo_to_sender=True, exclude=exclude)
+        if not result.duplicate:
+            m = result.message
+            await self.db.remember_message(m.body["id"], {"c": m.conversation, "s": m.id, "f": sender, "k": "group",
+                                                          "t": group, "ct": m.body["chatType"], "ms": m.created_ms},
+                                           self._location_ttl_s(), sender, client_id)
+        return result
+
+    async def recall(self, user: str, msg_id: str) -> Recalled:
+        """cmd 15: the sender takes a message back from history and from every inbox still holding it."""
+        where = await self.db.locate(msg_id)
+        if where is None:
+            own = await self.db.message_of_client_id(user, msg_id)
+            where = await self.db.locate(own) if own else None
+            msg_id = own or msg_id
+        if where is None:
+            raise JimError(f"no message {msg_id} (unknown, already recalled or too old)")
+        if where["f"] != user:
+            raise NotAllowed("only the sender may recall a message")
+        window_ms = self.settings.recall_window_s * 1000
+        if window_ms > 0 and self.now_ms() - int(where["ms"]) > window_ms:
+            raise NotAllowed(f"messages can be recalled within {self.settings.recall_window_s:g} s")
+        conversation = where["c"]
+        removed = await self.hub.history.remove(REALM, conversation, int(where["s"]))
+        if where["k"] == "group":
+            receivers = [m for m in await self.hub.groups.members(REALM, where["t"]) if m != user]
+        else:
+            receivers = [where["t"]]
+        if removed is not None:
+            await self.db.unqueue(receivers, removed.entry, conversation)
+        await self.db.forget_message(msg_id)
+        return Recalled(id=msg_id, sender=user, kind=where["k"], target=where["t"], chat_type=int(where["ct"]))
+
+    # -- reading messages ---------------------------------------------------------------------
+
+    def page_size(self, count: int | None) -> int:
+        cap = max(1, self.settings.max_page_size)
+        return cap if count is None else max(0, min(count, cap))
+
+    async def offline(self, user: str, *, partner: str | None = None, group: str | None = None,
+                      begin_ms: int | None = None, end_ms: int | None = None, offset: int = 0,
+                      count: int | None = None, remove: bool) -> list[Message]:
+        """The user's waiting messages (optionally of one partner or group), oldest first.
+
+        With `remove` (cmd 19 type 0) what is returned leaves the inbox and no
+        longer counts as unread; without it (type 2) nothing changes."""
+        if partner is not None:
+            conversation = pair_conversation(user, partner)
+        elif group is not None:
+            conversation = group_conversation(group)
+        else:
+            conversation = None
+        limit = self.hub.history.retention.inbox_max or 10000
+        waiting = await self.hub.inbox.pending(REALM, user, limit=limit)
+        selected = [m for m in waiting
+                    if (conversation is None or m.conversation == conversation)
+                    and (begin_ms is None or m.created_ms >= begin_ms)
+                    and (end_ms is None or m.created_ms <= end_ms)]
+        page = selected[offset:offset + self.page_size(count)]
+        if remove and page:
+            await self.hub.inbox.ack(REALM, user, [m.entry for m in page])
+            await self.db.unread_minus(user, Counter(m.conversation for m in page))
+        return page
+
+    async def history(self, user: str, *, partner: str | None = None, group: str | None = None,
+                      begin_ms: int | None = None, end_ms: int | None = None, offset: int = 0,
+                      count: int | None = None) -> list[Message]:
+        if group is not None:
+            if not await self.hub.groups.is_member(REALM, group, user):
+                raise NotAllowed(f"not a member of group {group}")
+            conversation = group_conversation(group)
+        else:
+            conversation = pair_conversation(user, partner)
+        size = self.page_size(count)
+        if size == 0:
+            return []
+        return await self.hub.history.page(REALM, conversation, begin_ms=begin_ms, end_ms=end_ms, offset=offset,
+                                           count=size)
+
+    # -- chat lists ---------------------------------------------------------------------------
+
+    async def friends(self, user: str) -> list[str]:
+        """cmd 17 type 1: everyone the user talked with or was paired with, most recent first."""
+        return [p for p, _ in await self.db.contacts(user, MAX_LISTED_FRIENDS)]
+
+    async def friend_details(self, user: str, pull_type: int, search: str) -> list[tuple[str, list[Message], int]]:
+        """cmd 17 type 2: (friend, last messages oldest first, unread) filtered by pullType/searchKey."""
+        contacts = await self.db.contacts(user, MAX_LISTED_FRIENDS)
+        if pull_type == 2:
+            waiting = await self.db.waiting_for_reply(user)
+            contacts = [(p, t) for p, t in contacts if p in waiting]
+        elif pull_type == 3:
+            since = self.now_ms() - RECENT_MS
+            contacts = [(p, t) for p, t in contacts if t >= since]
+        partners = [p for p, _ in contacts]
+        if search:
+            records = await self.db.users(partners)
+            needle = search.casefold()
+            partners = [p for p in partners
+                        if needle in p.casefold() or needle in records.get(p, {}).get("nick", "").casefold()]
+        partners = partners[:MAX_DETAIL_FRIENDS]
+        unread = await self.hub.inbox.unread(REALM, user)
+        latest = await defer.gatherResults(
+            [defer.Deferred.fromCoroutine(self.hub.history.latest(REALM, pair_conversation(user, p), DETAIL_MESSAGES))
+             for p in partners], consumeErrors=True)
+        return [(p, msgs, unread.get(pair_conversation(user, p), 0)) for p, msgs in zip(partners, latest)]
+
+    async def chat_info(self, to: str, frm: str, op: int, new_member: bool, concurrent: bool) -> dict[str, int]:
+        """`/im/vanke/chatInfo`: update `to`'s chat list for `from` and read its counters.
+
+        Messages are counted when stored, so op 1 never counts twice: it adds
+        `from` to the list if new, and marks the chat read if it is the one on
+        screen. op 2 (the chat was opened) marks it read."""
+        conversation = pair_conversation(to, frm)
+        now = self.now_ms()
+        if op == 1 and new_member:
+            await self.db.add_contact(to, frm, now)
+        if op == 2 or (op == 1 and concurrent):
+            await self.hub.inbox.mark_read(REALM, to, conversation)
+        everyone, recent, waiting, unread = await self.db.counters(to, conversation, now - RECENT_MS)
+        return {"pendingReplyNum": waiting, "lastedContactsNum": recent, "allContactsNum": everyone,
+                "unReadNum": unread}
+
+    # -- agents ---------------------------------------------------------------------------------
+
+    async def receiver_for(self, user: str, user_type: int, receiver: str | None) -> str:
+        """`getReceiver`: the given partner, or for a visitor without one, an agent (see assign.py)."""
+        now = self.now_ms()
+        previous = await self.db.assigned(user) if user_type == VISITOR else None
+        if receiver:
+            if user_type == VISITOR and await self.db.is_agent(receiver):
+                await self.db.assign(user, receiver, previous, now)
+            else:
+                await self.db.add_contact(user, receiver, now)
+                await self.db.add_contact(receiver, user, now)
+            return receiver
+        if user_type != VISITOR:
+            raise JimError("receiverId is required unless the sender is a visitor (type 0)")
+        if previous and previous != user and await self.db.is_agent(previous):
+            agent = previous
+        else:
+            agents = [a for a in await self.db.agents() if a != user]
+            online = await self.hub.presence.online_among(REALM, agents) if agents else []
+            oldest = now - int(self.settings.open_conversation_s * 1000)
+            agent = choose_agent(agents, online, await self.db.open_counts(agents, oldest))
+            if agent is None:
+                raise NoAgent("no customer-service agent is registered")
+        await self.db.assign(user, agent, previous, now)
+        return agent
+
+
+class JimRuntime(Service):
+    """The realm's timers and shutdown: the heartbeat sweeper, the auth hook's
+    connection pool, and connection clean-ups still running when the node stops."""
+
+    _log = Logger()
+
+    def __init__(self, jim: Jim, settings: JimSettings, clock) -> None:
+        self.jim = jim
+        self.settings = settings
+        timeout = settings.heartbeat_timeout
+        self.sweeper = ConnectionSweeper(clock, interval_s=max(0.5, timeout / 4) if timeout > 0 else 1.0,
+                                         timeout_s=timeout, on_dead=self._dead)
+        self._cleanups: set[defer.Deferred] = set()
+
+    def _dead(self, conn) -> None:
+        self._log.info("closing silent jim connection of {user} ({peer})", user=conn.user, peer=conn.peer)
+        conn.close_silent()
+
+    def track_cleanup(self, d: defer.Deferred) -> None:
+        self._cleanups.add(d)
+        d.addBoth(lambda r: (self._cleanups.discard(d), r)[1])
+
+    def startService(self) -> None:
+        super().startService()
+        s = self.settings
+        if s.insecure_login and not s.auth_url:
+            self._log.warn("[jim] insecure_login is on: ?username= is accepted with any password")
+        if not s.api_key:
+            if s.insecure_api:
+                self._log.warn("[jim] insecure_api is on: /im/vanke/* answers anyone (no api_key)")
+            else:
+                self._log.warn("[jim] api_key is empty: /im/vanke/* refuses every call until it is set")
+        self.sweeper.start()
+
+    def stopService(self) -> defer.Deferred:
+        super().stopService()
+        self.sweeper.stop()
+        return defer.Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        if self._cleanups:
+            await defer.DeferredList(list(self._cleanups), consumeErrors=True)
+        if self.jim.auth_hook is not None:
+            await self.jim.auth_hook.close()
