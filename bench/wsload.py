@@ -143,3 +143,204 @@ def raise_nofile_limit(wanted: int) -> int:
     target = min(max(soft, wanted), hard)
     resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return target
+
+
+# -- a cheaper client for fan-out: one protocol object, frames parsed in bulk -----------------------
+
+def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """An unmasked (server-to-client) frame; the tests and the fake peers use it."""
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        head += bytes([n])
+    elif n < 65536:
+        head += bytes([126]) + struct.pack(">H", n)
+    else:
+        head += bytes([127]) + struct.pack(">Q", n)
+    return head + payload
+
+
+class ProtocolError(Exception):
+    """The server sent something a server must not send (a masked or fragmented frame)."""
+
+
+def split_frames(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
+    """Complete server frames at the start of `data`: ([(opcode, payload)], bytes consumed).
+
+    Servers send whole, unmasked messages here (heihei, `ws` and `websockets` do
+    for messages this small); a masked or fragmented frame raises ProtocolError
+    rather than being measured wrongly."""
+    frames: list[tuple[int, bytes]] = []
+    pos, size = 0, len(data)
+    while size - pos >= 2:
+        b0, b1 = data[pos], data[pos + 1]
+        if b1 & 0x80:
+            raise ProtocolError("masked server frame")
+        n = b1
+        start = pos + 2
+        if n == 126:
+            if size - pos < 4:
+                break
+            n = (data[pos + 2] << 8) | data[pos + 3]
+            start = pos + 4
+        elif n == 127:
+            if size - pos < 10:
+                break
+            n = int.from_bytes(data[pos + 2:pos + 10], "big")
+            start = pos + 10
+        end = start + n
+        if end > size:
+            break
+        if not b0 & 0x80 or (b0 & 0x0F) == 0:
+            raise ProtocolError("fragmented server message")
+        frames.append((b0 & 0x0F, data[start:end]))
+        pos = end
+    return frames, pos
+
+
+class WSClient(asyncio.Protocol):
+    """A raw WebSocket client as an asyncio Protocol (no coroutine per frame).
+
+    Holding thousands of these in one process is cheap: each `data_received`
+    parses every complete frame in the chunk, stamps them all with one clock
+    reading (the time the bytes reached us), answers pings, and hands text to
+    `on_text(payload, t_ns)`. Until a benchmark installs its own `on_text`,
+    texts queue up for `next_text()` (request/answer steps during set-up)."""
+
+    def __init__(self, host: str, port: int, path: str, headers: dict[str, str] | None) -> None:
+        self._request = _handshake_request(host, port, path, headers)
+        self.handshake: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self.upgraded = False
+        self.closed = False
+        self.close_code: int | None = None
+        self._buf = b""
+        self.on_text: Callable[[bytes, int], None] = self._queue_text
+        self._texts: list[bytes] = []
+        self._waiter: asyncio.Future | None = None
+
+    @classmethod
+    async def connect(cls, url: str, headers: dict[str, str] | None = None, timeout: float = 30.0) -> "WSClient":
+        parts = urlsplit(url)
+        path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        loop = asyncio.get_running_loop()
+        _, proto = await asyncio.wait_for(
+            loop.create_connection(lambda: cls(parts.hostname, parts.port, path, headers), parts.hostname,
+                                   parts.port), timeout)
+        try:
+            await asyncio.wait_for(asyncio.shield(proto.handshake), timeout)
+        except BaseException:
+            proto.abort()
+            raise
+        return proto
+
+    # -- asyncio.Protocol ----------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        t = time.monotonic_ns()
+        if self._buf:
+            data = self._buf + data
+            self._buf = b""
+        if not self.upgraded:
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                if len(data) > 16384:
+                    self._fail(ConnectionError("handshake answer too long"))
+                else:
+                    self._buf = data
+                return
+            status = data[:data.find(b"\r\n")]
+            if b" 101 " not in status + b" ":
+                self._fail(ConnectionError(f"handshake refused: {status.decode(errors='replace')}"))
+                return
+            self.upgraded = True
+            if not self.handshake.done():
+                self.handshake.set_result(None)
+            data = data[end + 4:]
+        try:
+            frames, used = split_frames(data)
+        except ProtocolError as e:
+            self._fail(e)
+            return
+        if used < len(data):
+            self._buf = data[used:]
+        on_text = self.on_text
+        for opcode, payload in frames:
+            if opcode == OP_TEXT or opcode == OP_BINARY:
+                on_text(payload, t)
+            elif opcode == OP_PING:
+                self.transport.write(client_frame(OP_PONG, payload))
+            elif opcode == OP_CLOSE:
+                self.close_code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
+                if not self.closed:
+                    self.closed = True
+                    self.transport.write(client_frame(OP_CLOSE, payload[:2]))
+                    self.transport.close()
+                self._wake(None)
+                return
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        if not self.handshake.done():
+            self.handshake.set_exception(exc or ConnectionError("closed during the handshake"))
+        self._wake(None)
+
+    # -- use ---------------------------------------------------------------------
+
+    def send_text(self, text: str | bytes) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        self.transport.write(client_frame(OP_TEXT, data))
+
+    def _queue_text(self, payload: bytes, t: int) -> None:
+        self._texts.append(payload)
+        self._wake(True)
+
+    def _wake(self, value) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(value)
+
+    async def next_text(self, timeout: float = 10.0) -> bytes:
+        """The next queued text; ConnectionError if the connection closed, TimeoutError after `timeout`."""
+        while not self._texts:
+            if self.closed:
+                raise ConnectionError(f"connection closed (code {self.close_code})")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(self._waiter, timeout)
+            finally:
+                self._waiter = None
+        return self._texts.pop(0)
+
+    def drain_texts(self) -> list[bytes]:
+        texts, self._texts = self._texts, []
+        return texts
+
+    def close(self) -> None:
+        if self.transport is None:
+            return
+        if not self.closed and self.upgraded:
+            self.transport.write(client_frame(OP_CLOSE, struct.pack(">H", 1000)))
+        self.closed = True
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _fail(self, error: Exception) -> None:
+        if not self.handshake.done():
+            self.handshake.set_exception(error)
+        self.abort()
+
+
+def _handshake_request(host: str, port: int, path: str, headers: dict[str, str] | None) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket", "Connection: Upgrade",
+             f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
