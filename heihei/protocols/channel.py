@@ -1,0 +1,254 @@
+"""
+Seed 001 push channel: `ws://host:8082/ws/channel?token=<session token>`.
+
+Handshake
+    A missing, unknown, expired or signed-out token is refused in the
+    handshake with HTTP 401 (503 if Redis cannot be asked). One user may hold
+    any number of connections; each gets every message. If Redis fails while
+    the connection registers, it is closed with 4503 (reconnect later).
+
+Server → client: every frame is a JSON array of items
+    [{"msg": {...client message structure...}, "timeStamp": <seconds>}, ...]
+    v2 IM items are {"msgType": "IM", "msg": {...}, "users": {...}, "timeStamp"}.
+    The client dispatches on msg.msgType (and msg.action for "action").
+    On connect: the messages stored while the user had no connection (oldest
+    first, one item per frame), then
+    [{"msg": {"msgType": "action", "action": "message-unread-count",
+              "comment": "未读消息数", "count": <n>}, "timeStamp": <s>}];
+    the same item again whenever the count changes.
+
+Client → server: a v2 IM object, or a JSON array of up to 20 of them
+    {"msgType": "IM", "msg": {"toUserId": 10034, "msgType": "text",
+     "content": {"text": "hi"}, "clientMsgId": "optional, echoed, dedupes"}}
+    The stored message goes to every connection of both users (the sender's
+    copy is the acknowledgement: it carries the new msgId and createTime).
+    A refused one is answered on this connection only with
+    [{"msg": {"msgType": "action", "action": "im-error", "comment": "消息发送失败",
+              "errorcode": <seed code>, "errormsg": "...", "toUserId"?, "clientMsgId"?},
+      "timeStamp": <s>}]
+    (700 bad frame or content, 710 no such user, 711 blocked either way,
+    400 too fast). Binary frames and non-JSON get 700 the same way.
+
+Heartbeat
+    WebSocket pings are answered (Autobahn); the server pings every
+    `[channel] auto_ping_interval_s` and drops a client that does not answer
+    within `auto_ping_timeout_s`.
+
+Domain work is in `heihei.social` (`node.social`); this module parses, maps
+refusals to the frame above and hands over.
+"""
+
+from __future__ import annotations
+
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from heihei.jsonsafe import BadJSON, decode_json, encode_json
+from heihei.protocols.base import BaseProtocol
+from heihei.social import im
+from heihei.social.errors import BAD_PARAMETER, BUSINESS_FAILED, ApiError
+from heihei.social.rooms import CHANNEL, hub_room, personal_room
+from heihei.store.client import StoreUnavailable
+
+_log = Logger()
+#: close code when the connection cannot be registered (Redis unavailable): reconnect later
+CLOSE_UNAVAILABLE = 4503
+
+
+def error_item(code: int, detail: str, now_s: int, *, to=None, client_msg_id=None) -> dict:
+    msg = {"msgType": "action", "action": "im-error", "comment": "消息发送失败", "errorcode": code,
+           "errormsg": ApiError(code, detail).errormsg}
+    if to is not None:
+        msg["toUserId"] = to
+    if client_msg_id is not None:
+        msg["clientMsgId"] = client_msg_id
+    return {"msg": msg, "timeStamp": now_s}
+
+
+class ChannelRenderer:
+    """Stored channel messages → one-item frames; IM `users` differ for sender and receiver."""
+
+    def variant(self, message, client):
+        return "s" if client.user == message.sender else "r"
+
+    def render(self, message, variant):
+        item = im.item_of(message.body, message.created_ms, variant == "s")
+        return None if item is None else encode_json([item])
+
+
+class ChannelProtocol(BaseProtocol):
+    _log = Logger()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._opening: defer.Deferred | None = None
+
+    @property
+    def social(self):
+        return self.factory.social
+
+    def now_s(self) -> int:
+        return int(self.social.clock.seconds())
+
+    # -- handshake -------------------------------------------------------------------
+
+    def onConnect(self, request):
+        token = (request.params.get("token") or [None])[0]
+        return defer.Deferred.fromCoroutine(self._authenticate(token))
+
+    async def _authenticate(self, token):
+        try:
+            uid = await self.social.tokens.user_of(token)
+        except StoreUnavailable:
+            raise ConnectionDeny(503, "service unavailable") from None
+        if uid is None:
+            raise ConnectionDeny(401, "invalid token")
+        self.user = uid
+        return None
+
+    def onOpen(self) -> None:
+        super().onOpen()
+        self._opening = self.spawn(self._opened(), "channel open")
+
+    def _when_open(self) -> defer.Deferred:
+        """Fires once the opening work is done (a fresh Deferred per waiter)."""
+        d = defer.Deferred()
+        opening = self._opening if self._opening is not None else defer.succeed(None)
+        opening.addBoth(lambda result: (d.callback(None), result)[1])
+        return d
+
+    async def _opened(self) -> None:
+        try:
+            await self._register()
+        except StoreUnavailable:
+            self._log.warn("channel connection of user {user} closed: Redis unavailable", user=self.user)
+            self.close(CLOSE_UNAVAILABLE, "service unavailable, reconnect later")
+
+    async def _register(self) -> None:
+        hub, social = self.factory.hub, self.social
+        # live messages wait until the stored ones are sent: no overtaking, no duplicates
+        await hub.connect(self, replay=True)
+        await hub.join_room(self, personal_room(self.user))
+        for room in await social.rooms.rooms_of(self.user):
+            if not self.connection_open:
+                return
+            await hub.join_room(self, hub_room(room))
+        if not self.connection_open:
+            return
+        await hub.deliver_pending(self)
+        count = await social.messaging.unread_total(self.user)
+        if self.connection_open:
+            self.send_text(encode_json([social.messaging.unread_item(count, self.now_s())]))
+
+    def connectionLost(self, reason) -> None:
+        super().connectionLost(reason)
+        if self.user is None:
+            return
+        # after the opening work, so every room it joined is left again
+        done = self._when_open().addCallback(
+            lambda _: self.spawn(self.factory.hub.disconnect(self), "channel disconnect"))
+        self.social.track(done)  # the node waits for it before Redis goes away
+
+    # -- client frames ------------------------------------------------------------------
+
+    def _refuse(self, code: int, detail: str, **kw) -> None:
+        if self.connection_open:
+            self.send_text(encode_json([error_item(code, detail, self.now_s(), **kw)]))
+
+    def onMessage(self, payload: bytes, is_binary: bool) -> None:
+        if is_binary:
+            self._refuse(BAD_PARAMETER, "binary frames are not supported")
+            return
+        try:
+            value = decode_json(payload, max_bytes=self.factory.settings.max_message_bytes)
+        except BadJSON as e:
+            self._refuse(BAD_PARAMETER, e.reason)
+            return
+        items = value if isinstance(value, list) else [value]
+        if not items or len(items) > im.MAX_FRAME_ITEMS:
+            self._refuse(BAD_PARAMETER, f"a frame carries 1 to {im.MAX_FRAME_ITEMS} messages")
+            return
+        for item in items:
+            if not self.run_in_order(lambda item=item: self._send_im(item), "channel IM"):
+                self._refuse(BUSINESS_FAILED, "too many messages waiting; slow down")
+                return
+
+    async def _send_im(self, item) -> None:
+        # a message sent right after the handshake waits until this connection is registered,
+        # so that it gets its own echo
+        await self._when_open()
+        to = cid = None
+        if isinstance(item, dict) and isinstance(item.get("msg"), dict):
+            to, cid = item["msg"].get("toUserId"), item["msg"].get("clientMsgId")
+            to = to if isinstance(to, (int, str)) and not isinstance(to, bool) else None
+            cid = cid if isinstance(cid, (int, str)) and not isinstance(cid, bool) else None
+        try:
+            m = im.parse_client_im(item, self.social.settings.max_text_chars)
+            result = await self.social.messaging.send_im(self.user, m)
+        except im.ImError as e:
+            self._refuse(e.code, e.detail, to=to, client_msg_id=cid)
+            return
+        except ApiError as e:
+            self._refuse(e.code, e.detail, to=to, client_msg_id=cid)
+            return
+        except StoreUnavailable:
+            self._refuse(503, "service unavailable, try again", to=to, client_msg_id=cid)
+            return
+        if result.duplicate and self.connection_open:
+            # a resend of a stored message: acknowledge with the stored copy, deliver nothing new
+            item = im.item_of(result.message.body, result.message.created_ms, viewer_is_sender=True)
+            if item is not None:
+                self.send_text(encode_json([item]))
+
+
+def on_room_event(hub):
+    """Membership changes, closures and notifications arriving for local channel connections."""
+
+    def handle(room: str, event: dict, local_clients: set) -> None:
+        op = event.get("op")
+        if op == "item":
+            payload = encode_json([event.get("item")])
+            frame = None
+            for client in list(local_clients):
+                frame = frame or client.prepare(payload)
+                client.send_frame(frame)
+        elif op in ("join", "leave", "close"):
+            target = hub_room(event.get("room", ""))
+            for client in list(local_clients):
+                if op == "join" and client.connection_open:
+                    d = defer.Deferred.fromCoroutine(hub.join_room(client, target))
+                else:
+                    d = defer.Deferred.fromCoroutine(hub.leave_room(client, target))
+                d.addErrback(lambda f: _log.failure("room {op} for a {realm} connection failed", failure=f, op=op,
+                                                    realm=CHANNEL))
+
+    return handle
+
+
+def install(node) -> None:
+    """Build the seed-001 domain, the channel protocol, `/api` and `/messageserver`."""
+    from heihei.social.api_msg import MsgApi
+    from heihei.social.api_sys import RootApi, SysApi
+    from heihei.social.api_user import UserApi
+    from heihei.social.messageserver import MessageServerApi
+    from heihei.social.service import Social
+    from heihei.web.root import RootResource
+
+    social = Social(node)
+    social.setServiceParent(node)
+    node.social = social
+    node.operators["heihei"] = social
+
+    factory = node.factories[CHANNEL]
+    factory.protocol = ChannelProtocol
+    factory.social = social
+    node.hub.register_realm(CHANNEL, ChannelRenderer(), on_room_event=on_room_event(node.hub))
+
+    modules = [UserApi, MsgApi, SysApi, RootApi, MessageServerApi]
+    api = RootResource(fallback=RootApi(social, modules).resource())
+    api.mount("user", UserApi(social).resource())
+    api.mount("msg", MsgApi(social).resource())
+    api.mount("sys", SysApi(social).resource())
+    node.http_root.mount("api", api)
+    node.http_root.mount("messageserver/api/msg", MessageServerApi(social).resource())

@@ -1,0 +1,175 @@
+"""`/api/user/...`: sign-in (SMS, WeChat, Weibo), profile, block list, push devices, config."""
+
+from __future__ import annotations
+
+import datetime
+import unicodedata
+
+from heihei.social import errors as E
+from heihei.social import profiles
+from heihei.social.errors import ApiError, bad_parameter
+from heihei.social.params import integer, long, string
+from heihei.social.web import ApiModule, endpoint, new_app
+
+PHONE = r"\+?[0-9]{5,20}"
+CODE = r"[0-9]{4,8}"
+MAX_NAME_CHARS = 20
+DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+LATLNG = r"-?[0-9]{1,3}(\.[0-9]{1,12})?\|-?[0-9]{1,3}(\.[0-9]{1,12})?"
+
+
+def _check_name(social, name: str) -> str:
+    name = name.strip()
+    if not name or any(unicodedata.category(ch)[0] == "C" for ch in name):
+        raise ApiError(E.ILLEGAL_NAME)
+    if social.hub.moderation.clean(name) != name:
+        raise ApiError(E.ILLEGAL_NAME)
+    return name
+
+
+def _check_date(name: str, text: str) -> str:
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        raise bad_parameter(name, "not a date YYYY-MM-DD") from None
+    return text
+
+
+class UserApi(ApiModule):
+    app = new_app()
+    prefix = "/api/user"
+
+    async def _signed_in(self, uid: str, created: bool) -> dict:
+        profile = await self.social.accounts.get(uid)
+        token = await self.social.tokens.issue(uid)
+        need = created or profile.get("registered") != "1"
+        return {"token": token, "needRegist": need, "userInfo": profiles.sign_in_info(profile)}
+
+    @endpoint(app, "/get-sms-verification-code", "Send a 6-digit sign-in code by SMS",
+              string("phoneNo", pattern=PHONE, max_length=21), auth=None, errors=(400,), returns=("timeout",))
+    async def get_sms_code(self, call, a):
+        return {"timeout": await self.social.sms.send_code(a["phoneNo"])}
+
+    @endpoint(app, "/sign-in-cl-by-phone", "Sign in with a phone number and its SMS code",
+              string("phoneNo", pattern=PHONE, max_length=21), string("verifyCode", pattern=CODE, max_length=8),
+              auth=None, errors=(401,), returns=("token", "needRegist", "userInfo"))
+    async def sign_in_by_phone(self, call, a):
+        await self.social.sms.check(a["phoneNo"], a["verifyCode"])
+        found = await self.social.accounts.find_or_create(("phone", a["phoneNo"]),
+                                                          {"phone": a["phoneNo"], "source": "Phone"})
+        return await self._signed_in(found.user, found.created)
+
+    @endpoint(app, "/sign-in", "Sign in with a WeChat or Weibo access token",
+              string("accountSource", enum=("Weibo", "Wechat")),
+              string("accountToken", max_length=512, description="the WeChat or Weibo access token"),
+              string("openId", required=False, required_if=("accountSource", "Wechat"), max_length=128,
+                     description="WeChat openid; for Weibo, if given, must be the token's uid"),
+              string("unionId", required=False, max_length=128),
+              auth=None, errors=(701, 702, 400), returns=("token", "needRegist", "userInfo"))
+    async def sign_in(self, call, a):
+        if a["accountSource"] == "Wechat":
+            ext = await self.social.wechat.verify(a["accountToken"], a["openId"])
+        else:
+            ext = await self.social.weibo.verify(a["accountToken"], a["openId"])
+        found = await self.social.accounts.find_or_create(
+            ("extid", ext.source, ext.external_id),
+            {"source": ext.source, "openId": ext.external_id, "unionId": ext.union_id or a["unionId"] or "",
+             "displayName": ext.display_name, "coverUrl": ext.cover_url or None, "gender": ext.gender,
+             "description": ext.description})
+        return await self._signed_in(found.user, found.created)
+
+    @endpoint(app, "/sign-out", "End this session: the token stops working on every node")
+    async def sign_out(self, call, a):
+        await self.social.devices.unregister_session(call.user, call.token)
+        await self.social.tokens.revoke(call.token)
+
+    @endpoint(app, "/update", "Update the signed-in user's profile",
+              string("displayName", max_length=MAX_NAME_CHARS, too_long_code=E.NAME_TOO_LONG),
+              string("gender", enum=("Male", "Female", "Unspecified")),
+              string("birthDay", pattern=DATE, max_length=10, description="YYYY-MM-DD"),
+              string("description", required=False, max_length=200),
+              string("address", required=False, max_length=128),
+              string("latlng", required=False, pattern=LATLNG, max_length=40, description="lat|lng"),
+              errors=(445, 447), returns=("userId",))
+    async def update(self, call, a):
+        fields = {"displayName": _check_name(self.social, a["displayName"]), "gender": a["gender"],
+                  "birthDay": _check_date("birthDay", a["birthDay"]), "registered": "1"}
+        for name in ("description", "address", "latlng"):
+            if a[name] is not None:
+                fields[name] = a[name]
+        if "description" in fields:
+            fields["description"] = self.social.hub.moderation.clean(fields["description"])
+        await self.social.accounts.update(call.user, fields)
+        return {"userId": int(call.user)}
+
+    @endpoint(app, "/info", "A user's profile",
+              long("uid", minimum=0), long("cuid", required=False, minimum=0,
+                                           description="if given, isFollowed/isBlocked are computed for this user"),
+              long("liveId", required=False), errors=(710, 736), returns=("result",))
+    async def info(self, call, a):
+        uid = str(a["uid"])
+        profile = await self.social.accounts.get(uid)
+        if profile is None:
+            raise ApiError(E.NO_SUCH_USER)
+        if uid != call.user and await self.social.blocks.has_blocked(uid, call.user):
+            raise ApiError(E.CANNOT_VIEW_USER)
+        viewer = str(a["cuid"]) if a["cuid"] is not None else call.user
+        followed = blocked = False
+        if viewer != uid:
+            followed = await self.social.messaging.follows(viewer, uid)
+            blocked = await self.social.blocks.has_blocked(viewer, uid)
+        return {"result": profiles.user_result(profile, is_self=uid == call.user, is_followed=followed,
+                                               is_blocked=blocked)}
+
+    @endpoint(app, "/block-user", "Block a user (no IM either way)", long("userId", minimum=0),
+              errors=(710, 400))
+    async def block_user(self, call, a):
+        target = str(a["userId"])
+        if target == call.user:
+            raise bad_parameter("userId", "cannot block yourself")
+        if not await self.social.accounts.exists(target):
+            raise ApiError(E.NO_SUCH_USER)
+        await self.social.blocks.block(call.user, target)
+
+    @endpoint(app, "/unblock-user", "Unblock a user", long("targetId", minimum=0), errors=(710,))
+    async def unblock_user(self, call, a):
+        target = str(a["targetId"])
+        if not await self.social.accounts.exists(target):
+            raise ApiError(E.NO_SUCH_USER)
+        await self.social.blocks.unblock(call.user, target)
+
+    @endpoint(app, "/list-blocked-user", "The signed-in user's block list, most recent first",
+              integer("offset", required=False, default=0, minimum=0, maximum=100000),
+              integer("limit", required=False, default=10, minimum=1, maximum=20),
+              returns=("totalSize", "result"))
+    async def list_blocked(self, call, a):
+        total, ids = await self.social.blocks.page(call.user, a["offset"], a["limit"])
+        found = await self.social.accounts.get_many(ids)
+        return {"totalSize": total, "result": [profiles.list_entry(found[i]) for i in ids if i in found]}
+
+    @endpoint(app, "/bind-phone", "Bind a phone number (checked with an SMS code) to the account",
+              string("phone", pattern=PHONE, max_length=21), string("verifyCode", pattern=CODE, max_length=8),
+              errors=(401, 403))
+    async def bind_phone(self, call, a):
+        await self.social.sms.check(a["phone"], a["verifyCode"])
+        if not await self.social.accounts.bind_phone(call.user, a["phone"]):
+            raise ApiError(E.PHONE_TAKEN)
+
+    @endpoint(app, "/push-device-info", "Register this device for offline pushes",
+              string("uuid", max_length=128), string("apnsType", enum=("apns", "getui", "gcm")),
+              string("apnsToken", max_length=512, description="APNs token (iOS) or Getui cid (Android)"),
+              string("deveiceType", enum=("android", "ios"), aliases=("deviceType",)))
+    async def push_device_info(self, call, a):
+        await self.social.devices.register(call.user, call.token, a["uuid"], a["apnsType"], a["apnsToken"],
+                                           a["deveiceType"])
+
+    @endpoint(app, "/get-config", "The user's settings and server settings", returns=("configuration",))
+    async def get_config(self, call, a):
+        profile = await self.social.accounts.get(call.user) or {}
+        return {"configuration": {"user": {"push_enable": profile.get("push_enable", "1")},
+                                  "sys": {"serverTime": int(self.social.clock.seconds()),
+                                          "channel": self.social.channel_url}}}
+
+    @endpoint(app, "/update-config", "Change the user's settings", string("push_enable", enum=("0", "1")))
+    async def update_config(self, call, a):
+        await self.social.accounts.update(call.user, {"push_enable": a["push_enable"]})

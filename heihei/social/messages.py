@@ -1,0 +1,401 @@
+"""
+Messaging for seed 001: v2 IM between users, server messages to a user,
+conversation lists, unread counts and the read/delete operations, all on the
+hub (realm "channel") so that history, inboxes and unread counters change in
+the hub's one atomic step per message.
+
+Model (the decisions are in docs/heihei.md):
+- A conversation is the hub's pair conversation of two users
+  (`u:<a>:<b>`); server messages without a `fromUserId` go to the
+  conversation with the system peer `0`.
+- The unread count of a conversation is the hub's per-user counter: the
+  newest `n` incoming, not hidden messages are the unread ones. The total is
+  what `message-unread-count` pushes, `message-list` reports and
+  `history-msg` splits by. Every change of it is pushed to the user's
+  connections.
+- `convs:heihei:<uid>` ZSET peer -> last message ms: the user's conversation
+  list (bounded). `cleared:heihei:<uid>` HASH conversation -> last server id
+  removed by `message-del`; `hidden:heihei:<uid>` ZSET of `conv|server id`
+  removed by `delete-msg`. Deletion is per user: the other side keeps its copy.
+- `msgidx:heihei:<msgId>` -> `conv|server id` (kept `msg_index_ttl_s`), so the
+  deprecated endpoints that take only a `msgId` find the message.
+- msgIds are 64-bit: `ms << 20 | (a cluster-wide counter mod 2^20)`, unique
+  and time-ordered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import Logger
+
+from heihei.core.model import pair_conversation
+from heihei.core.policy import Rate
+from heihei.social import im
+from heihei.social.accounts import REALM
+from heihei.social.errors import ApiError, BAD_PARAMETER, BUSINESS_FAILED, NO_SUCH_USER, NOT_ALLOWED
+from heihei.social.push import link_for
+from heihei.social.rooms import CHANNEL, personal_room
+from heihei.store.keys import key
+from heihei.store.scripts import Script
+
+SYSTEM_PEER = "0"
+SYSTEM_NAME = "系统消息"
+#: how far back the read/delete scripts and history-msg look in one conversation
+SCAN_LIMIT = 500
+HISTORY_MAX_READ = 100
+HISTORY_MAX_UNREAD = 100
+HISTORY_CONVERSATIONS = 50
+MAX_HIDDEN = 10000
+
+TOUCH_CONVERSATION = Script("heihei_touch_conversation", r"""
+-- KEYS: 1 the user's conversation zset. ARGV: 1 peer, 2 ms, 3 max conversations
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
+if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1) end
+return 1
+""")
+
+# Shared Lua: is a history entry incoming for the user and visible?
+_VISIBLE = r"""
+local function incoming_visible(entry, user, hidden_key, conv, cleared)
+  local sep = string.find(entry, '|', 1, true)
+  local id = string.sub(entry, 1, sep - 1)
+  if tonumber(id) <= cleared then return false, id end
+  local ok, d = pcall(cjson.decode, string.sub(entry, sep + 1))
+  if not ok or type(d) ~= 'table' or d.s == user then return false, id end
+  if redis.call('ZSCORE', hidden_key, conv .. '|' .. id) then return false, id end
+  return true, id
+end
+"""
+
+READ_UP_TO = Script("heihei_read_up_to", _VISIBLE + r"""
+-- KEYS: 1 history, 2 unread hash, 3 hidden zset, 4 cleared hash
+-- ARGV: 1 conversation, 2 server id read up to, 3 user, 4 scan limit
+-- The conversation's unread count becomes the number of visible incoming messages newer
+-- than the one read (never more than it was). Returns the new count.
+local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if cur <= 0 then return 0 end
+local cleared = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
+local newer = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf', 'LIMIT', 0, tonumber(ARGV[4]))
+local n = 0
+for i = 1, #newer do
+  if incoming_visible(newer[i], ARGV[3], KEYS[3], ARGV[1], cleared) then n = n + 1 end
+end
+if n < cur then
+  if n == 0 then redis.call('HDEL', KEYS[2], ARGV[1]) else redis.call('HSET', KEYS[2], ARGV[1], n) end
+  return n
+end
+return cur
+""")
+
+HIDE_MESSAGE = Script("heihei_hide_message", _VISIBLE + r"""
+-- KEYS: 1 history, 2 unread hash, 3 hidden zset, 4 cleared hash
+-- ARGV: 1 conversation, 2 server id, 3 user, 4 scan limit, 5 now ms, 6 max hidden
+-- Hides one message from the user; if it was one of their unread ones, the count drops by one.
+local member = ARGV[1] .. '|' .. ARGV[2]
+if redis.call('ZSCORE', KEYS[3], member) then return 0 end
+local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local cleared = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
+if cur > 0 then
+  local newest = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '-inf', 'LIMIT', 0, tonumber(ARGV[4]))
+  local seen = 0
+  for i = 1, #newest do
+    if seen >= cur then break end
+    local visible, id = incoming_visible(newest[i], ARGV[3], KEYS[3], ARGV[1], cleared)
+    if visible then
+      seen = seen + 1
+      if id == ARGV[2] then
+        if cur - 1 <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) else redis.call('HINCRBY', KEYS[2], ARGV[1], -1) end
+        break
+      end
+    end
+  end
+end
+redis.call('ZADD', KEYS[3], ARGV[5], member)
+local extra = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[6])
+if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, extra - 1) end
+return 1
+""")
+
+
+def _hist_key(conv: str) -> str:
+    return key("hist", CHANNEL, conv)
+
+
+def _unread_key(uid: str) -> str:
+    return key("unread", CHANNEL, uid)
+
+
+def _convs_key(uid: str) -> str:
+    return key("convs", REALM, uid)
+
+
+def _hidden_key(uid: str) -> str:
+    return key("hidden", REALM, uid)
+
+
+def _cleared_key(uid: str) -> str:
+    return key("cleared", REALM, uid)
+
+
+def peer_of(conversation: str, uid: str) -> str | None:
+    """The other user of a pair conversation `u:<a>:<b>` if `uid` is in it."""
+    parts = conversation.split(":")
+    if len(parts) != 3 or parts[0] != "u" or uid not in parts[1:]:
+        return None
+    return parts[2] if parts[1] == uid else parts[1]
+
+
+class Messaging:
+    _log = Logger()
+
+    def __init__(self, *, store, hub, clock, accounts, blocks, pusher, settings) -> None:
+        self.store = store
+        self.hub = hub
+        self.clock = clock
+        self.accounts = accounts
+        self.blocks = blocks
+        self.pusher = pusher
+        self.settings = settings
+        self.im_rate = Rate(settings.im_rate_per_second, settings.im_rate_burst)
+
+    def now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    async def new_msg_id(self) -> int:
+        n = int(await self.store.incr(key("seq", REALM, "msg")))
+        return (self.now_ms() << 20) | (n & 0xFFFFF)
+
+    async def follows(self, viewer: str, target: str) -> bool:
+        """Does `viewer` follow `target`? (`following:heihei:<viewer>` ZSET, filled by the follow module.)"""
+        return await self.store.zscore(key("following", REALM, viewer), target) is not None
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send_im(self, sender: str, m: im.ClientIm):
+        """Validate, store and deliver a v2 IM; returns the hub's SendResult (`.duplicate` for a resend)."""
+        if m.to == sender:
+            raise im.ImError(BAD_PARAMETER, "msg.toUserId is yourself")
+        profiles = await self.accounts.get_many([sender, m.to])
+        if m.to not in profiles:
+            raise im.ImError(NO_SUCH_USER, f"user {m.to} does not exist")
+        if await self.blocks.has_blocked(m.to, sender):
+            raise im.ImError(NOT_ALLOWED, "the receiver has blocked you")
+        if await self.blocks.has_blocked(sender, m.to):
+            raise im.ImError(NOT_ALLOWED, "you have blocked the receiver")
+        if not self.hub.rates.allow(("heihei-im", sender), self.im_rate):
+            raise im.ImError(BUSINESS_FAILED, "sending too fast")
+        content = dict(m.content)
+        if isinstance(content.get("text"), str):
+            content["text"] = self.hub.moderation.clean(content["text"])
+        now_ms = self.now_ms()
+        msg = im.build_msg(to=m.to, sender=sender, msg_type=m.msg_type, content=content, jump=m.jump,
+                           msg_id=await self.new_msg_id(), create_time=now_ms // 1000, client_msg_id=m.client_msg_id)
+        users_for = {}
+        for viewer, side in ((sender, "s"), (m.to, "r")):
+            users_for[side] = {uid: im.user_entry(profiles.get(uid), uid,
+                                                  uid != viewer and await self.follows(viewer, uid))
+                               for uid in (sender, m.to)}
+        body = {"t": "im", "msg": msg, "users": users_for}
+        await self._touch(sender, m.to, now_ms)
+        await self._touch(m.to, sender, now_ms)
+        result = await self.hub.send_to_user(CHANNEL, sender, m.to, body, client_id=m.client_msg_id,
+                                             echo_to_sender=True)
+        if result.duplicate:
+            return result
+        await self._index(msg["msgId"], result.message)
+        await self.push_unread(m.to)
+        if m.to in result.offline:
+            s = profiles[sender]
+            self.pusher.notify(m.to, {
+                "title": s.get("displayName") or self.settings.push_title, "text": im.preview(msg),
+                "action": "message", "link": link_for("message"), "msgId": msg["msgId"],
+                "fromUserName": s.get("displayName", ""), "fromUserId": int(sender), "gender": s.get("gender", ""),
+                "data": {"msgType": "IM", "imType": m.msg_type}})
+        return result
+
+    async def send_to_user(self, target: str, msg: dict[str, Any]) -> bool:
+        """A trusted back end's message to one user (`tosingle`), delivered as is.
+
+        Stored (history, inbox, unread) when `msg.needstore` is true or it is a v2
+        IM envelope; otherwise only the user's live connections get it. An
+        offline user gets a push for stored messages and ones with
+        `getuiAction`. Returns whether it was stored."""
+        if not await self.accounts.exists(target):
+            raise ApiError(NO_SUCH_USER, f"targetUserId {target}")
+        now_ms = self.now_ms()
+        is_im = msg.get("msgType") == "IM"
+        if is_im:
+            inner = msg.get("msg")
+            if not isinstance(inner, dict):
+                raise ApiError(BAD_PARAMETER, "msg.msg (an IM envelope needs msg)")
+            inner.setdefault("msgId", await self.new_msg_id())
+            inner.setdefault("createTime", now_ms // 1000)
+            item = {**msg, "timeStamp": now_ms // 1000}
+            msg_id = inner["msgId"]
+            source = inner
+        else:
+            item = {"msg": msg, "timeStamp": now_ms // 1000}
+            msg_id = msg.get("msgId")
+            source = msg
+        store = is_im or msg.get("needstore") is True
+        sender = str(source.get("fromUserId", ""))
+        if not sender.isdigit() or sender == target or len(sender) > 19:
+            sender = SYSTEM_PEER
+        if store:
+            await self._touch(target, sender, now_ms)
+            result = await self.hub.send_to_user(CHANNEL, sender, target, {"t": "item", "item": item})
+            if isinstance(msg_id, int) and not isinstance(msg_id, bool):
+                await self._index(msg_id, result.message)
+            await self.push_unread(target)
+            offline = target in result.offline
+        else:
+            await self.notify(target, item)
+            offline = not await self.hub.presence.is_online(CHANNEL, target)
+        if offline and (store or source.get("getuiAction")):
+            self.pusher.notify(target, self._server_push(source, msg_id))
+        return store
+
+    def _server_push(self, msg: dict[str, Any], msg_id) -> dict[str, Any]:
+        action = msg.get("getuiAction") if isinstance(msg.get("getuiAction"), str) else "message"
+        name = msg.get("fromUserName", "") if isinstance(msg.get("fromUserName"), str) else ""
+        if isinstance(msg.get("link"), str) and msg["link"].startswith("wmlives_heihei://"):
+            link = msg["link"]
+        else:
+            link = link_for(action, id=msg.get("liveId") or msg.get("id") or msg.get("fromUserId", ""),
+                            chatId=msg.get("chatId", ""), type=msg.get("type", 0), userId=msg.get("fromUserId", ""),
+                            fromUserName=name, gender=msg.get("gender", ""))
+        text = im.preview(msg)
+        if isinstance(msg.get("text-head"), str) or isinstance(msg.get("text-tail"), str):
+            text = f"{msg.get('text-head', '')}{name}{msg.get('text-tail', '')}"
+        from_id = msg.get("fromUserId")
+        return {"title": msg.get("title") if isinstance(msg.get("title"), str) else self.settings.push_title,
+                "text": text, "action": action, "link": link, "msgId": msg_id if isinstance(msg_id, int) else 0,
+                "fromUserName": name, "fromUserId": from_id if isinstance(from_id, int) else 0,
+                "gender": msg.get("gender", "") if isinstance(msg.get("gender"), str) else "",
+                "data": {k: msg[k] for k in ("msgType", "action", "chatId", "liveId", "roomId") if k in msg}}
+
+    async def notify(self, uid: str, item: dict[str, Any]) -> None:
+        """Send one item to every live channel connection of a user, on every node; not stored."""
+        await self.hub.room_event(CHANNEL, personal_room(uid), {"op": "item", "item": item})
+
+    async def _touch(self, uid: str, peer: str, ms: int) -> None:
+        await TOUCH_CONVERSATION(self.store, [_convs_key(uid)], [peer, ms, self.settings.max_conversations])
+
+    async def _index(self, msg_id: int, message) -> None:
+        await self.store.set(key("msgidx", REALM, msg_id), f"{message.conversation}|{message.id}",
+                             expire=self.settings.msg_index_ttl_s)
+
+    # -- unread ------------------------------------------------------------------------
+
+    async def unread_total(self, uid: str) -> int:
+        return sum((await self.hub.inbox.unread(CHANNEL, uid)).values())
+
+    @staticmethod
+    def unread_item(count: int, now_s: int) -> dict[str, Any]:
+        return {"msg": {"msgType": "action", "action": "message-unread-count", "comment": "未读消息数",
+                        "count": count}, "timeStamp": now_s}
+
+    async def push_unread(self, uid: str) -> int:
+        count = await self.unread_total(uid)
+        await self.notify(uid, self.unread_item(count, int(self.clock.seconds())))
+        return count
+
+    # -- conversation list ---------------------------------------------------------------
+
+    async def message_list(self, uid: str) -> tuple[list[dict[str, Any]], int]:
+        unread = await self.hub.inbox.unread(CHANNEL, uid)
+        cleared = await self.store.hgetall(_cleared_key(uid))
+        peers = await self.store.zrevrange(_convs_key(uid), 0, self.settings.message_list_max - 1)
+        profiles = await self.accounts.get_many([p for p in peers if p != SYSTEM_PEER])
+        items = []
+        for peer in peers:
+            conv = pair_conversation(uid, peer)
+            last = await self.hub.history.latest(CHANNEL, conv, 1)
+            if not last or last[0].id <= int(cleared.get(conv, 0)):
+                continue
+            message = last[0]
+            msg = im.msg_of(message.body)
+            p = profiles.get(peer, {})
+            items.append({
+                "fromUserId": int(peer),
+                "fromUserName": SYSTEM_NAME if peer == SYSTEM_PEER else p.get("displayName", ""),
+                "gender": p.get("gender", ""), "coverUrl": p.get("coverUrl", ""),
+                "data": {"count": unread.get(conv, 0), "type": msg.get("msgType", "")},
+                "birthDay": p.get("birthDay", ""),
+                "link": f"wmlives_heihei://duechat?uid={peer}",
+                "timeStamp": message.created_ms // 1000,
+                "action": "message", "msgType": "action",
+                "text": im.preview(msg) or None,
+            })
+        return items, sum(unread.values())
+
+    async def delete_conversation(self, uid: str, peer: str) -> None:
+        """`message-del`: the conversation leaves the user's list and counts as read (their view only)."""
+        conv = pair_conversation(uid, peer)
+        last = await self.hub.history.latest(CHANNEL, conv, 1)
+        if last:
+            await self.store.hset(_cleared_key(uid), conv, last[0].id)
+        await self.store.zrem(_convs_key(uid), peer)
+        await self.hub.inbox.mark_read(CHANNEL, uid, conv)
+        await self.push_unread(uid)
+
+    async def read_all(self, uid: str) -> None:
+        await self.hub.inbox.mark_read(CHANNEL, uid)
+        await self.push_unread(uid)
+
+    async def _locate(self, uid: str, msg_id: int) -> tuple[str, int]:
+        found = await self.store.get(key("msgidx", REALM, msg_id))
+        if found:
+            conv, _, sid = found.rpartition("|")
+            if peer_of(conv, uid) is not None and sid.isdigit():
+                return conv, int(sid)
+        raise ApiError(BAD_PARAMETER, "msgId (no such message)")
+
+    async def read_one(self, uid: str, msg_id: int) -> None:
+        """Deprecated `read-one-msg`: the message and everything before it in its conversation are read."""
+        conv, sid = await self._locate(uid, msg_id)
+        await READ_UP_TO(self.store, [_hist_key(conv), _unread_key(uid), _hidden_key(uid), _cleared_key(uid)],
+                         [conv, sid, uid, SCAN_LIMIT])
+        await self.push_unread(uid)
+
+    async def delete_one(self, uid: str, msg_id: int) -> None:
+        """Deprecated `delete-msg`: the message disappears from this user's history."""
+        conv, sid = await self._locate(uid, msg_id)
+        await HIDE_MESSAGE(self.store, [_hist_key(conv), _unread_key(uid), _hidden_key(uid), _cleared_key(uid)],
+                           [conv, sid, uid, SCAN_LIMIT, self.now_ms(), MAX_HIDDEN])
+        await self.push_unread(uid)
+
+    async def history(self, uid: str) -> tuple[list, list, int]:
+        """Deprecated `history-msg`: (unread items, read items, unread total), newest first."""
+        unread = await self.hub.inbox.unread(CHANNEL, uid)
+        cleared = await self.store.hgetall(_cleared_key(uid))
+        peers = await self.store.zrevrange(_convs_key(uid), 0, HISTORY_CONVERSATIONS - 1)
+        unread_items, read_items = [], []
+        for peer in peers:
+            conv = pair_conversation(uid, peer)
+            floor = int(cleared.get(conv, 0))
+            recent = await self.hub.history.page(CHANNEL, conv, count=SCAN_LIMIT, newest_first=True)
+            incoming = []
+            for message in recent:
+                if message.id <= floor or message.sender == uid:
+                    continue
+                if await self.store.zscore(_hidden_key(uid), f"{conv}|{message.id}") is not None:
+                    continue
+                incoming.append(message)
+            n = unread.get(conv, 0)
+            unread_items += incoming[:n]
+            read_items += incoming[n:]
+        unread_items.sort(key=lambda m: m.created_ms, reverse=True)
+        read_items.sort(key=lambda m: m.created_ms, reverse=True)
+
+        def items(messages, limit):
+            out = []
+            for message in messages[:limit]:
+                item = im.item_of(message.body, message.created_ms, viewer_is_sender=False)
+                if item is not None:
+                    out.append(item)
+            return out
+
+        return items(unread_items, HISTORY_MAX_UNREAD), items(read_items, HISTORY_MAX_READ), sum(unread.values())

@@ -1,0 +1,221 @@
+"""
+Offline push: device registrations and the providers that notify a phone
+when its user has no live channel.
+
+A push is the seed's `push` structure, one per registered device:
+
+    {"title", "text", "action", "link", "msgId", "fromUserName", "fromUserId",
+     "gender", "data": {}, "deviceType", "clientid", "pushType"}
+
+(`clientid` is the device's `apnsToken` — the Getui cid on Android, the APNs
+token on iOS — and `pushType` its `apnsType`, so an adapter knows where to
+send it.) `link` follows the seed's "link的值" table (`link_for`).
+
+Providers (`[push] provider`), behind the `PushProvider` interface so Getui
+or APNs adapters can be added:
+- `log`: the push is written to the server log.
+- `webhook`: POST the push as JSON to `[push] webhook_url`; with
+  `[push] webhook_secret` set, the header `X-Heihei-Signature` carries the hex
+  HMAC-SHA256 of the body.
+
+Redis: `pushdev:heihei:<user>` HASH uuid -> JSON {apnsType, apnsToken,
+deviceType, t}; `devowner:heihei:<uuid>` -> user (a device belongs to the
+last user who registered it); `tokdev:heihei:<token hash>` -> uuid (sign-out
+unregisters the device the session registered).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import orjson
+import treq
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from heihei.config import ConfigError
+from heihei.jsonsafe import encode_json
+from heihei.social.accounts import GC_SLACK_MS, REALM, token_hash
+from heihei.store.keys import key
+from heihei.store.scripts import Script
+
+LINK_BASE = "wmlives_heihei://"
+
+REGISTER_DEVICE = Script("heihei_register_device", r"""
+-- KEYS: 1 the user's device hash, 2 the device's owner key, 3 token -> device key
+-- ARGV: 1 user, 2 uuid, 3 device json, 4 device-hash key prefix, 5 max devices, 6 token key px
+local prev = redis.call('GET', KEYS[2])
+if prev and prev ~= ARGV[1] then redis.call('HDEL', ARGV[4] .. prev, ARGV[2]) end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[6])
+local all = redis.call('HGETALL', KEYS[1])
+while #all / 2 > tonumber(ARGV[5]) do
+  local oldest, oldest_t, at = nil, nil, nil
+  for i = 1, #all, 2 do
+    local ok, d = pcall(cjson.decode, all[i + 1])
+    local t = (ok and type(d) == 'table' and tonumber(d.t)) or 0
+    if oldest_t == nil or t < oldest_t then oldest, oldest_t, at = all[i], t, i end
+  end
+  redis.call('HDEL', KEYS[1], oldest)
+  table.remove(all, at + 1); table.remove(all, at)
+end
+return 1
+""")
+
+UNREGISTER_DEVICE = Script("heihei_unregister_device", r"""
+-- KEYS: 1 the user's device hash, 2 the device's owner key, 3 token -> device key. ARGV: 1 user, 2 uuid
+redis.call('HDEL', KEYS[1], ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+redis.call('DEL', KEYS[3])
+return 1
+""")
+
+
+def link_for(action: str, **values: Any) -> str:
+    """The seed's link for an action (live, message, homepage, webview, user, replay, duechat)."""
+    def q(v: Any) -> str:
+        return quote(str(v), safe="")
+
+    if action == "live":
+        return f"{LINK_BASE}live?id={q(values.get('id', ''))}"
+    if action == "homepage":
+        return f"{LINK_BASE}homepage"
+    if action == "webview":
+        return f"{LINK_BASE}webview?url={q(values.get('url', ''))}&type={q(values.get('type', 0))}"
+    if action == "user":
+        return f"{LINK_BASE}user?id={q(values.get('id', ''))}"
+    if action == "replay":
+        return f"{LINK_BASE}replay?id={q(values.get('id', ''))}"
+    if action == "duechat":
+        return (f"{LINK_BASE}acceptchat?chatId={q(values.get('chatId', ''))}&type={q(values.get('type', 0))}"
+                f"&userId={q(values.get('userId', ''))}&fromUserName={q(values.get('fromUserName', ''))}"
+                f"&gender={q(values.get('gender', ''))}")
+    return f"{LINK_BASE}message"
+
+
+class PushProvider(Protocol):
+    async def send(self, push: dict[str, Any]) -> None:
+        """Deliver one push to one device, or raise."""
+
+
+class LogPush:
+    _log = Logger()
+
+    async def send(self, push: dict[str, Any]) -> None:
+        self._log.info("push to {deviceType} device {clientid}: {title} / {text} ({link})",
+                       deviceType=push.get("deviceType"), clientid=push.get("clientid"), title=push.get("title"),
+                       text=push.get("text"), link=push.get("link"), push=push)
+
+
+class WebhookError(Exception):
+    pass
+
+
+class WebhookPush:
+    def __init__(self, url: str, secret: str, timeout_s: float, http=treq) -> None:
+        self.url = url
+        self.secret = secret.encode("utf-8")
+        self.timeout_s = timeout_s
+        self.http = http
+
+    async def send(self, push: dict[str, Any]) -> None:
+        body = encode_json(push)
+        headers = {b"Content-Type": [b"application/json; charset=utf-8"]}
+        if self.secret:
+            headers[b"X-Heihei-Signature"] = [hmac.new(self.secret, body, hashlib.sha256).hexdigest().encode()]
+        response = await self.http.post(self.url, data=body, headers=headers, timeout=self.timeout_s)
+        await response.content()
+        if not 200 <= response.code < 300:
+            raise WebhookError(f"push webhook answered HTTP {response.code}")
+
+
+def make_provider(settings) -> PushProvider:
+    if settings.provider == "log":
+        return LogPush()
+    if settings.provider == "webhook":
+        if not settings.webhook_url:
+            raise ConfigError("[push] provider = \"webhook\" needs [push] webhook_url")
+        return WebhookPush(settings.webhook_url, settings.webhook_secret, settings.timeout_s)
+    raise ConfigError(f"[push] provider must be \"log\" or \"webhook\", not {settings.provider!r}")
+
+
+class Devices:
+    def __init__(self, store, clock, *, max_per_user: int, token_ttl_s: float) -> None:
+        self.store = store
+        self.clock = clock
+        self.max_per_user = max_per_user
+        self.token_ttl_ms = int(token_ttl_s * 1000)
+
+    async def register(self, uid: str, token: str, uuid: str, apns_type: str, apns_token: str,
+                       device_type: str) -> None:
+        device = {"apnsType": apns_type, "apnsToken": apns_token, "deviceType": device_type,
+                  "t": int(self.clock.seconds() * 1000)}
+        await REGISTER_DEVICE(self.store, [key("pushdev", REALM, uid), key("devowner", REALM, uuid),
+                                           key("tokdev", REALM, token_hash(token))],
+                              [uid, uuid, orjson.dumps(device).decode(), key("pushdev", REALM) + ":",
+                               self.max_per_user, self.token_ttl_ms + GC_SLACK_MS])
+
+    async def unregister_session(self, uid: str, token: str) -> None:
+        """Sign-out: the device this session registered stops getting the user's pushes."""
+        tk = key("tokdev", REALM, token_hash(token))
+        uuid = await self.store.get(tk)
+        if uuid:
+            await UNREGISTER_DEVICE(self.store, [key("pushdev", REALM, uid), key("devowner", REALM, uuid), tk],
+                                    [uid, uuid])
+
+    async def of(self, uid: str) -> dict[str, dict[str, Any]]:
+        raw = await self.store.hgetall(key("pushdev", REALM, uid))
+        out = {}
+        for uuid, text in raw.items():
+            try:
+                out[uuid] = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                continue
+        return out
+
+
+class Pusher:
+    """Sends a push to every device of a user who wants pushes, in the background."""
+
+    _log = Logger()
+
+    def __init__(self, accounts, devices: Devices, provider: PushProvider, metrics=None) -> None:
+        self.accounts = accounts
+        self.devices = devices
+        self.provider = provider
+        self.metrics = metrics
+        self._in_flight: set[defer.Deferred] = set()
+
+    def notify(self, uid: str, push: dict[str, Any]) -> defer.Deferred:
+        """Start pushing; never raises, logs failures. The Deferred fires when done."""
+        d = defer.Deferred.fromCoroutine(self._notify(uid, push))
+        self._in_flight.add(d)
+
+        d.addErrback(lambda f: self._log.failure("push to user {user} failed", failure=f, user=uid))
+        d.addBoth(lambda result: (self._in_flight.discard(d), result)[1])
+        return d
+
+    async def _notify(self, uid: str, push: dict[str, Any]) -> int:
+        profile = await self.accounts.get(uid)
+        if not profile or profile.get("push_enable", "1") != "1":
+            return 0
+        sent = 0
+        for uuid, device in (await self.devices.of(uid)).items():
+            item = {**push, "deviceType": device.get("deviceType", ""), "clientid": device.get("apnsToken", ""),
+                    "pushType": device.get("apnsType", "")}
+            try:
+                await self.provider.send(item)
+                sent += 1
+            except Exception:
+                self._log.failure("push to device {uuid} of user {user} failed", uuid=uuid, user=uid)
+        return sent
+
+    async def drain(self) -> None:
+        """Wait for pushes in flight (at shutdown)."""
+        pending = list(self._in_flight)
+        if pending:
+            await defer.DeferredList(pending, consumeErrors=True)

@@ -1,0 +1,143 @@
+"""
+SMS verification codes and the providers that deliver them.
+
+A code is 6 random digits, valid `code_ttl_s` (5 minutes), usable once; a
+phone gets at most one code per `resend_interval_s` (60 s, else 400); after
+`max_attempts` (5) wrong tries the code is burnt. Times come from the injected
+clock and are checked inside Lua scripts, so concurrent requests on several
+nodes cannot get around a limit.
+
+Redis: `sms:heihei:<phone>` HASH {code, expires, tries};
+`smsgap:heihei:<phone>` the time (ms) before which no new code is sent.
+
+Providers (`[sms] provider`):
+- `log`: the code is written to the server log (development, tests).
+- `http`: POST `{"phoneNo", "code", "text"}` as JSON to `[sms] url`; any 2xx
+  answer is success. An adapter for a commercial SMS gateway is a small
+  service at that URL.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Protocol
+
+import treq
+from twisted.logger import Logger
+
+from heihei.config import ConfigError
+from heihei.jsonsafe import encode_json
+from heihei.social.accounts import GC_SLACK_MS, REALM
+from heihei.social.errors import ApiError, BUSINESS_FAILED, WRONG_CODE
+from heihei.store.keys import key
+from heihei.store.scripts import Script
+
+SEND_GUARD = Script("heihei_sms_guard", r"""
+-- KEYS: 1 gap key, 2 code hash. ARGV: 1 now ms, 2 interval ms, 3 code, 4 expires ms, 5 px.
+-- Returns 1 and stores the code, or 0 when the phone asked too recently.
+local gap = redis.call('GET', KEYS[1])
+if gap and tonumber(gap) > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], string.format('%d', tonumber(ARGV[1]) + tonumber(ARGV[2])), 'PX', ARGV[5])
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'code', ARGV[3], 'expires', ARGV[4], 'tries', 0)
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return 1
+""")
+
+CHECK_CODE = Script("heihei_sms_check", r"""
+-- KEYS: 1 code hash. ARGV: 1 code, 2 now ms, 3 max attempts.
+-- Returns 1 right (the code is used up), 0 wrong, -1 no valid code.
+local h = redis.call('HMGET', KEYS[1], 'code', 'expires')
+if not h[1] then return -1 end
+if tonumber(h[2]) <= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]); return -1 end
+if h[1] == ARGV[1] then redis.call('DEL', KEYS[1]); return 1 end
+local tries = redis.call('HINCRBY', KEYS[1], 'tries', 1)
+if tries >= tonumber(ARGV[3]) then redis.call('DEL', KEYS[1]) end
+return 0
+""")
+
+CODE_DIGITS = 6
+
+
+class SmsProvider(Protocol):
+    async def send(self, phone: str, code: str, text: str) -> None:
+        """Deliver or raise."""
+
+
+class LogSms:
+    _log = Logger()
+
+    async def send(self, phone: str, code: str, text: str) -> None:
+        self._log.info("SMS to {phone}: code {code} ({text})", phone=phone, code=code, text=text)
+
+
+class HttpSmsError(Exception):
+    pass
+
+
+class HttpSms:
+    _log = Logger()
+
+    def __init__(self, url: str, timeout_s: float, http=treq) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self.http = http
+
+    async def send(self, phone: str, code: str, text: str) -> None:
+        response = await self.http.post(self.url, data=encode_json({"phoneNo": phone, "code": code, "text": text}),
+                                        headers={b"Content-Type": [b"application/json; charset=utf-8"]},
+                                        timeout=self.timeout_s)
+        await response.content()  # read it all so the connection can close or be reused
+        if not 200 <= response.code < 300:
+            raise HttpSmsError(f"SMS gateway answered HTTP {response.code}")
+
+
+def make_provider(settings) -> SmsProvider:
+    if settings.provider == "log":
+        return LogSms()
+    if settings.provider == "http":
+        if not settings.url:
+            raise ConfigError("[sms] provider = \"http\" needs [sms] url")
+        return HttpSms(settings.url, settings.timeout_s)
+    raise ConfigError(f"[sms] provider must be \"log\" or \"http\", not {settings.provider!r}")
+
+
+class SmsCodes:
+    _log = Logger()
+
+    def __init__(self, store, clock, provider: SmsProvider, settings) -> None:
+        self.store = store
+        self.clock = clock
+        self.provider = provider
+        self.settings = settings
+
+    def now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    async def send_code(self, phone: str) -> int:
+        """Create and send a code; returns the seconds before another may be asked for."""
+        s = self.settings
+        code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+        now = self.now_ms()
+        ttl_ms = int(s.code_ttl_s * 1000)
+        ok = await SEND_GUARD(self.store, [key("smsgap", REALM, phone), key("sms", REALM, phone)],
+                              [now, int(s.resend_interval_s * 1000), code, now + ttl_ms,
+                               max(ttl_ms, int(s.resend_interval_s * 1000)) + GC_SLACK_MS])
+        if int(ok) != 1:
+            raise ApiError(BUSINESS_FAILED, message="短信发送太频繁")
+        text = s.text.replace("{code}", code).replace("{minutes}", str(max(1, round(s.code_ttl_s / 60))))
+        try:
+            await self.provider.send(phone, code, text)
+        except Exception as e:
+            self._log.failure("sending the SMS code to {phone} failed", phone=phone)
+            # the user never got it: let them ask again at once
+            await self.store.delete([key("smsgap", REALM, phone), key("sms", REALM, phone)])
+            raise ApiError(BUSINESS_FAILED, message="短信发送失败") from e
+        return int(s.resend_interval_s)
+
+    async def check(self, phone: str, code: str) -> None:
+        """Use up a right code or raise 401."""
+        result = await CHECK_CODE(self.store, [key("sms", REALM, phone)],
+                                  [code, self.now_ms(), self.settings.max_attempts])
+        if int(result) != 1:
+            raise ApiError(WRONG_CODE)
