@@ -261,6 +261,17 @@ class WSClient(asyncio.Protocol):
             if not self.handshake.done():
                 self.handshake.set_result(None)
             data = data[end + 4:]
+        size = len(data)
+        if size > 3 and data[0] == 0x81:
+            # the common case in a fan-out: one complete text frame per read
+            n = data[1]
+            if n < 126:
+                if size == n + 2:
+                    self.on_text(data[2:], t)
+                    return
+            elif n == 126 and size == ((data[2] << 8) | data[3]) + 4:
+                self.on_text(data[4:], t)
+                return
         try:
             frames, used = split_frames(data)
         except ProtocolError as e:
