@@ -132,6 +132,9 @@ class JimSettings(WebSocketSettings):
     max_page_size: int = 100
     chat_rate_per_s: float = 10.0
     chat_burst: int = 30
+    default_avatar: str = ("data:image/svg+xml,%3Csvg%20xmlns=%27http://www.w3.org/2000/svg%27%20viewBox=%270%200%208"
+                           "%208%27%3E%3Ccircle%20cx=%274%27%20cy=%274%27%20r=%274%27%20fill=%27%23c8ccd2%27/%3E%3Ccircle"
+                           "%20cx=%274%27%20cy=%273%27%20r=%271.5%27%20fill=%27%23fff%27/%3E%3C/svg%3E")
 
 
 @dataclass(frozen=True)
@@ -347,4 +350,14 @@ def parse_redis_url(url: str) -> RedisAddress:
             raise ValueError("negative db")
         return RedisAddress(host=parts.hostname, port=port, password=password, db=db)
     except ValueError as e:
-        raise ConfigError(f"malformed Redis URL {url!r}: {e}") from e
+        raise ConfigError(f"malformed Redis URL {_without_password(url)!r}: {e}") from e
+
+
+def _without_password(url: str) -> str:
+    """A Redis URL fit for an error message (the password replaced by ***)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0] if ":" in credentials else ""
+    return f"{scheme}://{user}:***@{host}"

@@ -13,14 +13,14 @@ from heihei.store.keys import key
 from heihei.store.scripts import Script
 
 CHANGE_MEMBERS = Script("group_change_members", r"""
--- KEYS: 1 group hash, 2 member set; ARGV: 1 group id, 2 '+' or '-', 3 user-groups key prefix,
--- then member ids (already escaped for key use in ARGV[3 + n + i]). Returns members changed.
+-- KEYS: 1 group hash, 2 member set, then each member's user-groups set.
+-- ARGV: 1 group id, 2 '+' or '-', then member ids. Returns members changed (-1: no group).
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local n = (#ARGV - 3) / 2
+local n = #ARGV - 2
 local changed = 0
 for i = 1, n do
-  local member = ARGV[3 + i]
-  local ukey = ARGV[3] .. ARGV[3 + n + i]
+  local member = ARGV[2 + i]
+  local ukey = KEYS[2 + i]
   if ARGV[2] == '+' then
     changed = changed + redis.call('SADD', KEYS[2], member)
     redis.call('SADD', ukey, ARGV[1])
@@ -92,14 +92,12 @@ class Groups:
 
     async def _change(self, realm: str, group_id: str, op: str, members: list[str]) -> int:
         members = [str(m) for m in members]
-        prefix = key("ugrp", realm) + ":"
-        escaped = [key("ugrp", realm, m)[len(prefix):] for m in members]
-        changed = await CHANGE_MEMBERS(self.store, [_group_key(realm, group_id), _members_key(realm, group_id)],
-                                       [group_id, op, prefix, *members, *escaped])
+        keys = [_group_key(realm, group_id), _members_key(realm, group_id)] + [key("ugrp", realm, m) for m in members]
+        changed = await CHANGE_MEMBERS(self.store, keys, [group_id, op, *members])
         if int(changed) < 0:
             raise NoSuchGroup(group_id)
         return int(changed)
 
 
 def _natural(value: str):
-    return (0, int(value), "") if value.isdigit() else (1, 0, value)
+    return (0, int(value), "") if value.isdecimal() and value.isascii() else (1, 0, value)

@@ -73,6 +73,16 @@ return false
 """)
 
 
+TAKE_ENTRIES = Script("inbox_take", r"""
+-- KEYS: 1 inbox; ARGV: entries. Returns the entries this call removed (a concurrent take gets the rest).
+local out = {}
+for i = 1, #ARGV do
+  if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then table.insert(out, ARGV[i]) end
+end
+return out
+""")
+
+
 @dataclass(frozen=True)
 class Retention:
     max_count: int = 10000
@@ -111,7 +121,7 @@ class History:
     async def store_message(self, message: Message, inbox_for: list[str] = ()) -> Stored:
         """Store `message` in its conversation and queue it for `inbox_for`, atomically."""
         realm, conv = message.realm, message.conversation
-        dedupe = message.client_id is not None and message.client_id != ""
+        dedupe = bool(message.client_id) and self.retention.dedupe_ttl_s > 0
         cid_key = key("cid", realm, conv, message.sender, message.client_id) if dedupe else key("cid", "-")
         recipients = list(inbox_for)
         keys = ([history_key(realm, conv), key("lastid", realm, conv), cid_key]
@@ -140,6 +150,8 @@ class History:
 
     async def latest(self, realm: str, conversation: str, count: int) -> list[Message]:
         """The newest `count` messages, oldest first."""
+        if count <= 0:
+            return []
         entries = await self.store.zrange(history_key(realm, conversation), -count, -1)
         return [Message.from_entry(realm, e) for e in entries]
 
@@ -167,12 +179,16 @@ class Inbox:
             await self.store.zrem(inbox_key(realm, user), *entries)
 
     async def take(self, realm: str, user: str, conversation: str | None = None) -> list[Message]:
-        """Remove and return the queued messages (optionally of one conversation), for pull protocols."""
+        """Remove and return the queued messages (optionally of one conversation), for pull
+        protocols; atomic, so two concurrent pulls never both return the same message."""
         messages = await self.pending(realm, user, limit=10000)
         if conversation is not None:
             messages = [m for m in messages if m.conversation == conversation]
-        await self.ack(realm, user, [m.entry for m in messages])
-        return messages
+        if not messages:
+            return []
+        removed = await TAKE_ENTRIES(self.store, [inbox_key(realm, user)], [m.entry for m in messages])
+        taken = set(removed)
+        return [m for m in messages if m.entry in taken]
 
     async def unread(self, realm: str, user: str) -> dict[str, int]:
         raw = await self.store.hgetall(unread_key(realm, user))

@@ -42,6 +42,11 @@ class IClient(Protocol):
 
     def send_frame(self, frame: bytes, on_delivered: Callable[[], None] | None = None) -> bool: ...
 
+    send_queue_max_bytes: int
+    connection_open: bool
+
+    def when_closed(self) -> defer.Deferred: ...
+
     def prepare(self, payload: bytes) -> bytes: ...
 
     def close(self, code: int = 1000, reason: str = "") -> None: ...
@@ -75,6 +80,11 @@ class SendResult:
     online: list[str] = field(default_factory=list)  # receivers connected somewhere
     offline: list[str] = field(default_factory=list)  # receivers whose copy waits in the inbox
 
+
+#: a login replays the inbox in chunks no smaller than this
+MIN_REPLAY_CHUNK_BYTES = 16 * 1024
+#: a client that does not confirm a replayed chunk within this keeps the rest for next time
+REPLAY_CONFIRM_TIMEOUT_S = 60.0
 
 RoomEventHandler = Callable[[str, dict[str, Any], set], None]
 PresenceHook = Callable[[str, str], None]
@@ -143,9 +153,8 @@ class Hub:
     async def disconnect(self, client: IClient) -> bool:
         """Forget a closed connection (and its rooms); True if the user is now offline everywhere."""
         self._held.pop(client, None)
-        for (realm, room), members in list(self.presence.rooms.items()):
-            if realm == client.realm and client in members:
-                await self.leave_room(client, room)
+        for realm, room in self.presence.rooms_of(client):
+            await self.leave_room(client, room)
         if client.user is None:
             return False
         last, _ = await self.presence.remove(client.realm, client.user, client)
@@ -155,15 +164,14 @@ class Hub:
 
     async def join_room(self, client: IClient, room: str) -> int:
         """Add a connection to a room; returns the room's total across the cluster."""
-        first_here, total = await self.presence.join_room(client.realm, room, client)
-        if first_here:
-            self.bus.watch_room(client.realm, room)
+        # subscribed before the Redis round trip, so nothing sent meanwhile is missed
+        _, total = await self.presence.join_room(client.realm, room, client,
+                                                 on_first=lambda: self.bus.watch_room(client.realm, room))
         return total
 
     async def leave_room(self, client: IClient, room: str) -> int:
-        last_here, total = await self.presence.leave_room(client.realm, room, client)
-        if last_here:
-            self.bus.unwatch_room(client.realm, room)
+        _, total = await self.presence.leave_room(client.realm, room, client,
+                                                  on_last=lambda: self.bus.unwatch_room(client.realm, room))
         return total
 
     def _fire(self, hooks: list[PresenceHook], realm: str, user: str) -> None:
@@ -242,8 +250,9 @@ class Hub:
                 by_node.setdefault(node, []).append(user)
         # this node's users: straight to their connections
         local_users = by_node.pop(self.node_id, [])
-        for user in set(self.presence.users[message.realm]) & set(everyone) - set(local_users):
-            local_users.append(user)  # connected here but presence not mirrored yet
+        here = self.presence.users[message.realm]
+        already = set(local_users)
+        local_users += [u for u in everyone if u in here and u not in already]  # mirror not written yet
         self._deliver_to_users(message, local_users, ack=set(receivers), exclude=exclude)
         receiver_set = set(receivers)
         for node, users in by_node.items():
@@ -327,33 +336,69 @@ class Hub:
         return sent
 
     async def _send_pending(self, client: IClient, pending_ids: set[int]) -> int:
+        """Send in chunks of at most half the connection's queue bound, each one
+        only after the client confirmed the previous: a large inbox must neither
+        overflow the bounded queue (which would cut the user off at every login)
+        nor sit in memory all at once."""
         realm, user = client.realm, client.user
         pending = await self.inbox.pending(realm, user, limit=self.history.retention.inbox_max)
         pending_ids.update(m.id for m in pending)
         renderer = self.renderers[realm]
+        chunk_limit = max(MIN_REPLAY_CHUNK_BYTES, client.send_queue_max_bytes // 2)
         confirmed: list[str] = []
-        sent = 0
+        progress = {"confirmed": -1, "wait_for": None, "waiter": None}
 
         def flush() -> None:
             entries, confirmed[:] = list(confirmed), []
             d = defer.Deferred.fromCoroutine(self.inbox.ack(realm, user, entries))
             d.addErrback(lambda f: self._log.failure("inbox ack failed for {user}", failure=f, user=user))
 
-        def confirm(entry: str) -> None:
+        def confirm(index: int, entry: str) -> None:
             # one pong confirms many frames at once: remove them in one call
             if not confirmed:
                 self.reactor.callLater(0, flush)
             confirmed.append(entry)
+            progress["confirmed"] = index
+            waiter = progress["waiter"]
+            if waiter is not None and index >= progress["wait_for"] and not waiter.called:
+                waiter.callback(True)
+
+        def closed(_):
+            waiter = progress["waiter"]
+            if waiter is not None and not waiter.called:
+                waiter.callback(False)
+
+        client.when_closed().addCallback(closed)
+
+        async def confirmed_up_to(index: int) -> bool:
+            if progress["confirmed"] >= index:
+                return True
+            waiter = defer.Deferred()
+            progress["waiter"], progress["wait_for"] = waiter, index
+            timer = self.reactor.callLater(REPLAY_CONFIRM_TIMEOUT_S, lambda: waiter.called or waiter.callback(False))
+            try:
+                return await waiter
+            finally:
+                progress["waiter"] = None
+                if timer.active():
+                    timer.cancel()
 
         unsendable: list[str] = []
+        sent = chunk_bytes = 0
         for message in pending:
             payload = renderer.render(message, renderer.variant(message, client))
             if payload is None:
                 unsendable.append(message.entry)
                 continue
-            if not client.send_frame(client.prepare(payload), lambda e=message.entry: confirm(e)):
+            frame = client.prepare(payload)
+            if chunk_bytes and chunk_bytes + len(frame) > chunk_limit:
+                if not await confirmed_up_to(sent - 1) or not client.connection_open:
+                    break  # gone or silent: the rest stays in the inbox
+                chunk_bytes = 0
+            if not client.send_frame(frame, lambda i=sent, e=message.entry: confirm(i, e)):
                 break
             sent += 1
+            chunk_bytes += len(frame)
         if unsendable:  # nothing this realm can show: do not keep them forever
             await self.inbox.ack(realm, user, unsendable)
         return sent

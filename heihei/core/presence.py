@@ -19,7 +19,7 @@ it to the scripts, so tests drive expiry with `task.Clock`.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from typing import Callable, Iterable
 
 from twisted.internet import task
 from twisted.logger import Logger
@@ -71,12 +71,31 @@ return out
 """)
 
 FORGET_NODE = Script("presence_forget_node", r"""
--- KEYS: 1 the node's index set, 2 nodes zset. ARGV: 1 node id, 2 '1' to leave the registry.
+-- KEYS: 1 the node's index set, 2 nodes zset. ARGV: 1 node id, 2 '1' to leave the registry,
+-- 3 optional cutoff ms: only if the node's entry is still older than it (a sweep must not
+-- wipe a node that refreshed since it was found dead). Returns -1 when it did nothing.
+-- The hashes it clears come from the index set (not declared as KEYS): fine on one Redis,
+-- not on Redis Cluster (docs/core.md).
+if ARGV[3] and ARGV[3] ~= '' then
+  local s = redis.call('ZSCORE', KEYS[2], ARGV[1])
+  if s and tonumber(s) > tonumber(ARGV[3]) then return -1 end
+end
 local hashes = redis.call('SMEMBERS', KEYS[1])
 for i = 1, #hashes do redis.call('HDEL', hashes[i], ARGV[1]) end
 redis.call('DEL', KEYS[1])
 if ARGV[2] == '1' then redis.call('ZREM', KEYS[2], ARGV[1]) end
 return #hashes
+""")
+
+
+SET_COUNTS = Script("presence_set_counts", r"""
+-- KEYS: 1 this node's index set, then hashes. ARGV: 1 node id, then one count per hash.
+-- Writes this node's absolute counts (after Redis lost them, or at start).
+for i = 2, #KEYS do
+  redis.call('HSET', KEYS[i], ARGV[1], ARGV[i])
+  redis.call('SADD', KEYS[1], KEYS[i])
+end
+return #KEYS - 1
 """)
 
 
@@ -110,6 +129,7 @@ class Presence:
         self.refresh_interval_s = refresh_interval_s
         self.users: dict[str, dict[str, set]] = defaultdict(dict)
         self.rooms: dict[tuple[str, str], set] = {}
+        self.client_rooms: dict[object, set[tuple[str, str]]] = {}
         self._loop: task.LoopingCall | None = None
 
     def now_ms(self) -> int:
@@ -119,10 +139,11 @@ class Presence:
 
     async def start(self) -> None:
         """Wipe what an earlier life of this node id left, then join the registry."""
-        forgotten = await FORGET_NODE(self.store, [node_index_key(self.node_id), NODES_KEY], [self.node_id, "0"])
+        forgotten = await FORGET_NODE(self.store, [node_index_key(self.node_id), NODES_KEY], [self.node_id, "0", ""])
         if forgotten:
             self._log.info("cleared {n} stale presence entries of node {node}", n=forgotten, node=self.node_id)
         await self.refresh()
+        await self.resync()  # connections accepted while the hub was starting
         self._loop = task.LoopingCall(self._tick)
         self._loop.clock = self.clock
         self._loop.start(self.refresh_interval_s, now=False).addErrback(
@@ -131,7 +152,7 @@ class Presence:
     async def stop(self) -> None:
         """Leave the cluster cleanly: our users are offline at once, not after the TTL."""
         self.stop_refreshing()
-        await FORGET_NODE(self.store, [node_index_key(self.node_id), NODES_KEY], [self.node_id, "1"])
+        await FORGET_NODE(self.store, [node_index_key(self.node_id), NODES_KEY], [self.node_id, "1", ""])
 
     def stop_refreshing(self) -> None:
         """Stop the heartbeat (also how tests simulate a crashed node)."""
@@ -146,17 +167,31 @@ class Presence:
         d.addErrback(lambda f: self._log.failure("presence refresh failed", failure=f))
         return d
 
-    async def refresh(self) -> None:
+    async def refresh(self) -> bool:
+        """Renew this node's entry; True if it was missing (Redis lost it, or we were swept)."""
         expires = self.now_ms() + int(self.ttl_s * 1000)
-        await self.store.zadd(NODES_KEY, expires, self.node_id)
+        return int(await self.store.zadd(NODES_KEY, expires, self.node_id)) == 1
+
+    async def resync(self) -> int:
+        """Write this node's absolute connection counts for every local user and room."""
+        counts = [(user_key(realm, user), len(conns)) for realm, users in self.users.items()
+                  for user, conns in users.items() if conns]
+        counts += [(room_key(realm, room), len(members)) for (realm, room), members in self.rooms.items() if members]
+        if counts:
+            await SET_COUNTS(self.store, [node_index_key(self.node_id)] + [k for k, _ in counts],
+                             [self.node_id] + [n for _, n in counts])
+        return len(counts)
 
     async def _refresh_and_sweep(self) -> None:
-        await self.refresh()
+        if await self.refresh():
+            n = await self.resync()
+            self._log.warn("node {node} was missing from Redis presence; rewrote {n} entries", node=self.node_id, n=n)
         long_dead = self.now_ms() - int(self.ttl_s * 1000 * SWEEP_AFTER_TTLS)
         for node in await self.store.zrangebyscore(NODES_KEY, "-inf", long_dead):
             if node != self.node_id:
-                await FORGET_NODE(self.store, [node_index_key(node), NODES_KEY], [node, "1"])
-                self._log.info("swept presence of dead node {node}", node=node)
+                done = await FORGET_NODE(self.store, [node_index_key(node), NODES_KEY], [node, "1", long_dead])
+                if int(done) >= 0:
+                    self._log.info("swept presence of dead node {node}", node=node)
 
     async def alive_nodes(self) -> list[str]:
         return list(await self.store.zrangebyscore(NODES_KEY, f"({self.now_ms()}", "+inf"))
@@ -187,25 +222,47 @@ class Presence:
         total = await self._change(user_key(realm, user), -1)
         return total == 0, total
 
-    async def join_room(self, realm: str, room: str, client) -> tuple[bool, int]:
-        """Returns (first local member, room total across alive nodes)."""
+    async def join_room(self, realm: str, room: str, client,
+                        on_first: Callable[[], None] | None = None) -> tuple[bool, int]:
+        """Returns (first local member, room total across alive nodes).
+
+        Whether this is the first local member is decided (and `on_first` run)
+        before any await, so concurrent joins and leaves cannot both miss it or
+        both see it (the bus subscription depends on it)."""
         members = self.rooms.setdefault((realm, room), set())
         if client in members:
             return False, await self.room_total(realm, room)
+        first = not members
         members.add(client)
+        self.client_rooms.setdefault(client, set()).add((realm, room))
+        if first and on_first is not None:
+            on_first()
         total = await self._change(room_key(realm, room), +1)
-        return len(members) == 1, total
+        return first, total
 
-    async def leave_room(self, realm: str, room: str, client) -> tuple[bool, int]:
-        """Returns (last local member gone, room total across alive nodes)."""
+    async def leave_room(self, realm: str, room: str, client,
+                         on_last: Callable[[], None] | None = None) -> tuple[bool, int]:
+        """Returns (last local member gone, room total across alive nodes); `on_last` runs before any await."""
         members = self.rooms.get((realm, room))
         if not members or client not in members:
             return False, -1
         members.discard(client)
-        if not members:
+        rooms = self.client_rooms.get(client)
+        if rooms is not None:
+            rooms.discard((realm, room))
+            if not rooms:
+                del self.client_rooms[client]
+        last = not members
+        if last:
             del self.rooms[(realm, room)]
+            if on_last is not None:
+                on_last()
         total = await self._change(room_key(realm, room), -1)
-        return not members, total
+        return last, total
+
+    def rooms_of(self, client) -> list[tuple[str, str]]:
+        """The (realm, room)s a connection is in here (kept per client: no scan of every room)."""
+        return list(self.client_rooms.get(client, ()))
 
     async def _change(self, hash_key: str, delta: int) -> int:
         total = await CHANGE_COUNT(self.store, [hash_key, NODES_KEY, node_index_key(self.node_id)],

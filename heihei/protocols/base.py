@@ -104,8 +104,12 @@ class HardenedFactory(WebSocketServerFactory):
         clock = self.reactor
 
         def drop_stragglers():
+            # abort the transport itself: Autobahn skips dropConnection once it
+            # thinks the connection is closed, while a client that stopped
+            # reading keeps Twisted's loseConnection waiting forever
             for client in list(self.clients):
-                client.dropConnection(abort=True)
+                if client.transport is not None:
+                    client.transport.abortConnection()
 
         timer = clock.callLater(grace_s, drop_stragglers)
         return done.addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
@@ -139,6 +143,8 @@ class BaseProtocol(WebSocketServerProtocol):
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._out_marked = False
+        self._lost = False
+        self._close_waiters: list[defer.Deferred] = []
         self._inbound_tail: defer.Deferred = defer.succeed(None)
         self._inbound_pending = 0
 
@@ -155,6 +161,10 @@ class BaseProtocol(WebSocketServerProtocol):
         transport.registerProducer(self, True)
 
     def connectionLost(self, reason) -> None:
+        self._lost = True
+        waiters, self._close_waiters = self._close_waiters, []
+        for d in waiters:
+            d.callback(None)
         self._backlog.clear()
         self._backlog_bytes = 0
         # unconfirmed frames stay wherever their owners keep them (the inbox)
@@ -166,6 +176,19 @@ class BaseProtocol(WebSocketServerProtocol):
             super().connectionLost(reason)
         finally:
             self.factory.client_closed(self)
+
+    @property
+    def send_queue_max_bytes(self) -> int:
+        return self.factory.settings.send_queue_max_bytes
+
+    def when_closed(self) -> defer.Deferred:
+        """Fires (with None) once the connection is gone."""
+        d = defer.Deferred()
+        if self._lost:
+            d.callback(None)
+        else:
+            self._close_waiters.append(d)
+        return d
 
     @property
     def connection_open(self) -> bool:
@@ -244,10 +267,12 @@ class BaseProtocol(WebSocketServerProtocol):
             batcher_for(self.factory.reactor).mark(self)
 
     def flush_output(self) -> None:
-        if self._unconfirmed and self.state == self.STATE_OPEN:
-            self._send_confirm_ping()  # appends behind the frames it confirms
-        self._out_marked = False
-        if not self._out:
+        try:
+            if self._unconfirmed and self.state == self.STATE_OPEN and not self.cut_off:
+                self._send_confirm_ping()  # appends behind the frames it confirms
+        finally:
+            self._out_marked = False
+        if not self._out or self.cut_off:
             return
         data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
         self._out.clear()
@@ -284,7 +309,10 @@ class BaseProtocol(WebSocketServerProtocol):
             self.sendClose(code=code, reason=reason or None)
 
     def _cut_off_slow_reader(self) -> None:
+        if self.cut_off:
+            return
         self.cut_off = True
+        self._unconfirmed = []
         queued = self._backlog_bytes + self._out_bytes
         self._out.clear()
         self._out_bytes = 0

@@ -161,12 +161,15 @@ class Store(Service):
 
     def __getattr__(self, name: str) -> Callable[..., defer.Deferred]:
         """`await store.get(k)`: any txredisapi command, with our deadline."""
-        if name.startswith("_") or self._pool_factory is None:
+        if name.startswith("_"):
             raise AttributeError(name)
-        command = getattr(self._pool_factory.handler, name)
+        if not hasattr(txredisapi.BaseRedisProtocol, name):
+            raise AttributeError(name)
 
         def call(*args: Any, **kwargs: Any) -> defer.Deferred:
-            return self._bounded(command(*args, **kwargs), name)
+            if self._pool_factory is None:  # not connected yet (or never will be)
+                return defer.fail(StoreUnavailable(f"redis {name}: not connected yet"))
+            return self._bounded(getattr(self._pool_factory.handler, name)(*args, **kwargs), name)
 
         return call
 
@@ -227,4 +230,6 @@ class Store(Service):
                 self._log.failure("handler for {channel} failed", channel=channel)
 
     async def publish(self, channel: str, message: bytes | str) -> int:
+        if self._pool_factory is None:
+            raise StoreUnavailable("redis publish: not connected yet")
         return await self._bounded(self._pool_factory.handler.publish(channel, message), "publish")

@@ -126,10 +126,11 @@ class EmbeddedRedis(Service):
                        pid=self._transport.pid, port=self.address.port, dir=self.data_dir)
 
     def _not_ready_in_time(self) -> None:
+        # A large AOF can take long to load: say so, but neither give up nor
+        # kill it (a restart would only load it again). Waiters keep waiting.
         self._ready_timeout = None
-        self._fail_waiters(RuntimeError(f"redis-server was not ready within {READY_TIMEOUT_S} s"))
-        if self._transport is not None:
-            self._signal("KILL")
+        self._log.warn("redis-server is not ready after {s} s (loading a large AOF?); still waiting",
+                       s=READY_TIMEOUT_S)
 
     def _process_ready(self, proc: _RedisProcess) -> None:
         if proc is not self._proc:

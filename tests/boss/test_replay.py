@@ -10,6 +10,13 @@ class FakeClient:
 
     realm = "boss"
     peer = "fake"
+    send_queue_max_bytes = 1024 * 1024
+    connection_open = True
+
+    def when_closed(self):
+        from twisted.internet import defer
+
+        return defer.Deferred()  # never closes during these tests
 
     def __init__(self, user):
         self.user = user
