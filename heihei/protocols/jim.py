@@ -25,7 +25,7 @@ alphabetical order, absent values left out. `msg` is J-IM's "<description>
     14 {"userid"?}       → {"code":10021,"command":14,"msg":...} then close 1000 (10020 for someone else)
     15 {"id"}            → 16: {"code":10000,"command":16,"data":{"id"},"msg":...} (10002 unknown, 10020 not yours);
                            receivers and the sender's other connections get 16: {"command":16,"data":{recalled}}
-    17 type 0 {"userid"} → 18: 10005, data = J-IM user {avatar?,friends,groups,id,nick,status,terminal?}
+    17 type 0 {"userid"} → 18: 10005, data = J-IM user {avatar,friends,groups,id,nick,status,terminal}
     17 type 1 {"userId"} → 18: {"code":200,"command":18,"data":[{avatar?,id,nick?,terminal?}],"msg":"success "}
     17 type 2 {"userId","extras":{"pullType","searchKey"}} → 18: code 200, the seed's detail object
     19 type 0/1/2 {"userId","fromUserId"|"groupId","beginTime","endTime","offset","count"}
@@ -41,7 +41,9 @@ alphabetical order, absent values left out. `msg` is J-IM's "<description>
 A chat's `content` may be sent as any JSON value: a string is kept, anything
 else is stored as its compact JSON text (the seed's examples). Frames over
 `[jim] max_message_bytes` close the connection with 1009; a connection silent
-for `[jim] heartbeat_timeout` is closed with 4000. See docs/jim.md.
+for `[jim] heartbeat_timeout` (no frame, no pong to the server's pings) is
+closed with 4000. User objects of cmd 6 and 17 type 0 carry the user's avatar
+or `[jim] default_avatar`. See docs/jim.md.
 """
 
 from __future__ import annotations
@@ -130,11 +132,15 @@ def chat_json(message: Message) -> dict[str, Any]:
     return out
 
 
-def user_json(user: str, record: dict[str, str], *, status: str | None = None) -> dict[str, Any]:
-    """A J-IM User (cmd 6, cmd 17 type 0): the nick falls back to the id so J-IM pages show a name."""
+def user_json(user: str, record: dict[str, str], *, status: str | None = None,
+              default_avatar: str = "") -> dict[str, Any]:
+    """A J-IM User (cmd 6, cmd 17 type 0): the nick falls back to the id and the avatar to
+    `[jim] default_avatar`, because J-IM pages draw `nick(id)` and `<img src=avatar>` for
+    every user (a missing avatar became a request for ".../undefined" and a broken image)."""
     out: dict[str, Any] = {}
-    if record.get("avatar"):
-        out["avatar"] = record["avatar"]
+    avatar = record.get("avatar") or default_avatar
+    if avatar:
+        out["avatar"] = avatar
     out["id"] = user
     out["nick"] = record.get("nick") or user
     if record.get("sign"):
@@ -334,7 +340,7 @@ class JimProtocol(BaseProtocol):
         data: dict[str, Any] = {}
         if self.token:
             data["token"] = self.token
-        data["user"] = user_json(self.user, record, status="online")
+        data["user"] = self._user_json(self.user, record)
         self.send_text(frame(6, 10007, data))
         for group in groups:
             await self._notify_group(group, 9, record, skip_self=True)
@@ -376,6 +382,13 @@ class JimProtocol(BaseProtocol):
 
     # -- input -----------------------------------------------------------------------------
 
+    def onPong(self, payload: bytes) -> None:
+        # The server pings every `auto_ping_interval_s` and browsers answer by themselves:
+        # a page that is open (J-IM's demo sends cmd 13 only from a button) is not silent.
+        if self.connection_open:
+            self.runtime.sweeper.seen(self)
+        super().onPong(payload)
+
     def onMessage(self, payload: bytes, is_binary: bool) -> None:
         self.runtime.sweeper.seen(self)
         if not self.run_in_order(lambda: self._handle(payload), "jim frame"):
@@ -413,6 +426,10 @@ class JimProtocol(BaseProtocol):
         if self.connection_open:
             self.send_text(payload)
 
+    def _user_json(self, user: str, record: dict[str, str]) -> dict[str, Any]:
+        """An online J-IM user as cmd 6 and cmd 17 type 0 list them."""
+        return user_json(user, record, status="online", default_avatar=self.jim.settings.default_avatar)
+
     # -- commands --------------------------------------------------------------------------
 
     async def cmd_auth(self, request: dict[str, Any]) -> None:
@@ -437,7 +454,7 @@ class JimProtocol(BaseProtocol):
         data: dict[str, Any] = {}
         if self.token:
             data["token"] = self.token
-        data["user"] = user_json(self.user, record, status="online")
+        data["user"] = self._user_json(self.user, record)
         self._reply(frame(6, 10007, data))
 
     async def cmd_join_group(self, request: dict[str, Any]) -> None:
@@ -559,11 +576,10 @@ class JimProtocol(BaseProtocol):
         friends = await self.jim.online_friends(user)
         everyone = [user] + friends + [m for _, _, members in groups for m in members]
         records = await self.jim.users(everyone)
-        me = user_json(user, records[user], status="online")
+        me = self._user_json(user, records[user])
         me["friends"] = [{"group_id": FRIENDS_GROUP, "name": "我的好友",
-                          "users": [user_json(f, records[f], status="online") for f in friends]}]
-        me["groups"] = [{"group_id": g, "name": name, "users": [user_json(m, records[m], status="online")
-                                                                  for m in members]}
+                          "users": [self._user_json(f, records[f]) for f in friends]}]
+        me["groups"] = [{"group_id": g, "name": name, "users": [self._user_json(m, records[m]) for m in members]}
                         for g, name, members in groups]
         self._reply(frame(18, 10005, dict(sorted(me.items()))))
 

@@ -3,11 +3,13 @@ group chat to "100" with group_id, cmd 3, cmd 13), group join notices and offlin
 
 import pytest_twisted
 
+from heihei.config import JimSettings
 from tests.conftest import ws_url
-from tests.jim.helpers import ask, extra, login, next_json, sleep, until
+from tests.jim.helpers import ask, extra, login, next_json, register, sleep, until
 from tests.wsclient import connect
 
 DEMO = extra(insecure_login=True, default_groups=["100"])
+AVATAR = JimSettings().default_avatar
 
 
 def demo_group_message(user, text, created=1700000000000):
@@ -23,14 +25,17 @@ async def test_the_jim_demo_page_flow(nodes):
     alice = await connect(ws_url(node, "jim", "?username=alice&password=123"))
     alice.send('{"cmd":17,"type":"0","userid":"alice"}')
     alice.send('{"cmd":19,"type":"0","userId":"alice"}')
+    # every user object has an avatar: the page draws <img src=avatar> for each one
     assert await next_json(alice) == {"code": 10007, "command": 6, "msg": "ok 登录成功!", "data": {
-        "user": {"id": "alice", "nick": "alice", "status": "online", "terminal": "ws"}}}
+        "user": {"avatar": AVATAR, "id": "alice", "nick": "alice", "status": "online", "terminal": "ws"}}}
     me = await next_json(alice)
     assert me == {"code": 10005, "command": 18, "msg": "ok 获取所有在线用户信息成功!", "data": {
-        "friends": [{"group_id": "friends", "name": "我的好友", "users": []}],
+        "avatar": AVATAR, "friends": [{"group_id": "friends", "name": "我的好友", "users": []}],
         "groups": [{"group_id": "100", "name": "100",
-                    "users": [{"id": "alice", "nick": "alice", "status": "online", "terminal": "ws"}]}],
+                    "users": [{"avatar": AVATAR, "id": "alice", "nick": "alice", "status": "online",
+                               "terminal": "ws"}]}],
         "id": "alice", "nick": "alice", "status": "online", "terminal": "ws"}}
+    assert AVATAR.startswith("data:image/svg+xml,") and '"' not in AVATAR and "'" not in AVATAR
     offline = await next_json(alice)
     assert offline == {"code": 10016, "command": 20, "msg": "get user message ok! 获取离线消息成功!",
                        "data": {"friends": {}, "groups": {}, "userid": "alice"}}
@@ -141,3 +146,35 @@ async def test_open_groups_lets_cmd_7_create_and_notify(nodes):
     await sleep(0.1)
     assert await node.hub.groups.members("jim", "room1") == ["alice", "bob"]
     await alice.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_user_objects_carry_an_avatar_for_the_page(nodes):
+    # the page renders <img src="+user.avatar+"> for every cmd 17 type 0 user: without the key it
+    # drew broken images and asked the page's own server for ".../undefined"
+    node = await nodes.start("a", extra(insecure_login=True, default_groups=["100"]))
+    await register(node, "agent", 1, nick="客服", avatar="http://img/a.png")
+    agent = await login(node, "tok-agent")
+    assert agent.login["data"]["user"]["avatar"] == "http://img/a.png"
+    alice = await connect(ws_url(node, "jim", "?username=alice&password=123"))
+    assert (await next_json(alice))["data"]["user"]["avatar"] == AVATAR
+    me = await ask(alice, '{"cmd":17,"type":"0","userid":"alice"}')
+    assert me["data"]["avatar"] == AVATAR
+    assert {u["id"]: u["avatar"] for u in me["data"]["groups"][0]["users"]} == {"agent": "http://img/a.png",
+                                                                                "alice": AVATAR}
+    # the seed's own shapes keep their unknown avatars as they were
+    ack = await ask(alice, '{"from": "alice","to": "agent","cmd":11,"createTime":1700000000000,"chatType":"2",'
+                           '"msgType": "0","content": "hi"}')
+    assert ack["code"] == 10000
+    assert (await until(agent, 11))["data"]["content"] == "hi"  # after alice's cmd 9
+    friends = await ask(agent, '{"cmd":17,"type":1,"userId":"agent"}')
+    assert friends == {"code": 200, "command": 18, "data": [{"id": "alice", "terminal": "ws"}], "msg": "success "}
+    # default_avatar = "" leaves the key out
+    plain = await nodes.start("b", extra(insecure_login=True, default_groups=["100"], default_avatar=""))
+    bob = await connect(ws_url(plain, "jim", "?username=bob&password=123"))
+    assert "avatar" not in (await next_json(bob))["data"]["user"]
+    me = await ask(bob, '{"cmd":17,"type":"0","userid":"bob"}')
+    assert {u["id"]: u.get("avatar") for u in me["data"]["groups"][0]["users"]} == {
+        "agent": "http://img/a.png", "alice": None, "bob": None}
+    for c in (agent, alice, bob):
+        await c.close()

@@ -49,3 +49,24 @@ async def test_heartbeat_timeout_zero_never_closes(nodes):
     assert u.close_code is None
     assert (await ask(u, {"cmd": 13}))["command"] == 13
     await u.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_page_answering_the_servers_pings_is_not_silent(nodes):
+    # J-IM's demo page sends cmd 13 only from a button; the browser still answers the server's
+    # WebSocket pings by itself, so an open page must not be dropped after heartbeat_timeout
+    clock = task.Clock()
+    clock.advance(1_700_000_000)
+    node = await nodes.start("a", extra(heartbeat_timeout=120.0, insecure_login=True), clock=clock)
+    reader = await login(node, query="username=reader&password=123")
+    silent = await login(node, query="username=silent&password=123")
+    server_side = next(iter(node.hub.presence.local("jim", "reader")))
+    for _ in range(20):  # 200 s without a single frame from either client
+        server_side.sendPing(b"are you there")  # what auto_ping_interval_s does; the client pongs
+        await sleep(0.05)
+        clock.advance(10)
+        await sleep(0.02)
+    assert (await silent.wait_closed()) == (4000, "heartbeat timeout")
+    assert reader.close_code is None
+    assert (await ask(reader, '{"cmd":13,"hbbyte":"-127"}'))["command"] == 13
+    await reader.close()
