@@ -24,13 +24,12 @@ from urllib.parse import quote
 
 from treq.client import HTTPClient
 from twisted.internet import defer
-from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
-from twisted.web.http import PotentialDataLoss
+from twisted.web.client import Agent, HTTPConnectionPool
 
 from heihei.jsonsafe import BadJSON, decode_json
 from heihei.store.keys import key
+from heihei.web.outbound import BodyTooLarge, read_bounded
 
 REALM = "boss"
 #: ids per lookup call (keeps the URL short)
@@ -70,42 +69,6 @@ def make_http_client(reactor, connect_timeout_s: float) -> HTTPClient:
     return HTTPClient(Agent(reactor, pool=pool, connectTimeout=connect_timeout_s))
 
 
-class _BoundedReader(Protocol):
-    """Collects a response body up to a size; stops the connection beyond it or when cancelled."""
-
-    def __init__(self, max_bytes: int, refuse: str | None) -> None:
-        self.max_bytes = max_bytes
-        self.refuse = refuse
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.finished: defer.Deferred = defer.Deferred(lambda _d: self._stop())
-
-    def _stop(self) -> None:
-        if self.transport is not None:
-            self.transport.stopProducing()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.refuse is None and self.size > self.max_bytes:
-            self.refuse = f"answer larger than {self.max_bytes} bytes"
-        if self.refuse is not None:
-            if not self.finished.called:
-                self.finished.errback(FetchError(self.refuse))
-            self._stop()
-            return
-        self.chunks.append(data)
-
-    def connectionLost(self, reason=connectionDone) -> None:
-        if self.finished.called:
-            return
-        if self.refuse is not None:
-            self.finished.errback(FetchError(self.refuse))
-        elif reason.check(ResponseDone, PotentialDataLoss):
-            self.finished.callback(b"".join(self.chunks))
-        else:
-            self.finished.errback(FetchError(f"connection lost: {reason.getErrorMessage()}"))
-
-
 async def fetch_bounded(http: HTTPClient, url: str, *, max_bytes: int, timeout_s: float, reactor) -> bytes:
     """GET `url`: the body if the answer is 200 and at most `max_bytes`, else `FetchError`.
 
@@ -113,14 +76,19 @@ async def fetch_bounded(http: HTTPClient, url: str, *, max_bytes: int, timeout_s
 
     async def get() -> bytes:
         response = await http.get(url, reactor=reactor, unbuffered=True)
-        refuse = None
-        if response.code != 200:
-            refuse = f"HTTP {response.code}"
-        elif isinstance(response.length, int) and response.length > max_bytes:
-            refuse = f"answer larger than {max_bytes} bytes"
-        reader = _BoundedReader(max_bytes, refuse)
-        response.deliverBody(reader)
-        return await reader.finished
+        refuse = f"HTTP {response.code}" if response.code != 200 else None
+        try:
+            # a refused answer is not read: a limit of 0 closes the connection at its first byte
+            body = await read_bounded(response, 0 if refuse else max_bytes)
+        except defer.CancelledError:
+            raise
+        except BodyTooLarge:
+            raise FetchError(refuse or f"answer larger than {max_bytes} bytes") from None
+        except Exception as e:
+            raise FetchError(refuse or f"connection lost: {e}") from None
+        if refuse:
+            raise FetchError(refuse)
+        return body
 
     d = defer.Deferred.fromCoroutine(get())
     timer = reactor.callLater(timeout_s, d.cancel)

@@ -17,13 +17,13 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from treq import collect as treq_collect
 from treq.client import HTTPClient
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from heihei.jsonsafe import BadJSON, decode_json_object, encode_json
+from heihei.web.outbound import read_bounded
 
 #: the hook's answer is small; anything bigger is refused unread
 MAX_ANSWER_BYTES = 64 * 1024
@@ -35,10 +35,6 @@ class Identity:
     user: str
     nick: str | None = None
     avatar: str | None = None
-
-
-class _TooBig(Exception):
-    pass
 
 
 class AuthHook:
@@ -75,21 +71,13 @@ class AuthHook:
             signature = hmac.new(self.secret, stamp + b"." + body, hashlib.sha256).hexdigest()
             headers[b"X-Heihei-Timestamp"] = [stamp]
             headers[b"X-Heihei-Signature"] = [signature.encode()]
-        response = await self.client.post(self.url, data=body, headers=headers, reactor=self.reactor)
-        chunks: list[bytes] = []
-        size = [0]
-
-        def collect(data: bytes) -> None:
-            size[0] += len(data)
-            if size[0] > MAX_ANSWER_BYTES:
-                raise _TooBig()
-            chunks.append(data)
-
-        await treq_collect(response, collect)
+        response = await self.client.post(self.url, data=body, headers=headers, reactor=self.reactor,
+                                          unbuffered=True)
+        answer_body = await read_bounded(response, MAX_ANSWER_BYTES)
         if not 200 <= response.code < 300:
             return None
         try:
-            answer = decode_json_object(b"".join(chunks), max_bytes=MAX_ANSWER_BYTES)
+            answer = decode_json_object(answer_body, max_bytes=MAX_ANSWER_BYTES)
         except BadJSON:
             return None
         user = answer.get("userId")

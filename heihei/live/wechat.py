@@ -24,11 +24,11 @@ from typing import Any, Protocol as TypingProtocol
 
 from treq.client import HTTPClient
 from twisted.internet import defer
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.web.client import Agent, HTTPConnectionPool, PotentialDataLoss, ResponseDone
+from twisted.web.client import Agent, HTTPConnectionPool
 
 from heihei.jsonsafe import BadJSON, decode_json_object
+from heihei.web.outbound import read_bounded
 
 #: WeChat's answers are a few hundred bytes; anything this big is not one
 MAX_BODY_BYTES = 64 * 1024
@@ -53,58 +53,6 @@ class WeChatUser:
 class LoginProvider(TypingProtocol):
     async def exchange(self, code: str) -> WeChatUser:
         """The user behind an OAuth2 `code`, or `LoginFailed`."""
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class _BoundedBody(Protocol):
-    """Collects a response body up to `limit` bytes; beyond that the connection is dropped."""
-
-    def __init__(self, deferred: defer.Deferred, limit: int) -> None:
-        self.deferred = deferred
-        self.limit = limit
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.deferred.called:
-            return
-        self.size += len(data)
-        if self.size > self.limit:
-            self.deferred.errback(BodyTooLarge(f"body larger than {self.limit} bytes"))
-            self.abort()
-            return
-        self.parts.append(data)
-
-    def abort(self) -> None:
-        transport = self.transport
-        if transport is None:
-            return
-        abort = getattr(transport, "abortConnection", None)
-        (abort or transport.stopProducing)()
-
-    def connectionLost(self, reason) -> None:
-        if self.deferred.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self.deferred.callback(b"".join(self.parts))
-        else:
-            self.deferred.errback(reason)
-
-
-def read_bounded(response, limit: int = MAX_BODY_BYTES) -> defer.Deferred:
-    """The body of `response`; cancelling (a timeout) closes the connection."""
-    protocol: _BoundedBody
-
-    def cancel(d):
-        protocol.abort()
-
-    d = defer.Deferred(cancel)
-    protocol = _BoundedBody(d, limit)
-    response.deliverBody(protocol)
-    return d
 
 
 class WeChatOAuth:

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 
 from heihei.jsonsafe import BadJSON, decode_json_object
 from heihei.social.errors import ApiError, BAD_OPENID, BAD_SIGNATURE, BUSINESS_FAILED
+from heihei.web.outbound import read_bounded
 
 #: the most bytes read from a provider's answer
 MAX_ANSWER_BYTES = 256 * 1024
@@ -33,28 +34,18 @@ class Unreachable(Exception):
     pass
 
 
-class _TooBig(Exception):
-    pass
-
-
 async def get_json(url: str, timeout_s: float, http=treq) -> tuple[int, dict]:
     """GET a JSON object, reading at most MAX_ANSWER_BYTES; raises Unreachable."""
+    from twisted.internet import reactor
+
     try:
-        response = await http.get(url, timeout=timeout_s)
-        chunks: list[bytes] = []
-        size = [0]
-
-        def collect(data: bytes) -> None:
-            size[0] += len(data)
-            if size[0] > MAX_ANSWER_BYTES:
-                raise _TooBig()
-            chunks.append(data)
-
-        await treq.collect(response, collect)
+        response = await http.get(url, timeout=timeout_s, unbuffered=True)
+        # treq's timeout covers the headers only: a stalled body needs its own deadline
+        body = await read_bounded(response, MAX_ANSWER_BYTES).addTimeout(timeout_s, reactor)
     except Exception as e:
         raise Unreachable(f"{type(e).__name__}: {e}") from e
     try:
-        return response.code, decode_json_object(b"".join(chunks), max_bytes=MAX_ANSWER_BYTES)
+        return response.code, decode_json_object(body, max_bytes=MAX_ANSWER_BYTES)
     except BadJSON as e:
         raise Unreachable(f"HTTP {response.code}, not a JSON object: {e.reason}") from None
 

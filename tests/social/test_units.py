@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import pytest_twisted
 
 from heihei.social.errors import ApiError
 from heihei.social.im import ImError, item_of, parse_client_im, preview
@@ -129,3 +130,32 @@ def test_a_bad_updates_file_stops_the_node_from_being_built(tmp_path):
     path.write_text('{"android": {"versionCode": "1.x"}}')
     with pytest.raises(ConfigError, match="versionCode"):
         Node(node_settings(str(tmp_path), "redis://127.0.0.1:1/0", "x", {"heihei": {"updates_file": str(path)}}))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_provider_that_stalls_mid_body_is_unreachable_within_the_timeout():
+    from twisted.internet import reactor
+    from twisted.web.resource import Resource
+    from twisted.web.server import NOT_DONE_YET, Site
+
+    from heihei.social.oauth import Unreachable, get_json
+
+    class Stall(Resource):
+        isLeaf = True
+
+        def render_GET(self, request):
+            request.setHeader(b"content-length", b"1000")
+            request.write(b'{"partial": ')  # headers and a little body, then nothing
+            self.request = request
+            return NOT_DONE_YET
+
+    resource = Stall()
+    port = reactor.listenTCP(0, Site(resource), interface="127.0.0.1")
+    try:
+        started = reactor.seconds()
+        with pytest.raises(Unreachable):
+            await get_json(f"http://127.0.0.1:{port.getHost().port}/", 0.5)
+        assert reactor.seconds() - started < 3
+    finally:
+        resource.request.channel.transport.abortConnection()
+        await port.stopListening()
