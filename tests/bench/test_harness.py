@@ -1,0 +1,85 @@
+"""Harness helpers: message stamps, delivery counting, statistics, and that the peers'
+frames are the size of heihei's (no server, no timing)."""
+
+from bench import common, roomload, unicast
+from heihei.boss.frames import format_delivery
+from heihei.core.model import Message
+from heihei.protocols.live import LiveRenderer
+
+
+def test_room_stamps_round_trip_and_other_frames_are_not_messages():
+    text = roomload.message_text(42, 1234567890123)
+    assert len(text) == roomload.TEXT_CHARS and text.startswith("~42~1234567890123~")
+    assert roomload.parse_stamp(roomload.peer_message(text)) == (42, 1234567890123)
+    assert roomload.parse_stamp(b'{"code":1,"msg":"\xe6\x88\x90\xe5\x8a\x9f","cmd":"Total","data":{"total":3}}') is None
+
+
+def test_peers_broadcast_exactly_the_frame_heihei_delivers():
+    text = roomload.message_text(7, 10**18)
+    body = {"userName": roomload.SENDER_CODE, "headPic": roomload.HEAD_PIC, "msg": text,
+            "time": roomload.TIME_SHAPE}
+    message = Message(realm="live", conversation="r:bench", sender="o-bench-sender", body=body, kind="room")
+    heihei = LiveRenderer().render(message, "0")
+    assert roomload.peer_message(text) == heihei
+
+
+def test_tally_counts_every_delivery_and_completes_each_message_once():
+    tally = roomload.Tally(expected=3, groups=2)
+    completed = []
+    tally.on_complete = lambda seq, t: completed.append(seq)
+    frame = lambda seq, ts: roomload.peer_message(roomload.message_text(seq, ts))  # noqa: E731
+    a, b = tally.sink_for(0), tally.sink_for(1)
+    a(frame(1, 100), 150)
+    b(frame(1, 100), 170)
+    a(frame(2, 200), 230)
+    b(b'{"code":1,"msg":"ok","cmd":"Total","data":{"total":3}}', 240)
+    assert completed == []
+    a(frame(1, 100), 190)
+    assert completed == [1] and tally.counts == {2: 1}
+    assert list(tally.group_latencies[0]) == [50, 30, 90] and list(tally.group_latencies[1]) == [70]
+    assert sorted(tally.latencies) == [30, 50, 70, 90]
+    assert tally.deliveries == 4 and tally.others == 1 and tally.last_t == 190
+    tally.reset()
+    assert tally.deliveries == 0 and len(tally.latencies) == 0 and tally.counts == {2: 1}
+
+
+def test_unicast_stamps_survive_the_boss_delivery_format():
+    content = unicast.content(9, 123456789)
+    frame = format_delivery("text", "bs1", content, "unicast", "bs1", 1700000000, "{}").encode()
+    assert unicast.parse_delivery(frame) == (9, 123456789)
+    assert unicast.parse_delivery(b"heartbeat_3") is None
+    assert unicast.parse_delivery(b"text_bs1_no stamp here_unicast_bs1_1_") is None
+
+
+def test_median_range_over_runs():
+    assert common.median_range([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "runs": [3.0, 1.0, 2.0]}
+    assert common.median_range([4, 1, 3, 2])["median"] == 2.5
+    assert common.median_range([None, 5.0, float("nan")])["median"] == 5.0
+    assert common.median_range([None])["median"] is None
+
+
+def test_latency_summary_in_milliseconds():
+    ns = [i * 1_000_000 for i in range(1, 101)]  # 1..100 ms
+    assert common.latency_summary(ns) == {"p50_ms": 51.0, "p99_ms": 99.0, "max_ms": 100.0}
+    assert common.latency_summary([]) == {"p50_ms": None, "p99_ms": None, "max_ms": None}
+
+
+def test_fake_wechat_checks_the_app_and_names_users_after_their_code():
+    token = common.FakeWeChat.answer(f"/sns/oauth2/access_token?appid={common.WECHAT_APPID}"
+                                     f"&secret={common.WECHAT_SECRET}&code=bob&grant_type=authorization_code")
+    assert token["openid"] == "o-bob" and token["access_token"] == "AT-bob"
+    info = common.FakeWeChat.answer("/sns/userinfo?access_token=AT-bob&openid=o-bob&lang=zh_CN")
+    assert info["nickname"] == "bob"
+    assert common.FakeWeChat.answer("/sns/oauth2/access_token?appid=x&secret=y&code=bob")["errcode"] == 40125
+
+
+def test_bench_config_lifts_rate_limits_and_parses_as_heihei_settings(tmp_path):
+    from heihei.config import load_settings
+
+    path = tmp_path / "bench.toml"
+    path.write_text(common.heihei_config("http://127.0.0.1:1234"))
+    settings = load_settings(str(path))
+    assert settings.admin.token == common.ADMIN_TOKEN
+    assert settings.live.wechat_api == "http://127.0.0.1:1234" and settings.live.rate >= 1e6
+    assert settings.boss.insecure_login and settings.boss.rate_per_second >= 1e6
+    assert settings.live.max_connections > 10001 and settings.boss.max_connections > 10001
