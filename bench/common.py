@@ -130,6 +130,16 @@ def append_results(scenario: str, records: list[dict[str, Any]]) -> str:
     return path
 
 
+def summarize_metrics(runs: list[dict[str, Any]], metrics) -> dict[str, Any]:
+    """`median_range` of each metric the runs reported (metrics no run has are left out)."""
+    out = {}
+    for metric in metrics:
+        values = [r.get(metric) for r in runs]
+        if any(v is not None for v in values):
+            out[metric] = median_range(values)
+    return out
+
+
 def median_range(values: list[float]) -> dict[str, Any]:
     """Median of the runs with their range (NaN-free; empty -> None)."""
     clean = sorted(v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v)))

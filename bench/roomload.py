@@ -349,10 +349,7 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (server, n, mode), rs in groups.items():
         summary = {"type": "summary", "server": server, "n": n, "mode": mode, "runs": len(rs),
                    **{k: rs[0][k] for k in ("scenario", "session", "commit", "heihei_dirty", "label", "nodes")}}
-        for metric in METRICS:
-            values = [r.get(metric) for r in rs]
-            if any(v is not None for v in values):
-                summary[metric] = common.median_range(values)
+        summary.update(common.summarize_metrics(rs, METRICS))
         out.append(summary)
     return out
 

@@ -52,10 +52,7 @@ async def run(args) -> None:
         rs = [r for r in records if r["server"] == kind]
         s = {"type": "summary", "scenario": "storm", "session": session, **label, "server": kind, "n": args.n,
              "concurrency": args.concurrency, "runs": len(rs), "authenticated": kind == "heihei"}
-        for metric in METRICS:
-            values = [r.get(metric) for r in rs]
-            if any(v is not None for v in values):
-                s[metric] = common.median_range(values)
+        s.update(common.summarize_metrics(rs, METRICS))
         summaries.append(s)
     path = common.append_results("storm", records + summaries)
     print(f"\nresults appended to {path} (session {session}, {label['label']})\n")
