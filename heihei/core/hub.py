@@ -61,6 +61,10 @@ class Renderer(Protocol):
     def render(self, message: Message, variant: Hashable) -> bytes | None:
         """The payload for that variant; None means: do not send to it."""
 
+    # optional: `by_sender = (own, others)` says `variant` is `own` for the sender's
+    # connections and `others` for the rest, so a room is grouped with set
+    # operations on the presence map instead of a call per receiver
+
 
 class PlainRenderer:
     """Everyone gets `body["frame"]` as is (tests and simple realms)."""
@@ -297,27 +301,48 @@ class Hub:
 
     def _deliver_local(self, message: Message, clients: Iterable[IClient],
                        on_delivered: Callable[[], None] | None = None) -> int:
-        """Render once per variant, prepare each frame once, write it to every client."""
+        """Render once per variant, prepare each frame once, write it to every client.
+
+        This is the fan-out's hot path (a room of N costs N trips through the
+        inner loop), so the per-receiver work is set operations and the
+        protocol's `send_frame_to_many`; bench/README.md has the figures."""
         renderer = self.renderers.get(message.realm)
         if renderer is None:
             return 0
-        frames: dict[Hashable, bytes | None] = {}
+        targets = set(clients)  # a copy: a send may change who is in the room
+        if self._held:
+            for client in targets & self._held.keys():  # logging in: after its stored messages
+                self._held[client].append((message, on_delivered))
+            targets.difference_update(self._held.keys())
+        if not targets:
+            return 0
         sent = 0
-        for client in list(clients):
-            held = self._held.get(client)
-            if held is not None:  # logging in: after its stored messages (deliver_pending)
-                held.append((message, on_delivered))
+        for variant, group in self._variant_groups(renderer, message, targets):
+            payload = renderer.render(message, variant)
+            if payload is None or not group:
                 continue
-            variant = renderer.variant(message, client)
-            if variant not in frames:
-                payload = renderer.render(message, variant)
-                frames[variant] = client.prepare(payload) if payload is not None else None
-            frame = frames[variant]
-            if frame is not None and client.send_frame(frame, on_delivered):
-                sent += 1
+            some = next(iter(group))
+            frame = some.prepare(payload)
+            send_many = getattr(some, "send_frame_to_many", None)
+            if send_many is not None:
+                sent += send_many(frame, group, on_delivered)
+            else:
+                sent += sum(1 for client in group if client.send_frame(frame, on_delivered))
         if self.metrics is not None and sent:
             self.metrics.deliveries.labels(message.realm).inc(sent)
         return sent
+
+    def _variant_groups(self, renderer: Renderer, message: Message, clients: set) -> list[tuple[Hashable, Any]]:
+        """Receivers grouped by the variant they get."""
+        by_sender = getattr(renderer, "by_sender", None)
+        if by_sender is not None:
+            # the sender's connections here are in the presence map under their user
+            own = clients & self.presence.local(message.realm, message.sender)
+            return [(by_sender[0], own), (by_sender[1], clients - own if own else clients)]
+        groups: dict[Hashable, list] = {}
+        for client in clients:
+            groups.setdefault(renderer.variant(message, client), []).append(client)
+        return list(groups.items())
 
     async def deliver_pending(self, client: IClient) -> int:
         """Send the user's inbox to this (new) connection, oldest first.

@@ -98,6 +98,10 @@ class LiveRenderer:
     def variant(self, message: Message, client) -> str:
         return "1" if client.user is not None and client.user == message.sender else "0"
 
+    #: `variant` only tells the sender's own connections ("1") from everyone else's ("0"):
+    #: the hub groups a room by set operations instead of a call per receiver
+    by_sender = ("1", "0")
+
     def render(self, message: Message, variant: str) -> bytes:
         # top-level msg echoes the text, as the seed's example does ("msg": "中国")
         return answer("Message", OK, message.body.get("msg", ""), message_data(message, variant))

@@ -32,22 +32,34 @@ _log = Logger()
 _PLAIN_TCP = (tcp.Server, tcp.Client)
 
 
-def write_now(transport, data: bytes) -> int:
-    """Write `data` at once if the kernel takes it; returns how many bytes went directly."""
-    if (type(transport) in _PLAIN_TCP and transport.connected and not transport.disconnecting
-            and not transport._tempDataBuffer and len(transport.dataBuffer) == transport.offset):
+def direct_socket(transport):
+    """The socket `write_now` may send on directly: plain TCP only (TLS wraps these and is excluded)."""
+    return transport.socket if type(transport) in _PLAIN_TCP else None
+
+
+def write_now(transport, data: bytes, sock=None) -> int:
+    """Write `data` at once if the kernel takes it; returns how many bytes went directly.
+
+    `sock` is `direct_socket(transport)`, cached by the caller (this runs once
+    per receiver of a fan-out); without it the transport's type is checked here.
+    """
+    if sock is None:
+        sock = direct_socket(transport)
+    # the direct send may only overtake nothing: the transport must hold no bytes of its own
+    if (sock is not None and not transport.dataBuffer and not transport._tempDataLen
+            and transport.connected and not transport.disconnecting):
         try:
-            sent = transport.socket.send(data)
+            sent = sock.send(data)
         except BlockingIOError:
             sent = 0
         except OSError:
             # let the transport meet the error the usual way (it closes the connection)
             transport.write(data)
             return 0
-        if sent < len(data):
+        if sent != len(data):
             transport.write(data[sent:] if sent else data)
         return sent
-    transport.write(data)
+    transport.write(data)  # a transport that is gone ignores it
     return 0
 
 
@@ -62,6 +74,12 @@ class WriteBatcher:
     def mark(self, conn) -> None:
         """`conn` has output; it will get `flush_output()` once, soon."""
         self._dirty.append(conn)
+        if self._call is None:
+            self._call = self.reactor.callLater(0, self.flush)
+
+    def mark_all(self, conns: list) -> None:
+        """Several connections with output (none of them marked yet this iteration)."""
+        self._dirty.extend(conns)
         if self._call is None:
             self._call = self.reactor.callLater(0, self.flush)
 

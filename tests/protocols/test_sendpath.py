@@ -67,7 +67,7 @@ async def test_one_socket_write_per_connection_per_iteration(server, monkeypatch
     client, proto = await server()
     calls = []
     real = base_module.write_now
-    monkeypatch.setattr(base_module, "write_now", lambda t, data: (calls.append(len(data)), real(t, data))[1])
+    monkeypatch.setattr(base_module, "write_now", lambda t, data, *sock: (calls.append(len(data)), real(t, data, *sock))[1])
     for i in range(50):
         proto.send_text(f"m{i}")
     assert calls == []  # nothing written yet: the flush comes at the next iteration
