@@ -177,6 +177,7 @@ class BaseProtocol(WebSocketServerProtocol):
 
     def connectionLost(self, reason) -> None:
         self._lost = True
+        self._leave_direct(keep=False)
         waiters, self._close_waiters = self._close_waiters, []
         for d in waiters:
             d.callback(None)
@@ -214,6 +215,7 @@ class BaseProtocol(WebSocketServerProtocol):
 
     def pauseProducing(self) -> None:
         self._paused = self._slow = True
+        self._leave_direct(keep=True)
 
     def resumeProducing(self) -> None:
         self._paused = False
@@ -276,23 +278,16 @@ class BaseProtocol(WebSocketServerProtocol):
         """
         if on_delivered is not None:
             return sum(1 for client in clients if client.send_frame(frame, on_delivered))
-        size = len(frame)
-        sent = 0
-        fresh = []
-        for client in clients:
-            if client.state != OPEN or client._slow or client._out_bytes + size > client._queue_max:
+        members = clients if isinstance(clients, set) else set(clients)
+        if not members:
+            return 0
+        batcher = next(iter(members))._batcher
+        direct = batcher.broadcast(frame, members) if batcher is not None else set()
+        sent = len(direct)
+        if sent != len(members):
+            for client in members - direct if direct else members:
                 if client.send_frame(frame):
                     sent += 1
-                continue
-            out = client._out
-            if not out:
-                fresh.append(client)
-            out.append(frame)
-            client._out_bytes += size
-            sent += 1
-        if fresh:
-            # one node's clients share its reactor, so one batcher
-            fresh[0]._batcher.mark_all(fresh)
         return sent
 
     def send_text(self, text: str | bytes, on_delivered: Callable[[], None] | None = None) -> bool:
@@ -315,9 +310,31 @@ class BaseProtocol(WebSocketServerProtocol):
             return super().sendData(data, sync, chopsize)
         out = self._out
         if not out:  # output pending <=> marked for the next flush
-            (self._batcher or self._attach_send_path()).mark(self)
+            batcher = self._batcher or self._attach_send_path()
+            # a direct connection's queued broadcast frames go first (sendpath.py)
+            for frame in batcher.leave_direct(self):
+                out.append(frame)
+                self._out_bytes += len(frame)
+            batcher.mark(self)
         out.append(data)
         self._out_bytes += len(data)
+
+    def _leave_direct(self, keep: bool) -> None:
+        """Broadcasts stop going straight to the socket; `keep` their queued frames (else drop them)."""
+        batcher = self._batcher
+        if batcher is None or self not in batcher.direct:
+            return
+        frames = batcher.leave_direct(self)
+        if keep and frames:
+            out = self._out
+            if not out:
+                batcher.mark(self)
+            out.extend(frames)
+            self._out_bytes += sum(map(len, frames))
+
+    def dropConnection(self, abort: bool = False) -> None:
+        self._leave_direct(keep=True)
+        super().dropConnection(abort)
 
     def flush_output(self) -> None:
         out = self._out
@@ -330,7 +347,11 @@ class BaseProtocol(WebSocketServerProtocol):
         self._out_bytes = 0
         transport = self.transport
         if transport is not None and not self.cut_off:
-            write_now(transport, data, self._socket)
+            sock = self._socket
+            if write_now(transport, data, sock) == len(data) and sock is not None and not self._slow \
+                    and self.state == OPEN:
+                # all of it went to the kernel and nothing else is queued: broadcasts may go direct
+                self._batcher.enter_direct(self, sock)
 
     def _send_confirm_ping(self) -> None:
         if len(self._awaiting_pong) >= MAX_UNANSWERED_CONFIRM_PINGS:
@@ -363,6 +384,7 @@ class BaseProtocol(WebSocketServerProtocol):
         if self.cut_off:
             return
         self.cut_off = self._slow = True
+        self._leave_direct(keep=False)
         self._unconfirmed = []
         queued = self._backlog_bytes + self._out_bytes
         self._out.clear()

@@ -17,6 +17,20 @@ start of the next iteration flushes every connection with output once:
 
 Order is kept: everything a connection writes, frames and Autobahn's own
 control frames alike, goes through the same list.
+
+Broadcasts (one frame for a whole room) skip even that list. A connection
+whose last flush went out whole, directly, and that has written nothing since
+is *direct*: the batcher knows its socket. `broadcast` takes the direct
+members of a room with one set intersection and queues a single entry (frame,
+members); the flush sends the frame to each member's socket. So a room of N
+costs N `send` calls and almost no Python per receiver. A direct connection
+that writes anything of its own (an answer, a close frame, a ping) first
+leaves direct: the broadcast frames queued for it move to its own list, in
+front of what it writes, so its bytes keep their order. A send the kernel does
+not take whole puts the connection back on the transport path (the rest of
+the frame, then its frames from later entries of the same flush, through the
+transport's buffered `write`), and so does pausing, cutting off, dropping or
+losing the connection.
 """
 
 from __future__ import annotations
@@ -70,6 +84,10 @@ class WriteBatcher:
         self.reactor = reactor
         self._dirty: list = []
         self._call = None
+        #: direct connections and their sockets (see the module docstring)
+        self.direct: dict = {}
+        #: broadcast entries queued and not flushed yet, oldest first
+        self._broadcasts: list[_Broadcast] = []
 
     def mark(self, conn) -> None:
         """`conn` has output; it will get `flush_output()` once, soon."""
@@ -83,6 +101,30 @@ class WriteBatcher:
         if self._call is None:
             self._call = self.reactor.callLater(0, self.flush)
 
+    def broadcast(self, frame: bytes, clients: set) -> set:
+        """Queue `frame` for the direct ones among `clients`; returns them (the rest need `send_frame`)."""
+        members = clients & self.direct.keys()
+        if members:
+            entry = _Broadcast(self, frame, members)
+            self._broadcasts.append(entry)
+            self.mark(entry)
+        return members
+
+    def enter_direct(self, conn, sock) -> None:
+        """`conn`'s transport holds nothing and it has no output queued: broadcasts may go to `sock`."""
+        self.direct[conn] = sock
+
+    def leave_direct(self, conn) -> list[bytes]:
+        """`conn` is no longer direct; returns the broadcast frames still queued for it, oldest first."""
+        if self.direct.pop(conn, None) is None:
+            return []
+        frames = []
+        for entry in self._broadcasts:
+            if conn in entry.members:
+                entry.members.discard(conn)
+                frames.append(entry.frame)
+        return frames
+
     def flush(self) -> None:
         self._call = None
         dirty, self._dirty = self._dirty, []
@@ -91,6 +133,48 @@ class WriteBatcher:
                 conn.flush_output()
             except Exception:
                 _log.failure("flushing output of {conn} failed", conn=conn)
+
+
+class _Broadcast:
+    """One frame for the direct members of a room, sent at the flush."""
+
+    __slots__ = ("batcher", "frame", "members")
+
+    def __init__(self, batcher: WriteBatcher, frame: bytes, members: set) -> None:
+        self.batcher = batcher
+        self.frame = frame
+        self.members = members
+
+    def flush_output(self) -> None:
+        batcher = self.batcher
+        pending = batcher._broadcasts
+        if pending and pending[0] is self:
+            del pending[0]  # entries flush in the order they were queued
+        elif self in pending:
+            pending.remove(self)
+        frame, size = self.frame, len(self.frame)
+        sockets = batcher.direct
+        for conn in self.members:
+            sock = sockets.get(conn)
+            if sock is None:
+                continue
+            try:
+                sent = sock.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                sent = -1
+            if sent != size:
+                self._fall_back(conn, sent)
+
+    def _fall_back(self, conn, sent: int) -> None:
+        """The kernel did not take the whole frame: the transport writes the rest, and what follows."""
+        rest = self.frame[sent:] if sent > 0 else self.frame
+        later = self.batcher.leave_direct(conn)
+        transport = conn.transport
+        if transport is not None:
+            # on an error (sent < 0) the transport meets it the usual way and closes the connection
+            transport.write(b"".join([rest, *later]) if later else rest)
 
 
 _batchers: "weakref.WeakKeyDictionary[object, WriteBatcher]" = weakref.WeakKeyDictionary()
