@@ -150,3 +150,102 @@ def test_write_now_uses_the_transport_for_anything_but_plain_tcp():
     t = _BufferedTransport()
     assert write_now(t, b"abc") == 0
     assert t.written == [b"abc"]
+
+
+# -- broadcasts to direct connections ------------------------------------------------
+
+
+def _frame(proto, text):
+    return proto.prepare(text.encode("utf-8"))
+
+
+async def _direct(server, count):
+    """`count` connections that each flushed something whole: broadcasts go to their sockets."""
+    pairs = [await server() for _ in range(count)]
+    for _, proto in pairs:
+        proto.send_text("hello")
+    for client, proto in pairs:
+        assert await client.next() == "hello"
+        assert proto in proto._batcher.direct
+    return pairs
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_broadcast_costs_one_socket_send_per_member_and_no_transport_write(server, monkeypatch):
+    pairs = await _direct(server, 3)
+    protos = {p for _, p in pairs}
+    writes = []
+    for p in protos:
+        monkeypatch.setattr(p.transport, "write", lambda data: writes.append(data))
+    batcher = next(iter(protos))._batcher
+    marked = len(batcher._dirty)
+    assert BaseProtocol.send_frame_to_many(_frame(pairs[0][1], "to all"), protos) == 3
+    assert len(batcher._dirty) == marked + 1  # one entry for the room, not one per connection
+    assert all(p._out == [] for p in protos)
+    for client, _ in pairs:
+        assert await client.next() == "to all"
+    assert writes == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_own_write_after_a_broadcast_in_the_same_iteration_comes_after_it(server):
+    (c1, p1), (c2, p2) = await _direct(server, 2)
+    BaseProtocol.send_frame_to_many(_frame(p1, "b1"), {p1, p2})
+    p1.send_text("own")  # p1 leaves direct: b1 moves in front of its own frame
+    BaseProtocol.send_frame_to_many(_frame(p1, "b2"), {p1, p2})
+    assert p1 not in p1._batcher.direct and p2 in p2._batcher.direct
+    assert [await c1.next() for _ in range(3)] == ["b1", "own", "b2"]
+    assert [await c2.next() for _ in range(2)] == ["b1", "b2"]
+    await sleep(0.01)
+    assert p1 in p1._batcher.direct  # its flush went out whole: direct again
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_own_write_before_a_broadcast_in_the_same_iteration_comes_before_it(server):
+    (c1, p1), (c2, p2) = await _direct(server, 2)
+    p1.send_text("first")
+    BaseProtocol.send_frame_to_many(_frame(p1, "room"), {p1, p2})
+    assert [await c1.next() for _ in range(2)] == ["first", "room"]
+    assert await c2.next() == "room"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_partial_broadcast_send_puts_the_rest_and_later_entries_on_the_transport(server):
+    (c1, p1), (c2, p2) = await _direct(server, 2)
+    p1.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    c1.protocol.transport.pauseProducing()  # client 1 stops reading: its kernel buffers fill
+    big = "x" * 200_000
+    for i in range(5):  # five entries flushed together: the first already does not fit
+        BaseProtocol.send_frame_to_many(_frame(p1, f"{i}{big}"), {p1, p2})
+    await sleep(0.2)
+    assert p1 not in p1._batcher.direct
+    assert p1._paused  # the transport holds the rest and told us to stop
+    got2 = [await c2.next(10) for _ in range(5)]
+    assert [g[0] for g in got2] == list("01234")
+    c1.protocol.transport.resumeProducing()
+    got1 = [await c1.next(10) for _ in range(5)]
+    assert [g[0] for g in got1] == list("01234") and all(g[1:] == big for g in got1)
+
+
+@pytest_twisted.ensureDeferred
+async def test_closing_after_a_broadcast_sends_it_before_the_close_frame(server):
+    (c1, p1), (c2, p2) = await _direct(server, 2)
+    BaseProtocol.send_frame_to_many(_frame(p1, "last"), {p1, p2})
+    p1.close(1000, "bye")
+    assert await c1.next() == "last"
+    assert await c1.wait_closed() == (1000, "bye")
+    assert await c2.next() == "last"
+    # closed or closing connections take nothing more, directly or not
+    assert BaseProtocol.send_frame_to_many(_frame(p2, "after"), {p1, p2}) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_connection_lost_before_the_flush_is_skipped_quietly(server):
+    (c1, p1), (c2, p2) = await _direct(server, 2)
+    BaseProtocol.send_frame_to_many(_frame(p1, "gone?"), {p1, p2})
+    p1.transport.abortConnection()
+    await sleep(0.05)
+    assert p1 not in p2._batcher.direct
+    assert await c2.next() == "gone?"
+    code, _ = await c1.wait_closed()
+    assert code == 1006
