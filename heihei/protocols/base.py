@@ -139,6 +139,13 @@ class BaseProtocol(WebSocketServerProtocol):
     _slow = False
     #: frames waiting while the transport is paused (created on first use: most connections never need it)
     _backlog: "deque[tuple[bytes, Callable[[], None] | None]] | None" = None
+    # also created on first use (an idle connection is most of a server's memory, bench/README.md):
+    #: confirmation pings sent and not answered yet: token -> the callbacks it confirms
+    _awaiting_pong: "dict[bytes, list[Callable[[], None]]] | None" = None
+    #: `when_closed` Deferreds
+    _close_waiters: "list[defer.Deferred] | None" = None
+    #: the last queued input's Deferred while inputs are queued (`run_in_order`)
+    _inbound_tail: defer.Deferred | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -146,13 +153,10 @@ class BaseProtocol(WebSocketServerProtocol):
         self._backlog_bytes = 0
         self.cut_off = False
         self._unconfirmed: list[Callable[[], None]] = []
-        self._awaiting_pong: dict[bytes, list[Callable[[], None]]] = {}
         self._confirm_seq = 0
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._lost = False
-        self._close_waiters: list[defer.Deferred] = []
-        self._inbound_tail: defer.Deferred = defer.succeed(None)
         self._inbound_pending = 0
 
     @property
@@ -178,14 +182,14 @@ class BaseProtocol(WebSocketServerProtocol):
     def connectionLost(self, reason) -> None:
         self._lost = True
         self._leave_direct(keep=False)
-        waiters, self._close_waiters = self._close_waiters, []
+        waiters, self._close_waiters = self._close_waiters or (), None
         for d in waiters:
             d.callback(None)
         self._backlog = None
         self._backlog_bytes = 0
         # unconfirmed frames stay wherever their owners keep them (the inbox)
         self._unconfirmed = []
-        self._awaiting_pong.clear()
+        self._awaiting_pong = None
         self._out.clear()
         self._out_bytes = 0
         try:
@@ -203,6 +207,8 @@ class BaseProtocol(WebSocketServerProtocol):
         if self._lost:
             d.callback(None)
         else:
+            if self._close_waiters is None:
+                self._close_waiters = []
             self._close_waiters.append(d)
         return d
 
@@ -354,7 +360,9 @@ class BaseProtocol(WebSocketServerProtocol):
                 self._batcher.enter_direct(self, sock)
 
     def _send_confirm_ping(self) -> None:
-        if len(self._awaiting_pong) >= MAX_UNANSWERED_CONFIRM_PINGS:
+        if self._awaiting_pong is None:
+            self._awaiting_pong = {}
+        elif len(self._awaiting_pong) >= MAX_UNANSWERED_CONFIRM_PINGS:
             self._cut_off_slow_reader()
             return
         self._confirm_seq += 1
@@ -364,12 +372,14 @@ class BaseProtocol(WebSocketServerProtocol):
         self.sendPing(token)
 
     def onPong(self, payload: bytes) -> None:
-        callbacks = self._awaiting_pong.pop(payload, None)
+        callbacks = self._awaiting_pong.pop(payload, None) if self._awaiting_pong else None
         if callbacks is None:
             return
         # pongs come back in order: anything older was answered (or lost) already
         for token in [t for t in self._awaiting_pong if t < payload]:
             callbacks = self._awaiting_pong.pop(token) + callbacks
+        if not self._awaiting_pong:
+            self._awaiting_pong = None
         for callback in callbacks:
             try:
                 callback()
@@ -421,12 +431,26 @@ class BaseProtocol(WebSocketServerProtocol):
 
         def done(result):
             self._inbound_pending -= 1
+            if not self._inbound_pending:
+                self._inbound_tail = None  # nothing queued: an idle connection keeps no Deferred
             if isinstance(result, Failure):
                 self._log.failure("{what} failed for {peer}", failure=result, what=what, peer=self.peer)
             return None
 
-        self._inbound_tail = self._inbound_tail.addCallback(run).addBoth(done)
+        tail = self._inbound_tail
+        if tail is None:
+            tail = defer.succeed(None)
+        self._inbound_tail = tail.addCallback(run).addBoth(done)
         return True
+
+    def inputs_done(self) -> defer.Deferred:
+        """Fires once every input queued by `run_in_order` so far has been handled."""
+        d = defer.Deferred()
+        if self._inbound_tail is None:
+            d.callback(None)
+        else:
+            self._inbound_tail.addBoth(lambda result: (d.callback(None), result)[1])
+        return d
 
     def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> defer.Deferred:
         """Run a coroutine from a synchronous Autobahn callback, logging any failure."""

@@ -365,7 +365,7 @@ class JimProtocol(BaseProtocol):
             d.addCallback(lambda _: defer.Deferred.fromCoroutine(self._cleanup()))
             d.addErrback(lambda f: self._log.failure("jim disconnect of {user} failed", failure=f, user=self.user))
             self.runtime.track_cleanup(d)
-            self._inbound_tail.addBoth(lambda _: d.callback(None))
+            self.inputs_done().addCallback(d.callback)
         super().connectionLost(reason)
 
     async def _cleanup(self) -> None:
