@@ -72,3 +72,56 @@ async def test_errors_and_lost_connections_keep_their_meaning_on_the_direct_path
             raise AssertionError("a lost connection must fail the command")
     finally:
         await store.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_replies_keep_their_types_and_their_order_past_a_cancelled_command(redis):
+    store = await started(redis["url"])
+    try:
+        redis["client"].set("bin", b"\xff\xfe")
+        redis["client"].hset("h", mapping={"a": "1", "b": "2"})
+        assert await store.get("bin") == b"\xff\xfe"  # not UTF-8: stays bytes, as txredisapi gives it
+        assert await store.hgetall("h") == {"a": "1", "b": "2"}  # txredisapi's post-processing still runs
+        assert await store.zadd("z", 1.5, "m") == 1  # a float argument is packed as Redis reads it
+        assert await store.execute_command("ZSCORE", "z", "m") == "1.5"
+        given_up = store.get("bin")
+        given_up.cancel()
+        try:
+            await given_up
+        except StoreUnavailable:  # what a cancelled (timed-out) call means to callers
+            pass
+        else:
+            raise AssertionError("a cancelled command answered")
+        assert await store.hget("h", "b") == "2"  # the cancelled command's reply went to nobody else
+    finally:
+        await store.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reply_that_never_comes_fails_every_waiting_command_then_the_store_recovers(redis):
+    store = Store(parse_redis_url(redis["url"]), reply_timeout_s=0.3, connect_timeout_s=2.0, reactor=reactor)
+    store.startService()
+    try:
+        while store._idle_connection() is None:
+            await task.deferLater(reactor, 0.01, lambda: None)
+        redis["client"].execute_command("CLIENT", "PAUSE", "800", "ALL")
+        started_at = reactor.seconds()
+        waiting = [store.set(f"k{i}", i) for i in range(3)]
+        failed = 0
+        for d in waiting:
+            try:
+                await d
+            except StoreUnavailable as e:
+                failed += 1
+                assert "0.3 seconds" in str(e)
+        assert failed == 3
+        assert 0.25 <= reactor.seconds() - started_at < 0.8  # the deadline, not Redis' pause, decided
+        for _ in range(100):  # the pool reconnects by itself once Redis answers again
+            try:
+                if await store.set("after", "1") == "OK":
+                    break
+            except StoreUnavailable:
+                await task.deferLater(reactor, 0.05, lambda: None)
+        assert await store.get("after") == "1"
+    finally:
+        await store.stopService()

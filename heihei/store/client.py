@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 
 from heihei.config import RedisAddress
 from heihei.protocols.sendpath import BatchedTransport, batcher_for
+from heihei.store.commands import LeanCommands
 
 
 class StoreUnavailable(Exception):
@@ -40,7 +41,7 @@ class _BatchedWrites:
         return super().makeConnection(BatchedTransport(transport, batcher_for(self.factory.reactor)))
 
 
-class _LoggingRedisProtocol(_BatchedWrites, txredisapi.RedisProtocol):
+class _LoggingRedisProtocol(_BatchedWrites, LeanCommands, txredisapi.RedisProtocol):
     _log = Logger(namespace="heihei.store")
 
     def connectionMade(self):
