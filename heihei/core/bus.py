@@ -62,7 +62,7 @@ class Bus:
         packet["o"] = self.node_id
         await self.store.publish(channel, orjson.dumps(packet).decode("utf-8"))
         if self.metrics is not None:
-            self.metrics.bus_hops.labels("out").inc()
+            self.metrics.bus_hops_by_direction["out"].inc()
 
     def _received(self, channel: str, data) -> None:
         try:
@@ -73,5 +73,5 @@ class Bus:
         if packet.get("o") == self.node_id:
             return
         if self.metrics is not None:
-            self.metrics.bus_hops.labels("in").inc()
+            self.metrics.bus_hops_by_direction["in"].inc()
         self.on_packet(packet)

@@ -329,7 +329,7 @@ class Hub:
             else:
                 sent += sum(1 for client in group if client.send_frame(frame, on_delivered))
         if self.metrics is not None and sent:
-            self.metrics.deliveries.labels(message.realm).inc(sent)
+            self.metrics.deliveries_by_realm[message.realm].inc(sent)
         return sent
 
     def _variant_groups(self, renderer: Renderer, message: Message, clients: set) -> list[tuple[Hashable, Any]]:

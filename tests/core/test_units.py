@@ -19,6 +19,16 @@ def test_keys_escape_ids_so_they_cannot_reach_other_keys():
     assert key("a", "x y?[z]") == "hh:a:x%20y%3F%5Bz%5D"
 
 
+@pytest.mark.parametrize("part", ["42", "a-b_c.d~e", "", "x\n", "a:b", "é", "用户", "a b", "%41", "A%", "\x00", 7,
+                                  "Z9-", "a\u00e9", "-", "~~", "\u212a"])
+def test_the_escape_fast_path_gives_what_quote_gives(part):
+    from urllib.parse import quote
+
+    from heihei.store.keys import escape
+
+    assert escape(part) == quote(str(part), safe="")
+
+
 def test_rate_limiter_token_bucket_on_a_clock():
     clock = task.Clock()
     limiter = RateLimiter(clock)
