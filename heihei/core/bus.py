@@ -7,8 +7,13 @@ in that room, so one PUBLISH reaches exactly the nodes that need a room
 message, and each of them builds the frame once for all its members. A node
 ignores its own packets: it has already delivered locally.
 
-Packets are small JSON objects (orjson): `o` origin node, `k` kind
-(`u` users, `r` room, `ev` room event), `r` realm, and the kind's fields.
+Packets are small JSON objects: `o` origin node, `k` kind (`u` users, `r`
+room, `ev` room event), `r` realm, and the kind's fields (`u`: `us` the
+users to deliver to, `ack` those whose inbox entry goes once delivered, `e`
+the stored entry; `r`: `room`, `e`; `ev`: `room`, `ev`). Room events are
+published from here (orjson); messages are published by the script that
+stores them (`heihei.core.routing`, cjson), so a message costs its node one
+Redis call.
 """
 
 from __future__ import annotations
@@ -31,6 +36,16 @@ def room_channel(realm: str, room: str) -> str:
     return key("bus", "room", realm, room)
 
 
+#: `node_channel(node)` in Lua, for the scripts that publish from inside Redis: the same name as
+#: `node_channel` (`heihei.store.keys.escape` is percent-encoding of all but `A-Za-z0-9_.~-`)
+NODE_CHANNEL_LUA = r"""
+local function node_channel(node)
+  local escaped = string.gsub(node, '[^%w_.~-]', function(c) return string.format('%%%02X', string.byte(c)) end)
+  return 'PREFIX' .. escaped
+end
+""".replace("PREFIX", node_channel(""))
+
+
 class Bus:
     _log = Logger()
 
@@ -51,9 +66,6 @@ class Bus:
 
     def unwatch_room(self, realm: str, room: str) -> None:
         self.store.unsubscribe(room_channel(realm, room), self._received)
-
-    async def to_node(self, node_id: str, packet: dict[str, Any]) -> None:
-        await self._publish(node_channel(node_id), packet)
 
     async def to_room(self, realm: str, room: str, packet: dict[str, Any]) -> None:
         await self._publish(room_channel(realm, room), packet)

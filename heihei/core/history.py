@@ -24,7 +24,8 @@ from heihei.core.model import Message, id_floor_for_ms
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 
-STORE_MESSAGE = Script("store_message", r"""
+#: the store step, also the first part of `heihei.core.routing`'s scripts
+STORE_MESSAGE_LUA = r"""
 -- KEYS: 1 history, 2 last id, 3 client-id key, then n inbox keys, then n unread keys
 -- ARGV: 1 now ms, 2 payload, 3 dedupe ttl s, 4 history max count, 5 history max age ms,
 --       6 inbox max, 7 conversation, 8 n recipients, 9 '1' if the client id counts
@@ -63,7 +64,8 @@ for i = 1, n do
   redis.call('HINCRBY', KEYS[3 + n + i], ARGV[7], 1)
 end
 return {1, idstr, entry}
-""")
+"""
+STORE_MESSAGE = Script("store_message", STORE_MESSAGE_LUA)
 
 REMOVE_FROM_HISTORY = Script("remove_from_history", r"""
 -- KEYS: 1 history; ARGV: 1 server id. Returns the removed entry or false.
@@ -120,6 +122,11 @@ class History:
 
     async def store_message(self, message: Message, inbox_for: list[str] = ()) -> Stored:
         """Store `message` in its conversation and queue it for `inbox_for`, atomically."""
+        keys, args = self.store_call(message, inbox_for)
+        return self.stored(message, await STORE_MESSAGE(self.store, keys, args))
+
+    def store_call(self, message: Message, inbox_for: list[str] = ()) -> tuple[list[str], list]:
+        """KEYS and ARGV of the store step (`STORE_MESSAGE_LUA`), for this script or a larger one."""
         realm, conv = message.realm, message.conversation
         dedupe = bool(message.client_id) and self.retention.dedupe_ttl_s > 0
         cid_key = key("cid", realm, conv, message.sender, message.client_id) if dedupe else key("cid", "-")
@@ -129,10 +136,15 @@ class History:
         r = self.retention
         args = [message.created_ms, message.payload_json().decode("utf-8"), r.dedupe_ttl_s, r.max_count,
                 int(r.max_age_s * 1000), r.inbox_max, conv, len(recipients), "1" if dedupe else "0"]
-        created, id_text, entry = await STORE_MESSAGE(self.store, keys, args)
+        return keys, args
+
+    @staticmethod
+    def stored(message: Message, reply: list) -> Stored:
+        """The store step's answer `{created, id, entry, ...}` as a `Stored`."""
+        created, id_text, entry = reply[0], reply[1], reply[2]
         if created == 0 or created == "0":
             if entry:
-                return Stored(Message.from_entry(realm, entry), duplicate=True)
+                return Stored(Message.from_entry(message.realm, entry), duplicate=True)
             return Stored(message.with_stored(int(id_text), ""), duplicate=True)
         return Stored(message.with_stored(int(id_text), entry), duplicate=False)
 

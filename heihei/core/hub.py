@@ -3,11 +3,12 @@ The messaging hub: one call delivers a message to a user, a group or a room,
 wherever in the cluster the receivers are connected.
 
 The way of a message (see docs/architecture.md):
-1. `History.store_message` stores it and queues it in the inbox of every
-   receiver (one atomic script; a repeated client id stops here).
-2. `Presence` says where the receivers are connected.
-3. Local receivers get the frame at once; each other node gets one bus packet.
-4. The node holding a receiver's connection renders the frame once per
+1. One Redis call (`heihei.core.routing`) stores it and queues it in the
+   inbox of every receiver (atomically; a repeated client id stops here),
+   finds the nodes where the receivers are connected (`Presence`'s alive
+   test), and publishes one bus packet to each other node.
+2. Local receivers get the frame as soon as that call answers.
+3. The node holding a receiver's connection renders the frame once per
    variant for all its local connections and removes the inbox entry once the
    frame was written. A receiver connected nowhere keeps it in the inbox until
    `deliver_pending` at the next login.
@@ -26,11 +27,12 @@ from twisted.logger import Logger
 
 from heihei.core.bus import Bus
 from heihei.core.groups import Groups
-from heihei.core.history import History, Inbox, Retention, Stored
+from heihei.core.history import History, Inbox, Retention
 from heihei.core.moderation import Moderation
 from heihei.core.model import Message, group_conversation, pair_conversation, room_conversation
 from heihei.core.policy import RateLimiter
 from heihei.core.presence import Presence
+from heihei.core.routing import Router
 
 
 class IClient(Protocol):
@@ -113,6 +115,7 @@ class Hub:
         self.rates = RateLimiter(clock)
         self.moderation = Moderation()
         self.bus = Bus(node_id, store, self._on_packet, metrics)
+        self.router = Router(node_id, store, self.history)
         self.renderers: dict[str, Renderer] = {}
         self.room_event_handlers: dict[str, RoomEventHandler] = {}
         #: called with (realm, user) on a user's first connection / last disconnection, cluster-wide
@@ -198,9 +201,7 @@ class Hub:
         the sender's other connections)."""
         message = self._new(realm, pair_conversation(sender, to), sender, body, "user", to, client_id)
         receivers = [str(to)] if str(to) != str(sender) else []
-        stored = await self.history.store_message(message, inbox_for=receivers)
-        extra = [str(sender)] if echo_to_sender else []
-        return await self._route(stored, receivers, extra, exclude)
+        return await self._store_and_route(message, receivers, [str(sender)] if echo_to_sender else [], exclude)
 
     async def send_to_group(self, realm: str, sender: str, group: str, members: Iterable[str],
                             body: dict[str, Any], *, client_id: str | None = None,
@@ -208,24 +209,23 @@ class Hub:
         """Store a group message and deliver it to every member but the sender."""
         message = self._new(realm, group_conversation(group), sender, body, "group", group, client_id)
         receivers = [str(m) for m in members if str(m) != str(sender)]
-        stored = await self.history.store_message(message, inbox_for=receivers)
-        extra = [str(sender)] if echo_to_sender else []
-        return await self._route(stored, receivers, extra, exclude)
+        return await self._store_and_route(message, receivers, [str(sender)] if echo_to_sender else [], exclude)
 
     async def send_to_room(self, realm: str, sender: str, room: str, body: dict[str, Any], *,
                            client_id: str | None = None, store: bool = True) -> SendResult:
         """Broadcast to everyone in a room on every node (rooms keep history, no inboxes)."""
         message = self._new(realm, room_conversation(room), sender, body, "room", room, client_id)
-        if store:
-            stored = await self.history.store_message(message)
-            if stored.duplicate:
-                return SendResult(stored.message, duplicate=True)
-            message = stored.message
-        else:
+        if not store:
             message = message.with_stored(0, "0|" + message.payload_json().decode("utf-8"))
-        self._deliver_local(message, self.presence.local_room(realm, room))
-        await self.bus.to_room(realm, room, {"k": "r", "r": realm, "room": room, "e": message.entry})
-        return SendResult(message)
+            self._deliver_local(message, self.presence.local_room(realm, room))
+            await self.bus.to_room(realm, room, {"k": "r", "r": realm, "room": room, "e": message.entry})
+            return SendResult(message)
+        stored = await self.router.to_room(message, room)  # other nodes: published by the same call
+        if stored.duplicate:
+            return SendResult(stored.message, duplicate=True)
+        self._count_published(1)
+        self._deliver_local(stored.message, self.presence.local_room(realm, room))
+        return SendResult(stored.message)
 
     async def room_event(self, realm: str, room: str, event: dict[str, Any]) -> None:
         """Tell every node with members in `room` about an event (e.g. a new total)."""
@@ -238,31 +238,28 @@ class Hub:
         if handler is not None and members:
             handler(room, event, members)
 
-    async def _route(self, stored: Stored, receivers: list[str], extra: list[str],
-                     exclude: IClient | None) -> SendResult:
-        message = stored.message
-        if stored.duplicate:
-            return SendResult(message, duplicate=True)
+    async def _store_and_route(self, message: Message, receivers: list[str], extra: list[str],
+                               exclude: IClient | None) -> SendResult:
         everyone = list(dict.fromkeys(receivers + extra))
-        where = await self.presence.nodes_of(message.realm, everyone)
+        routed = await self.router.to_users(message, everyone, receivers)
+        message = routed.stored.message
+        if routed.stored.duplicate:
+            return SendResult(message, duplicate=True)
+        self._count_published(routed.published)
+        where = routed.where
         result = SendResult(message)
-        by_node: dict[str, list[str]] = {}
         for user in receivers:
             (result.online if where.get(user) else result.offline).append(user)
-        for user in everyone:
-            for node in where.get(user, ()):
-                by_node.setdefault(node, []).append(user)
-        # this node's users: straight to their connections
-        local_users = by_node.pop(self.node_id, [])
+        # this node's users: straight to their connections (also those whose
+        # presence mirror is not written yet)
         here = self.presence.users[message.realm]
-        already = set(local_users)
-        local_users += [u for u in everyone if u in here and u not in already]  # mirror not written yet
+        local_users = [u for u in everyone if self.node_id in where.get(u, ()) or u in here]
         self._deliver_to_users(message, local_users, ack=set(receivers), exclude=exclude)
-        receiver_set = set(receivers)
-        for node, users in by_node.items():
-            await self.bus.to_node(node, {"k": "u", "r": message.realm, "us": users,
-                                          "ack": [u for u in users if u in receiver_set], "e": message.entry})
         return result
+
+    def _count_published(self, packets: int) -> None:
+        if self.metrics is not None and packets:
+            self.metrics.bus_hops_by_direction["out"].inc(packets)
 
     # -- local delivery ---------------------------------------------------------------
 

@@ -51,21 +51,29 @@ end
 return total
 """)
 
-ALIVE_COUNTS = Script("presence_alive_counts", r"""
+#: `alive_nodes(hash, nodes_key, now)`: the {node, count, ...} of a presence hash whose nodes are
+#: alive; shared by ALIVE_COUNTS and `heihei.core.routing`'s scripts
+ALIVE_NODES_LUA = r"""
+local function alive_nodes(hash_key, nodes_key, now)
+  local all = redis.call('HGETALL', hash_key)
+  local alive = {}
+  for i = 1, #all, 2 do
+    local expires = redis.call('ZSCORE', nodes_key, all[i])
+    if expires and tonumber(expires) > now and tonumber(all[i + 1]) > 0 then
+      table.insert(alive, all[i]); table.insert(alive, all[i + 1])
+    end
+  end
+  return alive
+end
+"""
+
+ALIVE_COUNTS = Script("presence_alive_counts", ALIVE_NODES_LUA + r"""
 -- KEYS: 1 nodes zset, then hashes. ARGV: 1 now ms.
 -- Returns, per hash, a flat list {node, count, node, count ...} of alive nodes.
 local now = tonumber(ARGV[1])
 local out = {}
 for k = 2, #KEYS do
-  local all = redis.call('HGETALL', KEYS[k])
-  local alive = {}
-  for i = 1, #all, 2 do
-    local expires = redis.call('ZSCORE', KEYS[1], all[i])
-    if expires and tonumber(expires) > now and tonumber(all[i + 1]) > 0 then
-      table.insert(alive, all[i]); table.insert(alive, all[i + 1])
-    end
-  end
-  out[k - 1] = alive
+  out[k - 1] = alive_nodes(KEYS[k], KEYS[1], now)
 end
 return out
 """)
