@@ -1,5 +1,7 @@
 """The store's command path: idle connections used directly, one send per connection per iteration."""
 
+import socket
+
 import pytest_twisted
 from twisted.internet import defer, reactor, task
 
@@ -26,6 +28,8 @@ async def test_commands_of_one_iteration_leave_in_one_send_and_keep_their_order(
         real = sendpath.write_now
         monkeypatch.setattr(sendpath, "write_now",
                             lambda t, data, *sock: (sends.append(data), real(t, data, *sock))[1])
+        sock = store._idle_connection().transport.socket
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1  # pipelined writes never wait
         replies = await defer.gatherResults([store.incr("counter") for _ in range(50)])
         assert replies == list(range(1, 51))  # Redis ran them in the order they were issued
         commands = b"".join(sends)

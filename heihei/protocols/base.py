@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from heihei.config import WebSocketSettings
-from heihei.protocols.sendpath import batcher_for, direct_socket, write_now
+from heihei.protocols.sendpath import batcher_for, direct_socket, set_no_delay, write_now
 
 OPEN = WebSocketServerProtocol.STATE_OPEN
 CLOSE_GOING_AWAY = 1001
@@ -162,6 +162,14 @@ class BaseProtocol(WebSocketServerProtocol):
     @property
     def realm(self) -> str:
         return self.factory.realm
+
+    def connectionMade(self) -> None:
+        # Autobahn means to turn Nagle's algorithm off (its `tcpNoDelay` option, on by default) but
+        # on Twisted it reads the option before copying it from the factory, so it never does. With
+        # Nagle on, a write while earlier bytes are unacknowledged waits for the client's delayed
+        # ACK: 40 ms stalls in bursts and request/answer exchanges (bench/README.md).
+        set_no_delay(self.transport, getattr(self.factory, "tcpNoDelay", True))
+        super().connectionMade()
 
     def onOpen(self) -> None:
         self.factory.client_opened(self)

@@ -46,6 +46,14 @@ _log = Logger()
 _PLAIN_TCP = (tcp.Server, tcp.Client)
 
 
+def set_no_delay(transport, enabled: bool = True) -> None:
+    """TCP_NODELAY on a TCP transport (TLS passes it down); other transports (UNIX sockets) have no Nagle."""
+    try:
+        transport.setTcpNoDelay(enabled)
+    except (AttributeError, OSError, NotImplementedError):
+        pass
+
+
 def direct_socket(transport):
     """The socket `write_now` may send on directly: plain TCP only (TLS wraps these and is excluded)."""
     return transport.socket if type(transport) in _PLAIN_TCP else None
@@ -192,6 +200,7 @@ class BatchedTransport:
         self._batcher = batcher
         self._socket = direct_socket(transport)
         self._out: list[bytes] = []
+        set_no_delay(transport)  # pipelined commands must not wait for the ACK of earlier ones
 
     def write(self, data: bytes) -> None:
         if not self._out:

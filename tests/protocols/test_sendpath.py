@@ -249,3 +249,11 @@ async def test_a_connection_lost_before_the_flush_is_skipped_quietly(server):
     assert await c2.next() == "gone?"
     code, _ = await c1.wait_closed()
     assert code == 1006
+
+
+@pytest_twisted.ensureDeferred
+async def test_nagle_is_off_on_every_websocket_connection(server):
+    # Autobahn means to set TCP_NODELAY but never does on Twisted; without it a burst waits 40 ms
+    # for the client's delayed ACK
+    client, proto = await server()
+    assert proto.transport.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
