@@ -31,6 +31,14 @@ not take whole puts the connection back on the transport path (the rest of
 the frame, then its frames from later entries of the same flush, through the
 transport's buffered `write`), and so does pausing, cutting off, dropping or
 losing the connection.
+
+Broadcasts of one iteration whose members overlap share an entry (a burst in
+one room: each message for everyone but its sender, and the sender's own
+copy); each member gets all its frames of the entry in one `send`, in the
+order they were queued. A broadcast joins the newest queued entry it shares a
+member with, so no entry queued after the one it joins holds any of its
+members: nobody can see its frames in another order. One that shares no
+member with the last MERGE_LOOKBACK entries (another room) starts its own.
 """
 
 from __future__ import annotations
@@ -44,6 +52,9 @@ _log = Logger()
 
 #: transports whose socket we may write to directly (TLS wraps these and is excluded by type)
 _PLAIN_TCP = (tcp.Server, tcp.Client)
+#: how many queued broadcast entries a new one looks back over for one to join (each costs
+#: one `isdisjoint`)
+MERGE_LOOKBACK = 8
 
 
 def set_no_delay(transport, enabled: bool = True) -> None:
@@ -113,10 +124,24 @@ class WriteBatcher:
         """Queue `frame` for the direct ones among `clients`; returns them (the rest need `send_frame`)."""
         members = clients & self.direct.keys()
         if members:
-            entry = _Broadcast(self, frame, members)
-            self._broadcasts.append(entry)
-            self.mark(entry)
+            entry = self._entry_to_join(members)
+            if entry is not None:
+                entry.add(frame, members)
+            else:
+                entry = _Broadcast(self, frame, members)
+                self._broadcasts.append(entry)
+                self.mark(entry)
         return members
+
+    def _entry_to_join(self, members: set):
+        """The newest queued entry that shares a member with `members`, if no newer one does and it
+        is among the last MERGE_LOOKBACK; else None (a new entry, flushed after all queued ones)."""
+        pending = self._broadcasts
+        for i in range(len(pending) - 1, max(-1, len(pending) - 1 - MERGE_LOOKBACK), -1):
+            entry = pending[i]
+            if not entry.union.isdisjoint(members):
+                return entry
+        return None
 
     def enter_direct(self, conn, sock) -> None:
         """`conn`'s transport holds nothing and it has no output queued: broadcasts may go to `sock`."""
@@ -128,9 +153,7 @@ class WriteBatcher:
             return []
         frames = []
         for entry in self._broadcasts:
-            if conn in entry.members:
-                entry.members.discard(conn)
-                frames.append(entry.frame)
+            frames.extend(entry.take(conn))
         return frames
 
     def flush(self) -> None:
@@ -144,14 +167,39 @@ class WriteBatcher:
 
 
 class _Broadcast:
-    """One frame for the direct members of a room, sent at the flush."""
+    """Broadcast frames of one iteration whose members overlap, each member's in one `send`.
 
-    __slots__ = ("batcher", "frame", "members")
+    `parts` are (frame, members) in the order they were queued. Mostly they
+    are one room's messages: each for everyone but its sender, plus the
+    sender's own copy. Members in every large part and in no small one (the
+    room's audience) get one shared joined buffer; the few others (the
+    senders) get their own frames joined, in order. Large: at least half the
+    entry's members. Set operations do the grouping, so the audience costs no
+    Python per member beyond its `send`.
+    """
+
+    __slots__ = ("batcher", "parts", "union")
 
     def __init__(self, batcher: WriteBatcher, frame: bytes, members: set) -> None:
         self.batcher = batcher
-        self.frame = frame
-        self.members = members
+        self.parts: list[tuple[bytes, set]] = [(frame, members)]
+        self.union = members  # a set of its own once a second part comes
+
+    def add(self, frame: bytes, members: set) -> None:
+        if len(self.parts) == 1:
+            self.union = self.union | members
+        else:
+            self.union |= members
+        self.parts.append((frame, members))
+
+    def take(self, conn) -> list[bytes]:
+        """`conn` leaves direct: its frames here, in order, no longer sent from here."""
+        frames = []
+        for frame, members in self.parts:
+            if conn in members:
+                members.discard(conn)
+                frames.append(frame)
+        return frames
 
     def flush_output(self) -> None:
         batcher = self.batcher
@@ -160,24 +208,43 @@ class _Broadcast:
             del pending[0]  # entries flush in the order they were queued
         elif self in pending:
             pending.remove(self)
-        frame, size = self.frame, len(self.frame)
-        sockets = batcher.direct
-        for conn in self.members:
+        parts = self.parts
+        if len(parts) == 1:
+            frame, members = parts[0]
+            self._send_to(members, frame)
+            return
+        half = len(self.union) / 2
+        large = [members for _, members in parts if len(members) >= half]
+        small = [members for _, members in parts if len(members) < half]
+        audience = set.intersection(*large) if large else set()
+        if small:
+            audience.difference_update(*small)
+        if audience:
+            self._send_to(audience, b"".join([frame for frame, members in parts if len(members) >= half]))
+        for conn in self.union - audience:
+            frames = [frame for frame, members in parts if conn in members]
+            if frames:
+                self._send_to((conn,), b"".join(frames))
+
+    def _send_to(self, members, data: bytes) -> None:
+        size = len(data)
+        sockets = self.batcher.direct
+        for conn in members:
             sock = sockets.get(conn)
             if sock is None:
                 continue
             try:
-                sent = sock.send(frame)
+                sent = sock.send(data)
             except BlockingIOError:
                 sent = 0
             except OSError:
                 sent = -1
             if sent != size:
-                self._fall_back(conn, sent)
+                self._fall_back(conn, data, sent)
 
-    def _fall_back(self, conn, sent: int) -> None:
-        """The kernel did not take the whole frame: the transport writes the rest, and what follows."""
-        rest = self.frame[sent:] if sent > 0 else self.frame
+    def _fall_back(self, conn, data: bytes, sent: int) -> None:
+        """The kernel did not take all of it: the transport writes the rest, and what follows."""
+        rest = data[sent:] if sent > 0 else data
         later = self.batcher.leave_direct(conn)
         transport = conn.transport
         if transport is not None:

@@ -251,6 +251,88 @@ async def test_a_connection_lost_before_the_flush_is_skipped_quietly(server):
     assert code == 1006
 
 
+class _CountingSocket:
+    """A direct member's socket that records each send."""
+
+    def __init__(self, sock, who, sends):
+        self.sock, self.who, self.sends = sock, who, sends
+
+    def send(self, data):
+        self.sends.append(self.who)
+        return self.sock.send(data)
+
+
+def _count_sends(batcher, protos):
+    sends = []
+    for p in protos:
+        batcher.direct[p] = _CountingSocket(batcher.direct[p], p, sends)
+    return sends
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_burst_to_one_room_leaves_in_one_send_per_member(server):
+    pairs = await _direct(server, 3)
+    room = {p for _, p in pairs}
+    batcher = pairs[0][1]._batcher
+    sends = _count_sends(batcher, room)
+    for i in range(8):
+        BaseProtocol.send_frame_to_many(_frame(pairs[0][1], f"burst {i}"), set(room))
+    assert len(batcher._broadcasts) == 1  # the room's eight frames share one entry
+    for client, _ in pairs:
+        assert [await client.next() for _ in range(8)] == [f"burst {i}" for i in range(8)]
+    assert sorted(map(id, sends)) == sorted(map(id, room))  # one send per member, not eight
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_burst_from_several_senders_gives_everyone_their_frames_in_order_in_one_send(server):
+    pairs = await _direct(server, 6)
+    senders, audience = pairs[:3], pairs[3:]
+    everyone = {p for _, p in pairs}
+    batcher = pairs[0][1]._batcher
+    sends = _count_sends(batcher, everyone)
+    send = BaseProtocol.send_frame_to_many
+    expected = {p: [] for p in everyone}
+    for i, (_, sender) in enumerate(senders):  # each message: the sender's own copy, and everyone else's
+        send(_frame(sender, f"mine {i}"), {sender})
+        expected[sender].append(f"mine {i}")
+        send(_frame(sender, f"from {i}"), everyone - {sender})
+        for p in everyone - {sender}:
+            expected[p].append(f"from {i}")
+    assert len(batcher._broadcasts) == 2  # the first sender's own copy came before anything overlapped it
+    for client, proto in pairs:
+        assert [await client.next() for _ in expected[proto]] == expected[proto]
+    for _, proto in audience:
+        assert sum(1 for who in sends if who is proto) == 1  # the audience: three frames, one send
+    # senders 2 and 3 get own copies in between the others' frames: still one send in the joined entry
+    assert sum(1 for who in sends if who is senders[1][1]) == 1
+    assert sum(1 for who in sends if who is senders[0][1]) == 2  # its own copy's entry, then the rest
+
+
+@pytest_twisted.ensureDeferred
+async def test_broadcasts_join_entries_only_where_no_member_can_see_another_order(server):
+    (c1, p1), (c2, p2), (c3, p3), (c4, p4) = await _direct(server, 4)
+    batcher = p1._batcher
+    send = BaseProtocol.send_frame_to_many
+    send(_frame(p1, "A"), {p1, p2})
+    send(_frame(p1, "other room"), {p4})  # shares no member: an entry of its own
+    send(_frame(p1, "B"), {p2, p3})
+    send(_frame(p1, "C"), {p1, p2})
+    assert [[f for f, _ in e.parts] for e in batcher._broadcasts] == [
+        [_frame(p1, "A"), _frame(p1, "B"), _frame(p1, "C")], [_frame(p1, "other room")]]
+    assert [await c1.next() for _ in range(2)] == ["A", "C"]
+    assert [await c2.next() for _ in range(3)] == ["A", "B", "C"]
+    assert await c3.next() == "B"
+    assert await c4.next() == "other room"
+    await sleep(0.01)
+    # a member that writes its own frame in between takes its queued frames along, in order
+    send(_frame(p1, "D"), {p1, p2, p3})
+    p2.send_text("own")
+    send(_frame(p1, "E"), {p1, p2, p3})
+    assert [await c2.next() for _ in range(3)] == ["D", "own", "E"]
+    assert [await c1.next() for _ in range(2)] == ["D", "E"]
+    assert [await c3.next() for _ in range(2)] == ["D", "E"]
+
+
 @pytest_twisted.ensureDeferred
 async def test_nagle_is_off_on_every_websocket_connection(server):
     # Autobahn means to set TCP_NODELAY but never does on Twisted; without it a burst waits 40 ms
