@@ -87,6 +87,10 @@ class SendResult:
     offline: list[str] = field(default_factory=list)  # receivers whose copy waits in the inbox
 
 
+#: a room message whose store answers while others for the same room are still being stored
+#: waits for them, at most this long, so a burst goes out in one flush (each member gets all
+#: of it in one send; heihei/protocols/sendpath.py)
+ROOM_BATCH_MAX_WAIT_S = 0.002
 #: a login replays the inbox in chunks no smaller than this
 MIN_REPLAY_CHUNK_BYTES = 16 * 1024
 #: a client that does not confirm a replayed chunk within this keeps the rest for next time
@@ -124,6 +128,9 @@ class Hub:
         #: connections that asked for `connect(replay=True)`: live messages wait here
         #: (message, on_delivered) until `deliver_pending` has sent the stored ones
         self._held: dict[IClient, list[tuple[Message, Callable[[], None] | None]]] = {}
+        #: (realm, room) -> room messages being stored; and those stored, waiting for the rest
+        self._room_storing: dict[tuple[str, str], int] = {}
+        self._room_batches: dict[tuple[str, str], tuple[list[Message], Any]] = {}
 
     def register_realm(self, realm: str, renderer: Renderer, on_room_event: RoomEventHandler | None = None) -> None:
         self.renderers[realm] = renderer
@@ -215,17 +222,48 @@ class Hub:
                            client_id: str | None = None, store: bool = True) -> SendResult:
         """Broadcast to everyone in a room on every node (rooms keep history, no inboxes)."""
         message = self._new(realm, room_conversation(room), sender, body, "room", room, client_id)
+        where = (realm, room)
         if not store:
             message = message.with_stored(0, "0|" + message.payload_json().decode("utf-8"))
-            self._deliver_local(message, self.presence.local_room(realm, room))
+            self._deliver_to_room(where, message, wait=where in self._room_batches)
             await self.bus.to_room(realm, room, {"k": "r", "r": realm, "room": room, "e": message.entry})
             return SendResult(message)
-        stored = await self.router.to_room(message, room)  # other nodes: published by the same call
+        self._room_storing[where] = self._room_storing.get(where, 0) + 1
+        stored = None
+        try:
+            stored = await self.router.to_room(message, room)  # other nodes: published by the same call
+        finally:
+            left = self._room_storing.pop(where) - 1
+            if left:
+                self._room_storing[where] = left
+            if stored is not None and not stored.duplicate:
+                self._deliver_to_room(where, stored.message, wait=left > 0)
+            elif not left and where in self._room_batches:
+                self._release_room(where)  # the others were waiting for this one
         if stored.duplicate:
             return SendResult(stored.message, duplicate=True)
         self._count_published(1)
-        self._deliver_local(stored.message, self.presence.local_room(realm, room))
         return SendResult(stored.message)
+
+    def _deliver_to_room(self, where: tuple[str, str], message: Message, wait: bool) -> None:
+        """Deliver a room message here now, or with the room's messages still being stored (`wait`)."""
+        batch = self._room_batches.get(where)
+        if batch is None and not wait:
+            self._deliver_local(message, self.presence.local_room(*where))
+            return
+        if batch is None:
+            timer = self.reactor.callLater(ROOM_BATCH_MAX_WAIT_S, self._release_room, where)
+            batch = self._room_batches[where] = ([], timer)
+        batch[0].append(message)
+        if not wait:
+            self._release_room(where)
+
+    def _release_room(self, where: tuple[str, str]) -> None:
+        messages, timer = self._room_batches.pop(where, ((), None))
+        if timer is not None and timer.active():
+            timer.cancel()
+        for message in messages:
+            self._deliver_local(message, self.presence.local_room(*where))
 
     async def room_event(self, realm: str, room: str, event: dict[str, Any]) -> None:
         """Tell every node with members in `room` about an event (e.g. a new total)."""

@@ -91,3 +91,80 @@ async def test_a_room_message_is_published_by_the_call_that_stores_it(nodes, red
     history = await a.hub.history.latest(REALM, result.message.conversation, 5)
     assert [m.id for m in history] == [result.message.id]
     pubsub.close()
+
+
+class _Viewer:
+    """A room member that records what it is sent, and how many stores of its room were in flight then."""
+
+    realm = "t2"
+    user = None
+    peer = "fake"
+    send_queue_max_bytes = 1 << 20
+    connection_open = True
+
+    def __init__(self, hub, room):
+        self.hub, self.where, self.got = hub, ("t2", room), []
+
+    def prepare(self, payload):
+        return payload
+
+    def send_frame(self, frame, on_delivered=None):
+        self.got.append((frame.decode(), self.hub._room_storing.get(self.where, 0)))
+        return True
+
+
+async def _room_with_viewer(nodes, room="r"):
+    from heihei.core.hub import PlainRenderer
+
+    a = await nodes.start("a")
+    a.hub.register_realm("t2", PlainRenderer())
+    viewer = _Viewer(a.hub, room)
+    a.hub.presence.rooms[("t2", room)] = {viewer}
+    return a, viewer
+
+
+@pytest_twisted.ensureDeferred
+async def test_room_messages_stored_together_go_out_together_in_order(nodes):
+    from twisted.internet import defer
+
+    a, viewer = await _room_with_viewer(nodes)
+    sends = [defer.Deferred.fromCoroutine(a.hub.send_to_room("t2", "s", "r", {"frame": f"m{i}"})) for i in range(3)]
+    await defer.gatherResults(sends)
+    # nothing went out while the others of the burst were still being stored: one flush for all
+    assert viewer.got == [("m0", 0), ("m1", 0), ("m2", 0)]
+    assert a.hub._room_batches == {} and a.hub._room_storing == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_slow_or_failing_store_holds_the_others_back_only_briefly(nodes, monkeypatch):
+    from twisted.internet import defer, reactor, task
+
+    from heihei.store.client import StoreUnavailable
+
+    a, viewer = await _room_with_viewer(nodes)
+    real = a.hub.router.to_room
+    gate = defer.Deferred()
+
+    async def slow_then_failing(message, room):
+        if message.body["frame"] == "slow":
+            await gate
+            raise StoreUnavailable("redis eval: timed out")
+        return await real(message, room)
+
+    monkeypatch.setattr(a.hub.router, "to_room", slow_then_failing)
+    first = defer.Deferred.fromCoroutine(a.hub.send_to_room("t2", "s", "r", {"frame": "quick"}))
+    slow = defer.Deferred.fromCoroutine(a.hub.send_to_room("t2", "s", "r", {"frame": "slow"}))
+    await first
+    assert viewer.got == []  # held: another message of the room is still being stored
+    await task.deferLater(reactor, 0.05, lambda: None)
+    assert [frame for frame, _ in viewer.got] == ["quick"]  # ... but not for long
+    gate.callback(None)
+    try:
+        await slow
+    except StoreUnavailable:
+        pass
+    else:
+        raise AssertionError("the failing store succeeded")
+    assert a.hub._room_batches == {} and a.hub._room_storing == {}
+    await a.hub.send_to_room("t2", "s", "r", {"frame": "after"})
+    assert [frame for frame, _ in viewer.got] == ["quick", "after"]
