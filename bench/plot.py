@@ -1,6 +1,6 @@
 """
 Plots of the room fan-out results (matplotlib, written as PNG next to the
-JSON lines): server CPU per delivery against N (closed loop and bursts), and
+JSON lines): server CPU per delivery against N (closed loop, bursts, window), and
 latency percentiles at the fixed offered rate against N, one line per server.
 
 Re-plot the newest session of a results file:
@@ -43,7 +43,7 @@ def plot_room(summaries: list[dict[str, Any]], path: str, title: str) -> str:
     fig, (ax_cpu, ax_lat) = plt.subplots(1, 2, figsize=(12, 4.8))
     for server in servers:
         color, name = COLORS.get(server), common.SERVER_LABELS.get(server, server)
-        for mode, style in (("closed", "-o"), ("burst", "--s"), ("rate", ":^")):
+        for mode, style in (("closed", "-o"), ("burst", "--s"), ("window", "-.d"), ("rate", ":^")):
             xs, ys, err = _series(summaries, server, mode, "cpu_us_per_delivery")
             if xs:
                 ax_cpu.errorbar(xs, ys, yerr=err, fmt=style, color=color, capsize=3, label=f"{name} {mode}")

@@ -1,10 +1,11 @@
 """
 Scenario 1: room fan-out, heihei against the reference peers (issue 8).
 
-One sender and N receivers in one room (heihei: a live activity, seed 000;
+Eight senders and N receivers in one room (heihei: a live activity, seed 000;
 peers: a broadcast server on Node `ws` and on `websockets` + uvloop, sent the
-very frame heihei delivers). Per N and server: closed loop, bursts of 8 in
-flight, and a fixed offered load of 20,000 deliveries/s for latency. Server
+very frame heihei delivers). Per N and server: closed loop, bursts (one
+message from each sender at once), a window of 8 in flight, and a fixed
+offered load of 20,000 deliveries/s for latency. Server
 CPU µs per delivery is the primary figure. Median of --runs runs with the
 range; results in bench/results/room_fanout.jsonl, plot in room_fanout.png.
 
@@ -33,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=list(roomload.MODES), choices=list(roomload.MODES))
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per mode")
     parser.add_argument("--rate", type=float, default=20000.0, help="deliveries/s offered in the rate mode")
-    parser.add_argument("--inflight", type=int, default=8, help="messages in flight in the burst mode")
+    parser.add_argument("--inflight", type=int, default=8,
+                        help="senders in the room (a burst is one message from each); messages in flight in window")
     parser.add_argument("--quick", action="store_true", help="N=200, 1 run, 1 s per mode (a smoke test)")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--results", help="directory for the JSON lines and plots (default bench/results; "

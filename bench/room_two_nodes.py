@@ -5,7 +5,7 @@ heihei nodes on one Redis, one sender on the first node.
 Half the receivers are on the sender's node (delivered directly), half on
 the other node (the message crosses Redis pub/sub once, then one prepared
 frame for every local receiver). Measures deliveries per second and p50/p99
-latency from send to receive, in the same three modes as room_fanout.py;
+latency from send to receive, in the same modes as room_fanout.py;
 server CPU is the sum over both nodes (Redis reported apart). Results in
 bench/results/room_two_nodes.jsonl, plot in room_two_nodes.png.
 
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=list(roomload.MODES), choices=list(roomload.MODES))
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per mode")
     parser.add_argument("--rate", type=float, default=20000.0, help="deliveries/s offered in the rate mode")
-    parser.add_argument("--inflight", type=int, default=8, help="messages in flight in the burst mode")
+    parser.add_argument("--inflight", type=int, default=8,
+                        help="senders in the room (a burst is one message from each); messages in flight in window")
     parser.add_argument("--quick", action="store_true", help="N=200, 1 run, 1 s per mode (a smoke test)")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--results", help="directory for the JSON lines and plots (default bench/results; "

@@ -10,6 +10,11 @@ so the sender sends it the very JSON heihei would deliver (same size, same
 shape). Either way every message is delivered N+1 times (the sender gets its
 own copy: heihei's `my` "1" variant), and every delivery counts.
 
+The room has `senders` (8) sending connections, members too: `closed`,
+`window` and `rate` send from the first only; a `burst` is one message from
+each at the same moment (a chat storm in a live room). Every message is
+delivered to all N + senders members.
+
 Each message text starts `~<seq>~<send time ns>~` (padded to a fixed length):
 a receiver takes the clock once per read, so each delivery's latency is
 "bytes in our process" minus "sender wrote the frame", on one CLOCK_MONOTONIC.
@@ -18,7 +23,11 @@ apart and never measured.
 
 Modes (one CPU window each):
   closed  one message in flight: the next goes when all N+1 got the previous
-  burst   `inflight` (8) messages in flight, topped up as each completes
+  burst   one message from each of the senders at once; the next burst goes
+          when every member got all of them
+  window  `inflight` (8) messages in flight, topped up as each completes (a
+          sliding window: it clocks itself to about one message per
+          completion, so it measures close to `closed`)
   rate    a fixed offered load of `rate` deliveries/s (rate/(N+1) messages/s)
 """
 
@@ -40,6 +49,8 @@ MARK = b'{"code":1,"msg":"~'
 MARK_LEN = len(MARK)
 #: what heihei's sender looks like, so the peers' frames are byte-for-byte the same size
 SENDER_CODE = "bench-sender"
+#: how many senders a room has (the burst size)
+SENDERS = 8
 HEAD_PIC = "https://img.example/bench.png"
 TIME_SHAPE = "2025-01-01 00:00:00"
 
@@ -129,18 +140,31 @@ class Tally:
             self.counts[seq] = count
 
 
+def sender_code(k: int) -> str:
+    """The k-th sender's WeChat code (its nickname): all as long as SENDER_CODE, so frames keep their size."""
+    return SENDER_CODE if k == 0 else f"bench-s{k:05d}"
+
+
 @dataclass
 class Room:
     target: Target
-    sender: wsload.WSClient
+    senders: list[wsload.WSClient]
     receivers: list[wsload.WSClient]
-    make_payload: Callable[[int, int], bytes]
+    #: per sender: (seq, send ns) -> the frame it sends
+    make_payloads: list[Callable[[int, int], bytes]]
     tally: Tally
     seq: int = 0
 
     @property
+    def sender(self) -> wsload.WSClient:
+        return self.senders[0]
+
+    def make_payload(self, seq: int, ts: int) -> bytes:
+        return self.make_payloads[0](seq, ts)
+
+    @property
     def conns(self) -> list[wsload.WSClient]:
-        return [self.sender, *self.receivers]
+        return [*self.senders, *self.receivers]
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -159,8 +183,9 @@ async def _heihei_call(conn: wsload.WSClient, cmd: str, data: dict[str, Any], ti
             return frame
 
 
-async def open_room(target: Target, n: int, concurrency: int = 200, settle_s: float = 2.0) -> Room:
-    """Connect the sender and N receivers (round robin over the target's nodes) into the room."""
+async def open_room(target: Target, n: int, concurrency: int = 200, settle_s: float = 2.0,
+                    senders: int = SENDERS) -> Room:
+    """Connect the senders and N receivers (round robin over the target's nodes) into the room."""
     urls = target.urls
     heihei = target.kind == "heihei"
 
@@ -171,24 +196,29 @@ async def open_room(target: Target, n: int, concurrency: int = 200, settle_s: fl
         return conn
 
     receivers = await wsload.open_many(n, one, concurrency=concurrency)
-    sender = await wsload.WSClient.connect(urls[0], timeout=30)
-    if heihei:
-        await _heihei_call(sender, "Open", {"activityId": common.ACTIVITY})
-        login = await _heihei_call(sender, "Login", {"type": "wechat", "code": SENDER_CODE})
-        token = login["data"]["token"]
+    sending, make_payloads = [], []
+    for k in range(senders):
+        sender = await wsload.WSClient.connect(urls[0], timeout=30)
+        if heihei:
+            await _heihei_call(sender, "Open", {"activityId": common.ACTIVITY})
+            login = await _heihei_call(sender, "Login", {"type": "wechat", "code": sender_code(k)})
+            token = login["data"]["token"]
 
-        def make_payload(seq: int, ts: int) -> bytes:
-            return heihei_message(message_text(seq, ts), token)
-    else:
-        def make_payload(seq: int, ts: int) -> bytes:
-            return peer_message(message_text(seq, ts))
+            def make_payload(seq: int, ts: int, token=token) -> bytes:
+                return heihei_message(message_text(seq, ts), token)
+        else:
+            def make_payload(seq: int, ts: int) -> bytes:
+                return peer_message(message_text(seq, ts))
+        sending.append(sender)
+        make_payloads.append(make_payload)
 
     # heihei pushes one coalesced Total per second while the room fills: let the last one pass
     await asyncio.sleep(settle_s)
-    tally = Tally(expected=n + 1, groups=len(urls))
-    room = Room(target, sender, receivers, make_payload, tally)
-    sender.drain_texts()
-    sender.on_text = tally.sink_for(0)
+    tally = Tally(expected=n + senders, groups=len(urls))
+    room = Room(target, sending, receivers, make_payloads, tally)
+    for sender in sending:
+        sender.drain_texts()
+        sender.on_text = tally.sink_for(0)
     for i, conn in enumerate(receivers):
         conn.drain_texts()
         conn.on_text = tally.sink_for(i % len(urls))
@@ -196,8 +226,11 @@ async def open_room(target: Target, n: int, concurrency: int = 200, settle_s: fl
 
 
 async def run_phase(room: Room, mode: str, duration_s: float, *, inflight: int = 1, rate: float | None = None,
-                    grace_s: float = 30.0) -> dict[str, Any]:
-    """One measured phase; returns its figures (CPU window = first send to last delivery)."""
+                    together: bool = False, grace_s: float = 30.0) -> dict[str, Any]:
+    """One measured phase; returns its figures (CPU window = first send to last delivery).
+
+    `together`: one message from every sender at once, the next burst when all are delivered;
+    otherwise `inflight` messages from the first sender, topped up as each completes."""
     loop = asyncio.get_running_loop()
     tally, target = room.tally, room.target
     expected = tally.expected
@@ -210,6 +243,13 @@ async def run_phase(room: Room, mode: str, duration_s: float, *, inflight: int =
         state["outstanding"] += 1
         state["sent"] += 1
 
+    def send_burst() -> None:
+        now = time.monotonic_ns()
+        for sender, make_payload in zip(room.senders, room.make_payloads):
+            sender.send_text(make_payload(room.next_seq(), now))
+        state["outstanding"] += len(room.senders)
+        state["sent"] += len(room.senders)
+
     def finish_if_idle() -> None:
         if not state["sending"] and state["outstanding"] == 0 and not done.done():
             done.set_result(None)
@@ -217,10 +257,14 @@ async def run_phase(room: Room, mode: str, duration_s: float, *, inflight: int =
     def on_complete(seq: int, t: int) -> None:
         state["outstanding"] -= 1
         if rate is None and state["sending"]:
-            if time.monotonic_ns() < deadline:
+            if time.monotonic_ns() >= deadline:
+                state["sending"] = False
+            elif not together:
                 send()
                 return
-            state["sending"] = False
+            elif state["outstanding"] == 0:
+                send_burst()
+                return
         finish_if_idle()
 
     tally.on_complete = on_complete
@@ -230,8 +274,11 @@ async def run_phase(room: Room, mode: str, duration_s: float, *, inflight: int =
     t0 = time.monotonic_ns()
     deadline = t0 + int(duration_s * 1e9)
     if rate is None:
-        for _ in range(inflight):
-            send()
+        if together:
+            send_burst()
+        else:
+            for _ in range(inflight):
+                send()
     else:
         period_s = expected / rate
         start = loop.time()
@@ -282,21 +329,22 @@ async def run_phase(room: Room, mode: str, duration_s: float, *, inflight: int =
     return result
 
 
-MODES = ("closed", "burst", "rate")
+MODES = ("closed", "burst", "window", "rate")
 
 
 async def measure_room(target: Target, n: int, modes: list[str], *, duration_s: float, rate: float,
                        inflight: int, settle_s: float) -> list[dict[str, Any]]:
     """Fill the room, warm up, then one phase per mode."""
     t = time.monotonic()
-    room = await open_room(target, n, settle_s=settle_s)
+    room = await open_room(target, n, settle_s=settle_s, senders=inflight)
     setup_s = time.monotonic() - t
     try:
         warm = await run_phase(room, "warmup", 0.0, inflight=1, grace_s=60.0)
         if not warm["complete"]:
             got = [len(lat) for lat in room.tally.group_latencies]
-            members = [sum(1 for i in range(n) if i % len(got) == g) + (g == 0) for g in range(len(got))]
-            raise RuntimeError(f"the warm-up message reached {warm['deliveries']} of {n + 1} room members "
+            senders = len(room.senders)
+            members = [sum(1 for i in range(n) if i % len(got) == g) + senders * (g == 0) for g in range(len(got))]
+            raise RuntimeError(f"the warm-up message reached {warm['deliveries']} of {n + senders} room members "
                                f"(per node: got {got} of {members}); a node that gets none is not "
                                f"subscribed to the room")
         results = []
@@ -305,6 +353,8 @@ async def measure_room(target: Target, n: int, modes: list[str], *, duration_s: 
             if mode == "closed":
                 r = await run_phase(room, mode, duration_s, inflight=1)
             elif mode == "burst":
+                r = await run_phase(room, mode, duration_s, inflight=inflight, together=True)
+            elif mode == "window":
                 r = await run_phase(room, mode, duration_s, inflight=inflight)
             elif mode == "rate":
                 # enough messages for stable percentiles even when N is large
