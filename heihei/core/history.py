@@ -85,6 +85,22 @@ return out
 """)
 
 
+REMOVE_ENTRIES = Script("inbox_remove_many", r"""
+-- KEYS: inboxes; ARGV: per inbox how many entries, then all the entries in that order.
+-- (ZREM in chunks: Lua's unpack has a stack limit.) Returns how many entries it was given.
+local at = #KEYS + 1
+for k = 1, #KEYS do
+  local last = at + tonumber(ARGV[k]) - 1
+  while at <= last do
+    local upto = math.min(at + 999, last)
+    redis.call('ZREM', KEYS[k], unpack(ARGV, at, upto))
+    at = upto + 1
+  end
+end
+return at - #KEYS - 1
+""")
+
+
 @dataclass(frozen=True)
 class Retention:
     max_count: int = 10000
@@ -189,6 +205,14 @@ class Inbox:
         """Remove entries that were written to the user's connection."""
         if entries:
             await self.store.zrem(inbox_key(realm, user), *entries)
+
+    async def ack_many(self, realm: str, entries_by_user: dict[str, list[str]]) -> None:
+        """`ack` for several users in one Redis call."""
+        users = [u for u, entries in entries_by_user.items() if entries]
+        if users:
+            await REMOVE_ENTRIES(self.store, [inbox_key(realm, u) for u in users],
+                                 [len(entries_by_user[u]) for u in users]
+                                 + [e for u in users for e in entries_by_user[u]])
 
     async def take(self, realm: str, user: str, conversation: str | None = None) -> list[Message]:
         """Remove and return the queued messages (optionally of one conversation), for pull

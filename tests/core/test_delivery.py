@@ -265,3 +265,38 @@ async def test_group_message_reaches_online_members_and_waits_for_offline_ones(n
     assert [m.body["text"] for m in await a.hub.inbox.pending(REALM, "u4")] == ["hello team"]
     for c in (u1, u2, u3):
         await c.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_confirmed_deliveries_leave_the_inboxes_in_batches_and_before_a_clean_stop(nodes, chat, monkeypatch):
+    a, b = await nodes.start("a"), await nodes.start("b")
+    url_a, url_b = chat.add(a), chat.add(b)
+    alice = await user(url_a, "alice")
+    readers = [await user(url_b, name) for name in ("r1", "r2", "r3")]
+    calls = []
+    real = b.hub.inbox.ack_many
+    monkeypatch.setattr(b.hub.inbox, "ack_many", lambda realm, by_user: (calls.append(by_user), real(realm, by_user))[1])
+    for i in range(5):
+        for r in ("r1", "r2", "r3"):
+            alice.send(json.dumps({"to": r, "text": f"{r}-{i}"}))
+    for name, reader in zip(("r1", "r2", "r3"), readers):
+        assert [(await next_json(reader))["text"] for _ in range(5)] == [f"{name}-{i}" for i in range(5)]
+    await sleep(0.3)
+    for r in ("r1", "r2", "r3"):
+        assert await b.hub.inbox.count(REALM, r) == 0
+    assert sum(len(entries) for c in calls for entries in c.values()) == 15
+    assert len(calls) < 15  # several confirmations per Redis call
+
+    # confirmed but not removed yet when the node stops: a clean stop removes them first
+    monkeypatch.setattr("heihei.core.hub.ACK_BATCH_S", 30.0)
+    alice.send(json.dumps({"to": "r1", "text": "last"}))
+    assert (await next_json(readers[0]))["text"] == "last"
+    for _ in range(100):
+        if b.hub._acks:
+            break
+        await sleep(0.01)
+    assert await b.hub.inbox.count(REALM, "r1") == 1
+    await nodes.stop(b)
+    assert await a.hub.inbox.count(REALM, "r1") == 0
+    for c in [alice, *readers]:
+        await c.close()
