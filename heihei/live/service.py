@@ -16,6 +16,7 @@ import time
 from typing import Any, Iterable, Protocol
 
 from twisted.application.service import Service
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from heihei.config import LiveSettings
@@ -200,10 +201,11 @@ class LiveService(Service):
 
     async def send(self, client, activity_id: str, token: object, text: str) -> Message:
         """Check and broadcast a chat message; returns it as stored."""
-        session = await self.sessions.get(token if token else client.token)
+        # the two reads do not depend on each other: one round trip to Redis for both
+        session, activity = await _both(self.sessions.get(token if token else client.token),
+                                        self.activities.get(activity_id))
         if session is None:
             raise LiveError(NOT_LOGGED_IN)
-        activity = await self.activities.get(activity_id)
         if activity is None:
             raise LiveError(NOT_OPEN, "no such activity")
         state = activity.state(self.now_s())
@@ -240,3 +242,12 @@ class LiveService(Service):
         if existed:
             await self.hub.room_event(REALM, activity_id, {"t": EVENT_REMOVED})
         return existed
+
+
+async def _both(first, second) -> tuple[Any, Any]:
+    """Run two coroutines at once; their results, or the first one's error."""
+    try:
+        return tuple(await defer.gatherResults(
+            [defer.Deferred.fromCoroutine(first), defer.Deferred.fromCoroutine(second)], consumeErrors=True))
+    except defer.FirstError as e:
+        e.subFailure.raiseException()
