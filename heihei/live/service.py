@@ -201,9 +201,13 @@ class LiveService(Service):
 
     async def send(self, client, activity_id: str, token: object, text: str) -> Message:
         """Check and broadcast a chat message; returns it as stored."""
-        # the two reads do not depend on each other: one round trip to Redis for both
-        session, activity = await _both(self.sessions.get(token if token else client.token),
-                                        self.activities.get(activity_id))
+        token = token if token else client.token
+        # the reads do not depend on each other: one round trip to Redis for all. The mute is
+        # read for the user this connection is bound to (nearly always the one sending); it is
+        # read again below if the token turns out to be someone else's
+        bound = client.user if client.user is not None and token == client.token else None
+        session, activity, muted = await _all(self.sessions.get(token), self.activities.get(activity_id),
+                                              self.mutes.is_muted(activity_id, bound) if bound else _nothing())
         if session is None:
             raise LiveError(NOT_LOGGED_IN)
         if activity is None:
@@ -217,7 +221,9 @@ class LiveService(Service):
             raise LiveError(TOO_LONG)
         if not text.strip():
             raise LiveError(MISSING, "empty message")
-        if await self.mutes.is_muted(activity_id, session.user):
+        if session.user != bound:
+            muted = await self.mutes.is_muted(activity_id, session.user)
+        if muted:
             raise LiveError(MUTED)
         if not self.hub.rates.allow((REALM, activity_id, session.user), self.rate):
             raise LiveError(TOO_FREQUENT)
@@ -244,10 +250,13 @@ class LiveService(Service):
         return existed
 
 
-async def _both(first, second) -> tuple[Any, Any]:
-    """Run two coroutines at once; their results, or the first one's error."""
+async def _all(*coroutines) -> list[Any]:
+    """Run coroutines at once (their Redis commands leave together); their results, or the first error."""
     try:
-        return tuple(await defer.gatherResults(
-            [defer.Deferred.fromCoroutine(first), defer.Deferred.fromCoroutine(second)], consumeErrors=True))
+        return await defer.gatherResults([defer.Deferred.fromCoroutine(c) for c in coroutines], consumeErrors=True)
     except defer.FirstError as e:
         e.subFailure.raiseException()
+
+
+async def _nothing() -> None:
+    return None

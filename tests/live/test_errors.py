@@ -105,6 +105,28 @@ async def test_muted_user_gets_1002_with_a_clear_message(nodes, wechat, clock):
         await viewer.close()
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_message_sent_with_another_users_token_is_checked_against_that_users_mute(nodes, wechat, clock):
+    node = await start_live(nodes, wechat, clock)
+    await put_activity(node)
+    ops = node.operators["live"]
+    viewer, alice_token = await logged_in_viewer(node)
+    other = await Viewer.connect(node)  # bob: logged in, not in the room
+    bob_token = await other.login("code-bob")
+    try:
+        assert (await viewer.call("Message", activityId="1001", msg="as alice", token=alice_token))["code"] == 1
+        await ops.mute("1001", "o-bob", duration_s=60)
+        # alice's connection (its mute read ahead is alice's), bob's token: bob's mute decides
+        assert (await viewer.call("Message", activityId="1001", msg="as bob", token=bob_token))["code"] == -1002
+        await ops.unmute("1001", "o-bob")
+        await ops.mute("1001", "o-alice", duration_s=60)
+        assert (await viewer.call("Message", activityId="1001", msg="bob again", token=bob_token))["code"] == 1
+        assert (await viewer.call("Message", activityId="1001", msg="alice?", token=alice_token))["code"] == -1002
+    finally:
+        await viewer.close()
+        await other.close()
+
+
 @pytest.mark.parametrize("max_chars, ok, too_long", [
     (200, "中" * 200, "中" * 201),
     (200, "a" * 199 + "文", "a" * 200 + "文"),
