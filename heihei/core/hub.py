@@ -25,6 +25,7 @@ from typing import Any, Callable, Hashable, Iterable, Protocol
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from heihei.core.acks import InboxAcks
 from heihei.core.bus import Bus
 from heihei.core.groups import Groups
 from heihei.core.history import History, Inbox, Retention
@@ -91,9 +92,6 @@ class SendResult:
 #: waits for them, at most this long, so a burst goes out in one flush (each member gets all
 #: of it in one send; heihei/protocols/sendpath.py)
 ROOM_BATCH_MAX_WAIT_S = 0.002
-#: confirmed deliveries leave the inboxes in batches this often (one ZREM per user per batch):
-#: a confirmation otherwise costs a Redis call and a wake-up for its answer per message
-ACK_BATCH_S = 0.02
 #: a login replays the inbox in chunks no smaller than this
 MIN_REPLAY_CHUNK_BYTES = 16 * 1024
 #: a client that does not confirm a replayed chunk within this keeps the rest for next time
@@ -134,9 +132,7 @@ class Hub:
         #: (realm, room) -> room messages being stored; and those stored, waiting for the rest
         self._room_storing: dict[tuple[str, str], int] = {}
         self._room_batches: dict[tuple[str, str], tuple[list[Message], Any]] = {}
-        #: realm -> user -> inbox entries confirmed and not removed yet (`_ack_soon`)
-        self._acks: dict[str, dict[str, list[str]]] = {}
-        self._ack_timer = None
+        self.acks = InboxAcks(self.inbox, reactor)
 
     def register_realm(self, realm: str, renderer: Renderer, on_room_event: RoomEventHandler | None = None) -> None:
         self.renderers[realm] = renderer
@@ -149,7 +145,7 @@ class Hub:
 
     async def stop(self) -> None:
         self.bus.stop()
-        await self._flush_acks()
+        await self.acks.flush()
         await self.presence.stop()
 
     def now_ms(self) -> int:
@@ -336,36 +332,9 @@ class Hub:
             if done:
                 return
             done.append(True)
-            self._ack_soon(message.realm, user, message.entry)
+            self.acks.add(message.realm, user, message.entry)
 
         return written
-
-    def _ack_soon(self, realm: str, user: str, entry: str) -> None:
-        """Remove a confirmed entry from the user's inbox with the others of the next ACK_BATCH_S
-        (one Redis call per realm).
-
-        A node that dies within that window leaves the entry for the next login (a duplicate,
-        as when a confirmation is lost: delivery is at least once, docs/core.md); a clean stop
-        removes them first."""
-        self._acks.setdefault(realm, {}).setdefault(user, []).append(entry)
-        if self._ack_timer is None:
-            self._ack_timer = self.reactor.callLater(ACK_BATCH_S, self._send_acks)
-
-    def _send_acks(self) -> None:
-        d = defer.Deferred.fromCoroutine(self._flush_acks())
-        d.addErrback(lambda f: self._log.failure("inbox acks failed", failure=f))
-
-    async def _flush_acks(self) -> None:
-        if self._ack_timer is not None and self._ack_timer.active():
-            self._ack_timer.cancel()
-        self._ack_timer = None
-        acks, self._acks = self._acks, {}
-        results = await defer.DeferredList(
-            [defer.Deferred.fromCoroutine(self.inbox.ack_many(realm, by_user)) for realm, by_user in acks.items()],
-            consumeErrors=True)
-        for ok, failure in results:
-            if not ok:
-                self._log.error("inbox ack failed: {why}", why=failure.getErrorMessage())
 
     def _deliver_local(self, message: Message, clients: Iterable[IClient],
                        on_delivered: Callable[[], None] | None = None) -> int:

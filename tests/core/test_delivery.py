@@ -288,11 +288,11 @@ async def test_confirmed_deliveries_leave_the_inboxes_in_batches_and_before_a_cl
     assert len(calls) < 15  # several confirmations per Redis call
 
     # confirmed but not removed yet when the node stops: a clean stop removes them first
-    monkeypatch.setattr("heihei.core.hub.ACK_BATCH_S", 30.0)
+    monkeypatch.setattr("heihei.core.acks.ACK_BATCH_S", 30.0)
     alice.send(json.dumps({"to": "r1", "text": "last"}))
     assert (await next_json(readers[0]))["text"] == "last"
     for _ in range(100):
-        if b.hub._acks:
+        if b.hub.acks.pending:
             break
         await sleep(0.01)
     assert await b.hub.inbox.count(REALM, "r1") == 1
