@@ -48,10 +48,13 @@ class Options(usage.Options):
 
 
 def makeService(options: Options, reactor=None):
+    from heihei.gctuning import tune_for_server
     from heihei.node import Node, StartupError
 
     try:
-        return Node(options.settings, reactor=reactor, handle_signals=True)
+        node = Node(options.settings, reactor=reactor, handle_signals=True)
     except (ConfigError, StartupError) as e:
         sys.stderr.write(f"heihei: {e}\n")
         raise SystemExit(2) from None
+    tune_for_server()
+    return node
