@@ -174,9 +174,13 @@ class BaseProtocol(WebSocketServerProtocol):
     def onOpen(self) -> None:
         self.factory.client_opened(self)
         transport = self.transport
-        if getattr(transport, "producer", None) is not None:
+        channel = getattr(transport, "producer", None)
+        if channel is not None:
             # WebSocketResource leaves the HTTP channel registered; it is done now
             transport.unregisterProducer()
+            release = getattr(channel, "release_after_upgrade", None)
+            if release is not None:
+                release()
         transport.registerProducer(self, True)
         self._attach_send_path()
 

@@ -367,3 +367,24 @@ async def test_redis_down_gets_503_and_the_connection_stays(nodes):
     assert await alice.next() == "error_503_service unavailable, try again"
     assert alice.protocol.state == alice.protocol.STATE_OPEN
     await alice.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_upgraded_connection_leaves_no_http_objects_for_the_cycle_collector(nodes):
+    # the HTTP channel and its request point at each other; once the WebSocket has the
+    # connection they must go by reference counting, not wait for a collection (idle memory)
+    import gc
+
+    from heihei.web.limits import BoundedHTTPChannel
+
+    node = await nodes.start("a", boss_settings())
+    gc.collect()
+    gc.disable()
+    try:
+        users = [await login(node, str(i)) for i in range(3)]
+        left = [o for o in gc.get_objects() if isinstance(o, BoundedHTTPChannel) and o.transport is None]
+        assert left == []
+    finally:
+        gc.enable()
+    for u in users:
+        await u.close()
