@@ -69,6 +69,7 @@ class WebSocketSettings:
     send_queue_max_bytes: int = 1024 * 1024
     auto_ping_interval_s: float = 30.0
     auto_ping_timeout_s: float = 30.0
+    tcp_nodelay: bool = True
 
 
 @dataclass(frozen=True)

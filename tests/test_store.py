@@ -10,8 +10,8 @@ from heihei.protocols import sendpath
 from heihei.store.client import Store, StoreUnavailable
 
 
-async def started(url: str) -> Store:
-    store = Store(parse_redis_url(url), reply_timeout_s=2.0, connect_timeout_s=2.0, reactor=reactor)
+async def started(url: str, reply_timeout_s: float = 2.0) -> Store:
+    store = Store(parse_redis_url(url), reply_timeout_s=reply_timeout_s, connect_timeout_s=2.0, reactor=reactor)
     store.startService()
     for _ in range(200):
         if store._idle_connection() is not None:
@@ -103,11 +103,8 @@ async def test_replies_keep_their_types_and_their_order_past_a_cancelled_command
 
 @pytest_twisted.ensureDeferred
 async def test_a_reply_that_never_comes_fails_every_waiting_command_then_the_store_recovers(redis):
-    store = Store(parse_redis_url(redis["url"]), reply_timeout_s=0.3, connect_timeout_s=2.0, reactor=reactor)
-    store.startService()
+    store = await started(redis["url"], reply_timeout_s=0.3)
     try:
-        while store._idle_connection() is None:
-            await task.deferLater(reactor, 0.01, lambda: None)
         redis["client"].execute_command("CLIENT", "PAUSE", "800", "ALL")
         started_at = reactor.seconds()
         waiting = [store.set(f"k{i}", i) for i in range(3)]

@@ -79,6 +79,7 @@ class HardenedFactory(WebSocketServerFactory):
             perMessageCompressionAccept=accept,
             autoPingInterval=settings.auto_ping_interval_s or None,
             autoPingTimeout=settings.auto_ping_timeout_s or None,
+            tcpNoDelay=settings.tcp_nodelay,
         )
 
     # -- registry ------------------------------------------------------------

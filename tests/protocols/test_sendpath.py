@@ -339,3 +339,23 @@ async def test_nagle_is_off_on_every_websocket_connection(server):
     # for the client's delayed ACK
     client, proto = await server()
     assert proto.transport.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_operator_may_leave_nagle_on():
+    # `tcp_nodelay = false`: less CPU with many messages in flight, at the price of delayed-ACK stalls
+    settings = WebSocketSettings(tcp_nodelay=False, auto_ping_interval_s=0)
+    factory = HardenedFactory("test", settings, Quiet, reactor=reactor)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    client = await connect(f"ws://127.0.0.1:{port.getHost().port}/")
+    try:
+        for _ in range(100):
+            if factory.clients:
+                break
+            await sleep(0.01)
+        (proto,) = factory.clients
+        assert proto.transport.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+    finally:
+        await client.close()
+        await factory.close_all(grace_s=0.5)
+        await port.stopListening()
