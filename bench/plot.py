@@ -3,9 +3,9 @@ Plots of the room fan-out results (matplotlib, written as PNG next to the
 JSON lines): server CPU per delivery against N (closed loop, bursts, window), and
 latency percentiles at the fixed offered rate against N, one line per server.
 
-Re-plot the newest session of a results file:
+Re-plot a session of a results file (default: the newest):
 
-    /work/venv/bin/python bench/plot.py bench/results/room_fanout.jsonl
+    /work/venv/bin/python bench/plot.py bench/results/room_fanout.jsonl [SESSION]
 """
 
 from __future__ import annotations
@@ -75,17 +75,19 @@ def plot_room(summaries: list[dict[str, Any]], path: str, title: str) -> str:
     return path
 
 
-def newest_session(path: str) -> list[dict[str, Any]]:
+def session_summaries(path: str, session: str | None = None) -> list[dict[str, Any]]:
+    """The summaries of `session` in a results file (default: the newest session)."""
     with open(path, encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()]
     summaries = [r for r in records if r.get("type") == "summary"]
     if not summaries:
         return []
-    session = max(r["session"] for r in summaries)
+    session = session or max(r["session"] for r in summaries)
     return [r for r in summaries if r["session"] == session]
 
 
 if __name__ == "__main__":
     source = sys.argv[1]
     out = os.path.splitext(source)[0] + ".png"
-    print(plot_room(newest_session(source), out, os.path.basename(source)))
+    print(plot_room(session_summaries(source, sys.argv[2] if len(sys.argv) > 2 else None), out,
+                    os.path.basename(source)))

@@ -1,6 +1,6 @@
 """
 Scenario 2 (issue 3's benchmark): one room, N receivers split across TWO
-heihei nodes on one Redis, one sender on the first node.
+heihei nodes on one Redis, the senders on the first node.
 
 Half the receivers are on the sender's node (delivered directly), half on
 the other node (the message crosses Redis pub/sub once, then one prepared

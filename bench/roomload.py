@@ -2,18 +2,16 @@
 The room fan-out engine shared by `room_fanout.py` (heihei against the peers)
 and `room_two_nodes.py` (issue 3: receivers on two heihei nodes).
 
-One sender and N receivers share one room. heihei's room is a live activity
-(seed 000): every receiver sends `Open`, the sender `Open`s too and logs in
+Senders (8) and N receivers share one room. heihei's room is a live activity
+(seed 000): every receiver sends `Open`, each sender `Open`s too and logs in
 with a WeChat code (answered by the fake WeChat in common.py), then sends
 `Message` frames. A peer broadcasts whatever a client sends to every client,
-so the sender sends it the very JSON heihei would deliver (same size, same
-shape). Either way every message is delivered N+1 times (the sender gets its
-own copy: heihei's `my` "1" variant), and every delivery counts.
-
-The room has `senders` (8) sending connections, members too: `closed`,
-`window` and `rate` send from the first only; a `burst` is one message from
-each at the same moment (a chat storm in a live room). Every message is
-delivered to all N + senders members.
+so a sender sends it the very JSON heihei would deliver (same size, same
+shape). Either way every message is delivered to all N + senders members (a
+sender gets its own copy: heihei's `my` "1" variant), and every delivery
+counts. `closed`, `window` and `rate` send from the first sender only; a
+`burst` is one message from each at the same moment (a chat storm in a live
+room).
 
 Each message text starts `~<seq>~<send time ns>~` (padded to a fixed length):
 a receiver takes the clock once per read, so each delivery's latency is
@@ -22,13 +20,13 @@ Frames that are not messages (live's coalesced `Total` pushes) are counted
 apart and never measured.
 
 Modes (one CPU window each):
-  closed  one message in flight: the next goes when all N+1 got the previous
+  closed  one message in flight: the next goes when every member got the previous
   burst   one message from each of the senders at once; the next burst goes
           when every member got all of them
   window  `inflight` (8) messages in flight, topped up as each completes (a
           sliding window: it clocks itself to about one message per
           completion, so it measures close to `closed`)
-  rate    a fixed offered load of `rate` deliveries/s (rate/(N+1) messages/s)
+  rate    a fixed offered load of `rate` deliveries/s (rate/(N+senders) messages/s)
 """
 
 from __future__ import annotations
