@@ -407,19 +407,10 @@ class Hub:
         pending_ids.update(m.id for m in pending)
         renderer = self.renderers[realm]
         chunk_limit = max(MIN_REPLAY_CHUNK_BYTES, client.send_queue_max_bytes // 2)
-        confirmed: list[str] = []
         progress = {"confirmed": -1, "wait_for": None, "waiter": None}
 
-        def flush() -> None:
-            entries, confirmed[:] = list(confirmed), []
-            d = defer.Deferred.fromCoroutine(self.inbox.ack(realm, user, entries))
-            d.addErrback(lambda f: self._log.failure("inbox ack failed for {user}", failure=f, user=user))
-
         def confirm(index: int, entry: str) -> None:
-            # one pong confirms many frames at once: remove them in one call
-            if not confirmed:
-                self.reactor.callLater(0, flush)
-            confirmed.append(entry)
+            self.acks.add(realm, user, entry)  # removed with the others of the batch
             progress["confirmed"] = index
             waiter = progress["waiter"]
             if waiter is not None and index >= progress["wait_for"] and not waiter.called:
