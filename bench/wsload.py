@@ -16,7 +16,7 @@ import base64
 import os
 import struct
 import time
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
@@ -164,21 +164,22 @@ class ProtocolError(Exception):
     """The server sent something a server must not send (a masked or fragmented frame)."""
 
 
-def split_frames(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
-    """Complete server frames at the start of `data`: ([(opcode, payload)], bytes consumed).
+def scan_frames(data: bytes) -> tuple[list[tuple[int, int, int]], int]:
+    """Complete server frames at the start of `data`: ([(opcode, start, end)], bytes consumed).
 
-    Servers send whole, unmasked messages here (heihei, `ws` and `websockets` do
-    for messages this small); a masked or fragmented frame raises ProtocolError
+    Positions, not payloads: a fan-out read holds several frames and the
+    tally reads each message's stamp in place, so nothing is copied (the load
+    generator's own CPU caps `burst` deliveries/s, bench/README.md). Servers
+    send whole, unmasked messages here (heihei, `ws` and `websockets` do for
+    messages this small); a masked or fragmented frame raises ProtocolError
     rather than being measured wrongly."""
-    frames: list[tuple[int, bytes]] = []
+    frames: list[tuple[int, int, int]] = []
     pos, size = 0, len(data)
     while size - pos >= 2:
-        b0, b1 = data[pos], data[pos + 1]
-        if b1 & 0x80:
-            raise ProtocolError("masked server frame")
-        n = b1
-        start = pos + 2
-        if n == 126:
+        b0, n = data[pos], data[pos + 1]
+        if n < 126:
+            start = pos + 2
+        elif n == 126:
             if size - pos < 4:
                 break
             n = (data[pos + 2] << 8) | data[pos + 3]
@@ -188,14 +189,22 @@ def split_frames(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
                 break
             n = int.from_bytes(data[pos + 2:pos + 10], "big")
             start = pos + 10
+        else:
+            raise ProtocolError("masked server frame")
         end = start + n
         if end > size:
             break
         if not b0 & 0x80 or (b0 & 0x0F) == 0:
             raise ProtocolError("fragmented server message")
-        frames.append((b0 & 0x0F, data[start:end]))
+        frames.append((b0 & 0x0F, start, end))
         pos = end
     return frames, pos
+
+
+def split_frames(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
+    """Complete server frames at the start of `data`: ([(opcode, payload)], bytes consumed)."""
+    frames, used = scan_frames(data)
+    return [(opcode, data[start:end]) for opcode, start, end in frames], used
 
 
 class WSClient(asyncio.Protocol):
@@ -216,6 +225,9 @@ class WSClient(asyncio.Protocol):
         self.close_code: int | None = None
         self._buf = b""
         self.on_text: Callable[[bytes, int], None] = self._queue_text
+        #: the texts of one read as (start, end) spans of its bytes; a benchmark's tally takes these
+        #: in bulk, anything else gets each payload through `on_text`
+        self.on_texts: Callable[[bytes, Any, int], None] = self._texts_one_by_one
         self._texts: list[bytes] = []
         self._waiter: asyncio.Future | None = None
 
@@ -267,25 +279,28 @@ class WSClient(asyncio.Protocol):
             n = data[1]
             if n < 126:
                 if size == n + 2:
-                    self.on_text(data[2:], t)
+                    self.on_texts(data, ((2, size),), t)
                     return
             elif n == 126 and size == ((data[2] << 8) | data[3]) + 4:
-                self.on_text(data[4:], t)
+                self.on_texts(data, ((4, size),), t)
                 return
         try:
-            frames, used = split_frames(data)
+            frames, used = scan_frames(data)
         except ProtocolError as e:
             self._fail(e)
             return
-        if used < len(data):
+        if used < size:
             self._buf = data[used:]
-        on_text = self.on_text
-        for opcode, payload in frames:
+        texts = []
+        for opcode, start, end in frames:
             if opcode == OP_TEXT or opcode == OP_BINARY:
-                on_text(payload, t)
+                texts.append((start, end))
             elif opcode == OP_PING:
-                self.transport.write(client_frame(OP_PONG, payload))
+                self.transport.write(client_frame(OP_PONG, data[start:end]))
             elif opcode == OP_CLOSE:
+                if texts:
+                    self.on_texts(data, texts, t)
+                payload = data[start:end]
                 self.close_code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
                 if not self.closed:
                     self.closed = True
@@ -293,6 +308,8 @@ class WSClient(asyncio.Protocol):
                     self.transport.close()
                 self._wake(None)
                 return
+        if texts:
+            self.on_texts(data, texts, t)
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -305,6 +322,11 @@ class WSClient(asyncio.Protocol):
     def send_text(self, text: str | bytes) -> None:
         data = text.encode() if isinstance(text, str) else text
         self.transport.write(client_frame(OP_TEXT, data))
+
+    def _texts_one_by_one(self, data: bytes, spans, t: int) -> None:
+        on_text = self.on_text
+        for start, end in spans:
+            on_text(data[start:end], t)
 
     def _queue_text(self, payload: bytes, t: int) -> None:
         self._texts.append(payload)

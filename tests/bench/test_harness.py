@@ -35,12 +35,12 @@ def test_tally_counts_every_delivery_and_completes_each_message_once():
     b(b'{"code":1,"msg":"ok","cmd":"Total","data":{"total":3}}', 240)
     assert completed == []
     a(frame(1, 100), 190)
-    assert completed == [1] and tally.counts == {2: 1}
+    assert completed == [1] and tally.counts == {b"2": 1}
     assert list(tally.group_latencies[0]) == [50, 30, 90] and list(tally.group_latencies[1]) == [70]
     assert sorted(tally.latencies) == [30, 50, 70, 90]
     assert tally.deliveries == 4 and tally.others == 1 and tally.last_t == 190
     tally.reset()
-    assert tally.deliveries == 0 and len(tally.latencies) == 0 and tally.counts == {2: 1}
+    assert tally.deliveries == 0 and len(tally.latencies) == 0 and tally.counts == {b"2": 1}
 
 
 def test_unicast_stamps_survive_the_boss_delivery_format():
@@ -83,3 +83,43 @@ def test_bench_config_lifts_rate_limits_and_parses_as_heihei_settings(tmp_path):
     assert settings.live.wechat_api == "http://127.0.0.1:1234" and settings.live.rate >= 1e6
     assert settings.boss.insecure_login and settings.boss.rate_per_second >= 1e6
     assert settings.live.max_connections > 10001 and settings.boss.max_connections > 10001
+
+
+def test_tally_takes_a_whole_read_in_place_pings_and_other_frames_included(monkeypatch):
+    import asyncio
+    from types import SimpleNamespace
+
+    from bench import wsload
+    from bench.wsload import OP_PING, OP_TEXT
+
+    class Transport:
+        written: list = []
+
+        def write(self, data):
+            self.written.append(data)
+
+    monkeypatch.setattr(wsload, "time", SimpleNamespace(monotonic_ns=lambda: 1000))  # every read at t=1000
+
+    async def scenario():
+        tally = roomload.Tally(expected=2)
+        completed = []
+        tally.on_complete = lambda seq, t: completed.append(seq)
+        client = wsload.WSClient("127.0.0.1", 1, "/", None)
+        client.connection_made(Transport())
+        client.data_received(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+        client.on_texts = tally.spans_sink_for(0)
+        message = lambda seq, ts: wsload.server_frame(  # noqa: E731
+            OP_TEXT, roomload.peer_message(roomload.message_text(seq, ts)))
+        read = (message(1, 100) + wsload.server_frame(OP_PING, b"p") + message(2, 200)
+                + wsload.server_frame(OP_TEXT, b'{"code":1,"msg":"ok","cmd":"Total","data":{"total":3}}')
+                + message(1, 100))
+        cut = message(2, 200)
+        client.data_received(read + cut[:10])
+        assert completed == [1] and tally.counts == {b"2": 1}
+        assert tally.deliveries == 3 and tally.others == 1 and list(tally.latencies) == [900, 800, 900]
+        client.data_received(cut[10:])  # the rest of a frame cut by the network completes message 2
+        assert completed == [1, 2] and tally.counts == {} and tally.deliveries == 4
+        assert list(tally.latencies)[-1] == 1000 - 200
+        assert [frame[0] & 0x0F for frame in client.transport.written[1:]] == [wsload.OP_PONG]
+
+    asyncio.run(scenario())
