@@ -93,7 +93,8 @@ def test_tally_takes_a_whole_read_in_place_pings_and_other_frames_included(monke
     from bench.wsload import OP_PING, OP_TEXT
 
     class Transport:
-        written: list = []
+        def __init__(self):
+            self.written = []
 
         def write(self, data):
             self.written.append(data)
@@ -108,8 +109,9 @@ def test_tally_takes_a_whole_read_in_place_pings_and_other_frames_included(monke
         client.connection_made(Transport())
         client.data_received(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
         client.on_texts = tally.spans_sink_for(0)
-        message = lambda seq, ts: wsload.server_frame(  # noqa: E731
-            OP_TEXT, roomload.peer_message(roomload.message_text(seq, ts)))
+        def message(seq, ts):
+            return wsload.server_frame(OP_TEXT, roomload.peer_message(roomload.message_text(seq, ts)))
+
         read = (message(1, 100) + wsload.server_frame(OP_PING, b"p") + message(2, 200)
                 + wsload.server_frame(OP_TEXT, b'{"code":1,"msg":"ok","cmd":"Total","data":{"total":3}}')
                 + message(1, 100))
