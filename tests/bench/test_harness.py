@@ -125,3 +125,11 @@ def test_tally_takes_a_whole_read_in_place_pings_and_other_frames_included(monke
         assert [frame[0] & 0x0F for frame in client.transport.written[1:]] == [wsload.OP_PONG]
 
     asyncio.run(scenario())
+
+
+def test_the_client_parse_timer_counts_every_frame_it_feeds(capsys):
+    from bench import client_parse
+
+    assert client_parse.main(["--reads", "50", "--runs", "1", "--frames", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "read of 3 frames" in out and "read of 1 frame" in out
