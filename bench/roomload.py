@@ -45,7 +45,6 @@ from bench.common import Target
 #: characters of every message text (the stamp plus padding)
 TEXT_CHARS = 64
 MARK = b'{"code":1,"msg":"~'
-MARK_LEN = len(MARK)
 #: a delivered message frame: MARK, then the stamp's seq and send time
 _STAMP = re.compile(re.escape(MARK) + rb"(\d+)~(\d+)~")
 #: what heihei's sender looks like, so the peers' frames are byte-for-byte the same size
@@ -63,13 +62,8 @@ def message_text(seq: int, ts_ns: int, chars: int = TEXT_CHARS) -> str:
 
 def parse_stamp(payload: bytes) -> tuple[int, int] | None:
     """(seq, send time ns) of a delivered message frame; None for any other frame."""
-    if payload[:MARK_LEN] != MARK:
-        return None
-    i = payload.find(b"~", MARK_LEN)
-    j = payload.find(b"~", i + 1)
-    if i < 0 or j < 0:
-        return None
-    return int(payload[MARK_LEN:i]), int(payload[i + 1:j])
+    m = _STAMP.match(payload)
+    return (int(m[1]), int(m[2])) if m else None
 
 
 def heihei_message(text: str, token: str) -> bytes:
@@ -88,7 +82,7 @@ class Tally:
     """Counts deliveries per message and keeps every latency; shared by all connections.
 
     `groups` > 1 keeps latencies apart per group (per node in a cluster): each
-    connection gets the sink of its group from `sink_for`."""
+    connection gets the sink of its group from `spans_sink_for`."""
 
     def __init__(self, expected: int, groups: int = 1) -> None:
         self.expected = expected
@@ -113,14 +107,6 @@ class Tally:
         self.deliveries = 0
         self.others = 0
         self.last_t = 0
-
-    def sink(self, payload: bytes, t: int) -> None:
-        self._count(payload, ((0, len(payload)),), t, self.group_latencies[0])
-
-    def sink_for(self, group: int) -> Callable[[bytes, int], None]:
-        """A connection's `on_text`: one payload."""
-        spans = self.spans_sink_for(group)
-        return lambda payload, t: spans(payload, ((0, len(payload)),), t)
 
     def spans_sink_for(self, group: int) -> Callable[[bytes, Any, int], None]:
         """A connection's `on_texts`: every text of one read, as spans of its bytes."""

@@ -201,12 +201,6 @@ def scan_frames(data: bytes) -> tuple[list[tuple[int, int, int]], int]:
     return frames, pos
 
 
-def split_frames(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
-    """Complete server frames at the start of `data`: ([(opcode, payload)], bytes consumed)."""
-    frames, used = scan_frames(data)
-    return [(opcode, data[start:end]) for opcode, start, end in frames], used
-
-
 class WSClient(asyncio.Protocol):
     """A raw WebSocket client as an asyncio Protocol (no coroutine per frame).
 

@@ -28,7 +28,14 @@ def test_tally_counts_every_delivery_and_completes_each_message_once():
     completed = []
     tally.on_complete = lambda seq, t: completed.append(seq)
     frame = lambda seq, ts: roomload.peer_message(roomload.message_text(seq, ts))  # noqa: E731
-    a, b = tally.sink_for(0), tally.sink_for(1)
+    spans_a, spans_b = tally.spans_sink_for(0), tally.spans_sink_for(1)
+
+    def a(payload, t):  # a read of one whole frame
+        spans_a(payload, ((0, len(payload)),), t)
+
+    def b(payload, t):
+        spans_b(payload, ((0, len(payload)),), t)
+
     a(frame(1, 100), 150)
     b(frame(1, 100), 170)
     a(frame(2, 200), 230)

@@ -7,7 +7,13 @@ import struct
 import pytest
 
 from bench import wsload
-from bench.wsload import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ProtocolError, WSClient, split_frames
+from bench.wsload import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ProtocolError, WSClient, scan_frames
+
+
+def split_frames(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
+    """`scan_frames` with each frame's payload cut out of `data`."""
+    frames, used = scan_frames(data)
+    return [(opcode, data[start:end]) for opcode, start, end in frames], used
 
 
 def unmask(frame: bytes) -> tuple[int, bytes]:
