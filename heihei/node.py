@@ -28,7 +28,7 @@ from heihei.core.history import Retention
 from heihei.core.hub import Hub
 from heihei.core.moderation import Moderation
 from heihei.metrics import Metrics
-from heihei.protocols.base import HardenedFactory, NotImplementedYetProtocol
+from heihei.net.websocket import HardenedFactory, NotImplementedYetProtocol
 from heihei.protocols.registry import install_all
 from heihei.store.client import Store
 from heihei.store.embedded import EmbeddedRedis

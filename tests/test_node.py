@@ -7,7 +7,7 @@ import pytest_twisted
 import treq
 from twisted.internet import reactor, task
 
-from heihei.protocols.base import BaseProtocol
+from heihei.net.websocket import BaseProtocol
 from tests.conftest import http_url, ws_url
 from tests.wsclient import WSError, connect
 

@@ -6,7 +6,7 @@ import pytest_twisted
 from twisted.internet import defer, reactor, task
 
 from heihei.config import parse_redis_url
-from heihei.protocols import sendpath
+from heihei.net import sendpath
 from heihei.store.client import Store, StoreUnavailable
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from heihei.boss.frames import ID_RE
+from heihei.boss.ids import ID_RE
 from heihei.boss.media import MAX_PICTURE_TILES
 from heihei.boss.profiles import Profile, Profiles
 from heihei.core.groups import NoSuchGroup

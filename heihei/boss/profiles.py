@@ -29,7 +29,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 
 from heihei.jsonsafe import BadJSON, decode_json
 from heihei.store.keys import key
-from heihei.web.outbound import BodyTooLarge, read_bounded
+from heihei.outbound.http import BodyTooLarge, read_bounded
 
 REALM = "boss"
 #: ids per lookup call (keeps the URL short)

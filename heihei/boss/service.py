@@ -20,7 +20,7 @@ from twisted.application.service import Service
 from twisted.internet import task
 from twisted.logger import Logger
 
-from heihei.boss.frames import format_heartbeat
+from heihei.protocols.boss_frames import format_heartbeat
 from heihei.core.heartbeat import ConnectionSweeper
 
 HEARTBEAT_PING_PREFIX = b"hh-beat-"

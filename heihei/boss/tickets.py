@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
-from heihei.boss.frames import TICKET_RE
+#: `<expiry>.<64 hex>`
+TICKET_RE = re.compile(r"([0-9]{1,12})\.([0-9a-f]{64})")
 
 
 class TicketError(ValueError):

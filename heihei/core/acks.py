@@ -1,7 +1,7 @@
 """
 Removing confirmed deliveries from the inboxes, in batches.
 
-Why batches: a confirmation (the client's pong, `heihei.protocols.base`)
+Why batches: a confirmation (the client's pong, `heihei.net.websocket`)
 otherwise costs a Redis call and a wake-up for its answer per message, about
 a fifth of a node's CPU in the 1:1 benchmark. Entries confirmed within
 ACK_BATCH_S leave together, in one call per realm.

@@ -90,7 +90,7 @@ class SendResult:
 
 #: a room message whose store answers while others for the same room are still being stored
 #: waits for them, at most this long, so a burst goes out in one flush (each member gets all
-#: of it in one send; heihei/protocols/sendpath.py)
+#: of it in one send; heihei/net/sendpath.py)
 ROOM_BATCH_MAX_WAIT_S = 0.002
 #: a login replays the inbox in chunks no smaller than this
 MIN_REPLAY_CHUNK_BYTES = 16 * 1024

@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from heihei.jsonsafe import BadJSON, decode_json_object, encode_json
-from heihei.web.outbound import read_bounded
+from heihei.outbound.http import read_bounded
 
 #: the hook's answer is small; anything bigger is refused unread
 MAX_ANSWER_BYTES = 64 * 1024

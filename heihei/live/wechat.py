@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from heihei.jsonsafe import BadJSON, decode_json_object
-from heihei.web.outbound import read_bounded
+from heihei.outbound.http import read_bounded
 
 #: WeChat's answers are a few hundred bytes; anything this big is not one
 MAX_BODY_BYTES = 64 * 1024

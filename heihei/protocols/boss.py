@@ -44,17 +44,17 @@ from dataclasses import dataclass
 
 from twisted.logger import Logger
 
-from heihei.boss import frames as wire
-from heihei.boss.frames import FrameError
+from heihei.protocols import boss_frames as wire
+from heihei.protocols.boss_frames import FrameError
 from heihei.boss.groups import GroupService
 from heihei.boss.mediastore import MediaStore
 from heihei.boss.profiles import Profiles, make_http_client
 from heihei.boss.service import BossService
 from heihei.boss.tickets import TicketError, check_ticket, make_ticket
-from heihei.boss.web import BossWeb
+from heihei.web.boss import BossWeb
 from heihei.core.model import Message, group_conversation, pair_conversation
 from heihei.core.policy import Rate
-from heihei.protocols.base import BaseProtocol
+from heihei.net.websocket import BaseProtocol
 from heihei.store.client import StoreUnavailable
 from heihei.web.root import RootResource
 

@@ -34,7 +34,7 @@ Heartbeat
     `[channel] auto_ping_interval_s` and drops a client that does not answer
     within `auto_ping_timeout_s`.
 
-Domain work is in `heihei.social` (`node.social`); this module parses, maps
+Domain work is in `heihei.heihei` (`node.social`); this module parses, maps
 refusals to the frame above and hands over.
 """
 
@@ -45,10 +45,10 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from heihei.jsonsafe import BadJSON, decode_json, encode_json
-from heihei.protocols.base import BaseProtocol
-from heihei.social import im
-from heihei.social.errors import BAD_PARAMETER, BUSINESS_FAILED, ApiError
-from heihei.social.rooms import CHANNEL, hub_room, personal_room
+from heihei.net.websocket import BaseProtocol
+from heihei.heihei import im
+from heihei.heihei.errors import BAD_PARAMETER, BUSINESS_FAILED, ApiError
+from heihei.heihei.rooms import CHANNEL, hub_room, personal_room
 from heihei.store.client import StoreUnavailable
 
 _log = Logger()
@@ -228,11 +228,11 @@ def on_room_event(hub):
 
 def install(node) -> None:
     """Build the seed-001 domain, the channel protocol, `/api` and `/messageserver`."""
-    from heihei.social.api_msg import MsgApi
-    from heihei.social.api_sys import RootApi, SysApi
-    from heihei.social.api_user import UserApi
-    from heihei.social.messageserver import MessageServerApi
-    from heihei.social.service import Social
+    from heihei.web.api.msg import MsgApi
+    from heihei.web.api.sys import RootApi, SysApi
+    from heihei.web.api.user import UserApi
+    from heihei.web.messageserver import MessageServerApi
+    from heihei.heihei.service import Social
     from heihei.web.root import RootResource
 
     social = Social(node)

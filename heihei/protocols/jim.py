@@ -59,9 +59,9 @@ from twisted.logger import Logger
 from heihei.core.model import Message
 from heihei.jim.service import FRIENDS_GROUP, Jim, JimError, JimRuntime, NotAllowed, chat_body
 from heihei.jim.store import REALM
-from heihei.jim.vanke import VankeApp
+from heihei.web.vanke import VankeApp
 from heihei.jsonsafe import BadJSON, decode_json, encode_json
-from heihei.protocols.base import BaseProtocol
+from heihei.net.websocket import BaseProtocol
 from heihei.store.client import StoreUnavailable
 
 CLOSE_HEARTBEAT = 4000

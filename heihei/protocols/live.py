@@ -51,7 +51,7 @@ from heihei.live.operators import LiveOperators
 from heihei.live.service import LiveError, LiveService
 from heihei.live.wechat import WeChatOAuth
 from heihei.config import ConfigError, LiveSettings
-from heihei.protocols.base import BaseProtocol
+from heihei.net.websocket import BaseProtocol
 
 _log = Logger()
 #: per-connection rate-limit scopes (an `id()` could be reused by the next connection)

@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from heihei.config import RedisAddress
-from heihei.protocols.sendpath import BatchedTransport, batcher_for
+from heihei.net.sendpath import BatchedTransport, batcher_for
 from heihei.store.commands import LeanCommands
 
 

@@ -136,7 +136,7 @@ class BoundedHTTPChannel(HTTPChannel):
             )
 
     def release_after_upgrade(self) -> None:
-        """The connection is a WebSocket now (`heihei.protocols.base`): let go of the request.
+        """The connection is a WebSocket now (`heihei.net.websocket`): let go of the request.
 
         Why: the channel and its request point at each other, so once the
         WebSocket protocol owns the transport only the cycle collector would

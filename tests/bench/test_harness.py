@@ -2,7 +2,7 @@
 frames are the size of heihei's (no server, no timing)."""
 
 from bench import common, roomload, unicast
-from heihei.boss.frames import format_delivery
+from heihei.protocols.boss_frames import format_delivery
 from heihei.core.model import Message
 from heihei.protocols.live import LiveRenderer
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from heihei.boss import frames
-from heihei.boss.frames import FrameError, Login, Logout, Members, Records, Send, parse, split_type
+from heihei.protocols import boss_frames as frames
+from heihei.protocols.boss_frames import FrameError, Login, Logout, Members, Records, Send, parse, split_type
 from heihei.boss.tickets import TicketError, check_ticket, make_ticket
 
 

@@ -13,7 +13,7 @@ and delivered messages {"from", "text", "id", "conv", "kind"}.
 import json
 
 from heihei.core.hub import Renderer
-from heihei.protocols.base import BaseProtocol
+from heihei.net.websocket import BaseProtocol
 
 REALM = "test"
 
@@ -80,7 +80,7 @@ class ChatListeners:
 
         from twisted.internet import reactor
 
-        from heihei.protocols.base import HardenedFactory
+        from heihei.net.websocket import HardenedFactory
 
         ws = replace(node.settings.jim, **settings)
         factory = HardenedFactory(REALM, ws, TestChat, reactor=reactor)

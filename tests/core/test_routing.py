@@ -8,7 +8,7 @@ import pytest_twisted
 
 from heihei.core.bus import NODE_CHANNEL_LUA, node_channel
 from heihei.core.presence import NODES_KEY, user_key
-from heihei.protocols import sendpath
+from heihei.net import sendpath
 
 REALM = "test"
 

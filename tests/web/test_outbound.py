@@ -1,5 +1,5 @@
 """
-Tests for heihei.web.outbound.read_bounded against real twisted.web servers
+Tests for heihei.outbound.http.read_bounded against real twisted.web servers
 on 127.0.0.1:0, read with a real treq client.
 
 The server records how each request ended ("finished", or "lost" when the
@@ -19,7 +19,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
-from heihei.web.outbound import BodyTooLarge, read_bounded
+from heihei.outbound.http import BodyTooLarge, read_bounded
 
 LIMIT = 1000
 #: generous bound for anything awaited over a real socket

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from heihei.social.errors import ApiError
-from heihei.social.im import ImError, item_of, parse_client_im, preview
-from heihei.social.messageserver import canonical, sign
-from heihei.social.params import Endpoint, integer, json_object, long, string, validate
-from heihei.social.push import link_for
+from heihei.heihei.errors import ApiError
+from heihei.heihei.im import ImError, item_of, parse_client_im, preview
+from heihei.web.messageserver import canonical, sign
+from heihei.web.api.params import Endpoint, integer, json_object, long, string, validate
+from heihei.heihei.push import link_for
 
 EP = Endpoint("/x", "x", (
     string("name", max_length=5, too_long_code=447),
@@ -138,7 +138,7 @@ async def test_a_provider_that_stalls_mid_body_is_unreachable_within_the_timeout
     from twisted.web.resource import Resource
     from twisted.web.server import NOT_DONE_YET, Site
 
-    from heihei.social.oauth import Unreachable, get_json
+    from heihei.heihei.oauth import Unreachable, get_json
 
     class Stall(Resource):
         isLeaf = True

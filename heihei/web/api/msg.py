@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from heihei.core.policy import too_long
-from heihei.social import errors as E
-from heihei.social.errors import ApiError, bad_parameter
-from heihei.social.params import long, string
-from heihei.social.web import ApiModule, endpoint, new_app
+from heihei.heihei import errors as E
+from heihei.heihei.errors import ApiError, bad_parameter
+from heihei.web.api.params import long, string
+from heihei.web.api.plumbing import ApiModule, endpoint, new_app
 
 ROOM = r"[0-9A-Za-z_.-]{1,64}"
 

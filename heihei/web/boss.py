@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from twisted.web import static
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from heihei.boss.frames import ID_RE
+from heihei.boss.ids import ID_RE
 from heihei.boss.groups import ApiError, GroupInfo, GroupService, parse_ids
 from heihei.boss.media import MediaError
 from heihei.boss.mediastore import AUDIO_DIR, DEFAULT_AVATAR, PICTURE_DIR, VIDEO_DIR, MediaStore

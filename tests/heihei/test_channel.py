@@ -6,9 +6,9 @@ import json
 
 import pytest_twisted
 
-from heihei.social.im import TIPS
-from tests.social.conftest import heihei_extra
-from tests.social.helpers import api, frame, item, name, ok, open_channel, send_im, sign_in
+from heihei.heihei.im import TIPS
+from tests.heihei.conftest import heihei_extra
+from tests.heihei.helpers import api, frame, item, name, ok, open_channel, send_im, sign_in
 
 EVERY_TYPE = [
     ("text", {"text": "hello word!"}, {}),
@@ -305,7 +305,7 @@ async def test_a_resent_client_message_id_is_stored_once(nodes, outside):
 @pytest_twisted.ensureDeferred
 async def test_is_followed_is_seen_from_each_receiver(nodes, outside, redis):
     node, (a_token, a), (b_token, b) = await two_users(nodes, outside)
-    from heihei.social.accounts import REALM
+    from heihei.heihei.accounts import REALM
     from heihei.store.keys import key
 
     redis["client"].zadd(key("following", REALM, b), {a: 1})  # b follows a (the follow module's key)
@@ -399,7 +399,7 @@ async def test_a_client_that_stops_answering_pings_is_dropped(nodes, outside):
 
 @pytest_twisted.ensureDeferred
 async def test_a_message_sent_at_once_after_the_handshake_is_acknowledged(nodes, outside):
-    from tests.social.helpers import channel_url
+    from tests.heihei.helpers import channel_url
     from tests.wsclient import connect
 
     node, (a_token, a), (b_token, b) = await two_users(nodes, outside)

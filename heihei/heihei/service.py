@@ -16,12 +16,12 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from heihei.config import ConfigError
-from heihei.social import push as push_mod
-from heihei.social import sms as sms_mod
-from heihei.social.accounts import Accounts, Blocks, Tokens
-from heihei.social.messages import Messaging
-from heihei.social.oauth import WeChat, Weibo
-from heihei.social.rooms import Rooms
+from heihei.heihei import push as push_mod
+from heihei.heihei import sms as sms_mod
+from heihei.heihei.accounts import Accounts, Blocks, Tokens
+from heihei.heihei.messages import Messaging
+from heihei.heihei.oauth import WeChat, Weibo
+from heihei.heihei.rooms import Rooms
 
 
 class Social(Service):

@@ -31,11 +31,11 @@ from twisted.logger import Logger
 
 from heihei.core.model import pair_conversation
 from heihei.core.policy import Rate
-from heihei.social import im
-from heihei.social.accounts import REALM
-from heihei.social.errors import ApiError, BAD_PARAMETER, BUSINESS_FAILED, NO_SUCH_USER, NOT_ALLOWED
-from heihei.social.push import link_for
-from heihei.social.rooms import CHANNEL, personal_room
+from heihei.heihei import im
+from heihei.heihei.accounts import REALM
+from heihei.heihei.errors import ApiError, BAD_PARAMETER, BUSINESS_FAILED, NO_SUCH_USER, NOT_ALLOWED
+from heihei.heihei.push import link_for
+from heihei.heihei.rooms import CHANNEL, personal_room
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 

@@ -6,8 +6,8 @@ import orjson
 
 from heihei.config import ConfigError
 from heihei.jsonsafe import encode_json
-from heihei.social.params import long, openapi_document, string
-from heihei.social.web import ApiModule, endpoint, new_app
+from heihei.web.api.params import long, openapi_document, string
+from heihei.web.api.plumbing import ApiModule, endpoint, new_app
 
 VERSION = r"[0-9]{1,6}(\.[0-9]{1,6}){0,3}"
 

@@ -9,8 +9,8 @@ import treq
 from openapi_spec_validator import validate
 
 from tests.conftest import http_url
-from tests.social.conftest import heihei_extra
-from tests.social.helpers import api, ok
+from tests.heihei.conftest import heihei_extra
+from tests.heihei.helpers import api, ok
 
 INIT = {"ap": "heihei", "version": "2.0.0", "local": "zh_CN", "uuid": "dev-9", "apiVersion": "1.0",
         "deveiceType": "android"}

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from heihei.social.errors import BAD_PARAMETER
+from heihei.heihei.errors import BAD_PARAMETER
 
 MSG_TYPES = ("text", "audio", "gift", "systopic", "dueChat", "sysnotify", "image", "video")
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from heihei.social.accounts import REALM
+from heihei.heihei.accounts import REALM
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 

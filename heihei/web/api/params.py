@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from heihei.jsonsafe import BadJSON, decode_json, decode_json_object
-from heihei.social.errors import ApiError, bad_parameter
+from heihei.heihei.errors import ApiError, bad_parameter
 
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
@@ -287,7 +287,7 @@ ENVELOPE = {
 
 def openapi_document(endpoints: list[Endpoint], *, server_url: str, version: str) -> dict[str, Any]:
     """An OpenAPI 3.0.3 document for the declared endpoints (GET and POST each)."""
-    from heihei.social.errors import MESSAGES
+    from heihei.heihei.errors import MESSAGES
 
     paths: dict[str, Any] = {}
     for ep in sorted(endpoints, key=lambda e: e.path):

@@ -23,8 +23,8 @@ import treq
 from twisted.logger import Logger
 
 from heihei.jsonsafe import BadJSON, decode_json_object
-from heihei.social.errors import ApiError, BAD_OPENID, BAD_SIGNATURE, BUSINESS_FAILED
-from heihei.web.outbound import read_bounded
+from heihei.heihei.errors import ApiError, BAD_OPENID, BAD_SIGNATURE, BUSINESS_FAILED
+from heihei.outbound.http import read_bounded
 
 #: the most bytes read from a provider's answer
 MAX_ANSWER_BYTES = 256 * 1024

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime
 import unicodedata
 
-from heihei.social import errors as E
-from heihei.social import profiles
-from heihei.social.errors import ApiError, bad_parameter
-from heihei.social.params import integer, long, string
-from heihei.social.web import ApiModule, endpoint, new_app
+from heihei.heihei import errors as E
+from heihei.heihei import profiles
+from heihei.heihei.errors import ApiError, bad_parameter
+from heihei.web.api.params import integer, long, string
+from heihei.web.api.plumbing import ApiModule, endpoint, new_app
 
 PHONE = r"\+?[0-9]{5,20}"
 CODE = r"[0-9]{4,8}"

@@ -7,9 +7,9 @@ import pytest_twisted
 from twisted.internet import reactor, task
 
 from heihei.config import WebSocketSettings
-from heihei.protocols import base as base_module
-from heihei.protocols.base import BaseProtocol, HardenedFactory
-from heihei.protocols.sendpath import write_now
+from heihei.net import websocket as base_module
+from heihei.net.websocket import BaseProtocol, HardenedFactory
+from heihei.net.sendpath import write_now
 from tests.wsclient import connect
 
 

@@ -9,8 +9,8 @@ import treq
 from twisted.internet import task
 
 from tests.conftest import http_url
-from tests.social.conftest import heihei_extra
-from tests.social.helpers import api, channel_url, ok, sign_in
+from tests.heihei.conftest import heihei_extra
+from tests.heihei.helpers import api, channel_url, ok, sign_in
 from tests.wsclient import WSError, connect
 
 T0 = 1_700_000_000

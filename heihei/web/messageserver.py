@@ -34,11 +34,11 @@ from typing import Any
 
 import orjson
 
-from heihei.social import errors as E
-from heihei.social.accounts import REALM
-from heihei.social.errors import ApiError
-from heihei.social.params import Endpoint, json_object, long, string, validate
-from heihei.social.web import ApiModule, Call, endpoint, new_app
+from heihei.heihei import errors as E
+from heihei.heihei.accounts import REALM
+from heihei.heihei.errors import ApiError
+from heihei.web.api.params import Endpoint, json_object, long, string, validate
+from heihei.web.api.plumbing import ApiModule, Call, endpoint, new_app
 from heihei.store.keys import key
 
 ROOM = r"[0-9A-Za-z_.-]{1,64}"

@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from heihei.config import WebSocketSettings
-from heihei.protocols.sendpath import batcher_for, direct_socket, set_no_delay, write_now
+from heihei.net.sendpath import batcher_for, direct_socket, set_no_delay, write_now
 
 OPEN = WebSocketServerProtocol.STATE_OPEN
 CLOSE_GOING_AWAY = 1001
@@ -319,7 +319,7 @@ class BaseProtocol(WebSocketServerProtocol):
             # the ping that confirms it goes out right behind it, in the same flush
             self._unconfirmed.append(on_delivered)
 
-    # -- batched output (heihei/protocols/sendpath.py explains why) ----------------
+    # -- batched output (heihei/net/sendpath.py explains why) ----------------
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         """Every byte Autobahn or we write while open waits for this iteration's flush."""

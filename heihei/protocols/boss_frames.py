@@ -23,13 +23,12 @@ from dataclasses import dataclass
 
 import orjson
 
+from heihei.boss.ids import ID_RE
+from heihei.boss.tickets import TICKET_RE
+
 KINDS = ("emotion", "video", "picture", "text", "audio")
 TYPES = ("unicast", "group")
 
-#: user and group ids: what the original clients use (digits), plus the usual
-#: account-name characters; never `_` (the separator) and never empty
-ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.@\-]{0,63}")
-TICKET_RE = re.compile(r"([0-9]{1,12})\.([0-9a-f]{64})")
 TIMET_RE = re.compile(r"[0-9]{1,12}")
 #: how many candidate separators may be tried as "the extension is JSON from here"
 MAX_JSON_TRIES = 16

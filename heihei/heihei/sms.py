@@ -27,8 +27,8 @@ from twisted.logger import Logger
 
 from heihei.config import ConfigError
 from heihei.jsonsafe import encode_json
-from heihei.social.accounts import GC_SLACK_MS, REALM
-from heihei.social.errors import ApiError, BUSINESS_FAILED, WRONG_CODE
+from heihei.heihei.accounts import GC_SLACK_MS, REALM
+from heihei.heihei.errors import ApiError, BUSINESS_FAILED, WRONG_CODE
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 

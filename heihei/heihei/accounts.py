@@ -26,7 +26,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from heihei.social.errors import ApiError, BAD_TOKEN, BUSINESS_FAILED
+from heihei.heihei.errors import ApiError, BAD_TOKEN, BUSINESS_FAILED
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 

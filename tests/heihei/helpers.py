@@ -8,9 +8,9 @@ from urllib.parse import urlencode
 
 import treq
 
-from heihei.social.messageserver import sign
+from heihei.web.messageserver import sign
 from tests.conftest import http_url, ws_url
-from tests.social.conftest import SECRET
+from tests.heihei.conftest import SECRET
 from tests.wsclient import connect
 
 

@@ -38,7 +38,7 @@ from twisted.logger import Logger
 
 from heihei.config import ConfigError
 from heihei.jsonsafe import encode_json
-from heihei.social.accounts import GC_SLACK_MS, REALM, token_hash
+from heihei.heihei.accounts import GC_SLACK_MS, REALM, token_hash
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 

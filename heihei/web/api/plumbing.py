@@ -21,8 +21,8 @@ from twisted.logger import Logger
 from werkzeug.exceptions import HTTPException
 
 from heihei.jsonsafe import encode_json
-from heihei.social.errors import INTERNAL, UNAVAILABLE, ApiError
-from heihei.social.params import Endpoint, Param, collect, validate
+from heihei.heihei.errors import INTERNAL, UNAVAILABLE, ApiError
+from heihei.web.api.params import Endpoint, Param, collect, validate
 from heihei.store.client import StoreUnavailable
 
 _log = Logger()

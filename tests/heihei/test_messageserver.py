@@ -6,9 +6,9 @@ import json
 
 import pytest_twisted
 
-from heihei.social.messageserver import sign
-from tests.social.conftest import heihei_extra
-from tests.social.helpers import (api, item, now_ms, ok, open_channel, send_data, server_call, sign_in)
+from heihei.web.messageserver import sign
+from tests.heihei.conftest import heihei_extra
+from tests.heihei.helpers import (api, item, now_ms, ok, open_channel, send_data, server_call, sign_in)
 
 
 @pytest_twisted.ensureDeferred

@@ -1,0 +1,1 @@
+"""The network layer: batched socket writes and the hardened WebSocket plumbing every realm shares."""

@@ -1,0 +1,1 @@
+"""Outbound services: every HTTP call heihei makes to someone else, each behind a small interface."""
