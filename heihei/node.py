@@ -11,7 +11,6 @@ the manhole. It contains wiring only; behaviour lives in the modules it wires.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import sys
 
@@ -27,18 +26,20 @@ from heihei.config import ConfigError, Settings, parse_redis_url
 from heihei.core.history import Retention
 from heihei.core.hub import Hub
 from heihei.core.moderation import Moderation
+from heihei.core.sessions import Cleanups
 from heihei.metrics import Metrics
-from heihei.net.websocket import HardenedFactory, NotImplementedYetProtocol
-from heihei.protocols.registry import install_all
+from heihei.net.websocket import HardenedFactory
+from heihei.paths import load_or_create_secret
+from heihei.realms import Core, Realm, build_realms
 from heihei.store.client import Store
 from heihei.store.embedded import EmbeddedRedis
+from heihei.web.admin import AdminApp, admin_token
 from heihei.web.health import HealthApp
 from heihei.web.limits import BoundedSite
 from heihei.web.root import RootResource
 
-REALMS = ("live", "boss", "jim", "channel")
-#: realms served through a WebSocketResource, whose factory no port starts or stops
-RESOURCE_REALMS = ("boss", "channel")
+#: the listeners, in start order; "http" and "boss" serve a site, the others a realm's WebSockets
+LISTENERS = ("http", "live", "boss", "jim")
 
 
 class StartupError(Exception):
@@ -80,13 +81,15 @@ class Listener(StreamServerEndpointService):
 
 
 class HubService(Service):
-    """Starts the hub once Redis is usable; leaves the cluster before Redis goes."""
+    """Starts the hub once Redis is usable; at stop, waits for the connections' clean-ups, then
+    leaves the cluster, before Redis goes."""
 
     _log = Logger()
 
-    def __init__(self, hub: Hub, store: Store) -> None:
+    def __init__(self, hub: Hub, store: Store, cleanups: Cleanups) -> None:
         self.hub = hub
         self.store = store
+        self.cleanups = cleanups
         self._started: defer.Deferred | None = None
 
     def startService(self) -> None:
@@ -112,28 +115,11 @@ class HubService(Service):
         return defer.Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
+        await self.cleanups.drain()
         try:
             await self.hub.stop()
         except Exception:
             self._log.failure("leaving the cluster cleanly failed")
-
-
-def load_or_create_secret(data_dir: str, name: str, nbytes: int = 16) -> str:
-    """A value generated once and kept in the data dir (node id, admin token ...)."""
-    path = os.path.join(data_dir, name)
-    try:
-        with open(path) as f:
-            value = f.read().strip()
-        if value:
-            return value
-    except FileNotFoundError:
-        pass
-    os.makedirs(data_dir, exist_ok=True)
-    value = secrets.token_hex(nbytes)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
-    return value
 
 
 class Node(MultiService):
@@ -171,37 +157,29 @@ class Node(MultiService):
                            reactor=reactor)
         self.store.setServiceParent(self)
         m = settings.messaging
-        self.hub = Hub(self.node_id, self.store, clock=self.clock, reactor=reactor, metrics=self.metrics,
+        self.hub = Hub(self.node_id, self.store, clock=self.clock, metrics=self.metrics,
                        retention=Retention(max_count=m.history_max_count, max_age_s=m.history_max_age_s,
                                            dedupe_ttl_s=m.dedupe_ttl_s, inbox_max=m.inbox_max),
                        presence_ttl_s=settings.presence.node_ttl_s,
                        presence_refresh_s=settings.presence.refresh_interval_s)
         self.hub.moderation = Moderation.from_file(settings.moderation.banned_words_file)
-        self.hub_service = HubService(self.hub, self.store)
+        self.cleanups = Cleanups()
+        self.hub_service = HubService(self.hub, self.store, self.cleanups)
         self.hub_service.setServiceParent(self)
 
-        self.factories: dict[str, HardenedFactory] = {
-            realm: HardenedFactory(realm, getattr(settings, realm), NotImplementedYetProtocol, reactor=reactor)
-            for realm in REALMS
-        }
-        for factory in self.factories.values():
-            factory.hub = self.hub
-            factory.metrics = self.metrics
-        self.http_root = RootResource(fallback=HealthApp(self).resource())
-        self.http_root.mount("ws/channel", WebSocketResource(self.factories["channel"]))
-        self.boss_root = RootResource()
-        for path in ("entry", "wsim/entry"):
-            self.boss_root.mount(path, WebSocketResource(self.factories["boss"]))
-
+        self.realms: list[Realm] = build_realms(Core(settings, self.hub, self.store, self.clock, reactor,
+                                                     self.metrics, self.data_dir, self.cleanups))
+        self.factories: dict[str, HardenedFactory] = {realm.name: realm.factory for realm in self.realms}
+        #: operator tools per realm, shown in the manhole and served by the admin API
+        self.operators: dict[str, object] = {realm.name: realm.operators for realm in self.realms
+                                             if realm.operators is not None}
+        self.admin = AdminApp(admin_token(settings.admin.token, self.data_dir), live=self.operators.get("live"),
+                              max_body_bytes=settings.http.max_body_bytes)
         self.listeners: dict[str, Listener] = {}
-        self._listen("http", server.http, self._site(self.http_root))
-        self._listen("live", server.live, self.factories["live"])
-        self._listen("boss", server.boss, self._site(self.boss_root))
-        self._listen("jim", server.jim, self.factories["jim"])
-
-        #: operator tools per realm (installers add theirs), shown in the manhole
-        self.operators: dict[str, object] = {}
-        self.protocols = install_all(self)
+        self._mount_and_listen()
+        for realm in self.realms:
+            for service in realm.services:
+                service.setServiceParent(self)
 
         self.manhole = None
         if server.manhole:
@@ -209,9 +187,35 @@ class Node(MultiService):
 
     # -- wiring helpers ------------------------------------------------------
 
-    def _site(self, root):
+    def _mount_and_listen(self) -> None:
+        """One site per site listener (`--http`, `--boss`) with the realms' resources on it, and
+        each realm's WebSockets where it asks: at paths of a site or as a listener of its own."""
+        roots = {"http": RootResource(fallback=HealthApp(self).resource()), "boss": RootResource()}
+        roots["http"].mount("admin", self.admin.resource())
+        body_bytes = {name: self.settings.http.max_body_bytes for name in roots}
+        for realm in self.realms:
+            for mount in realm.http:
+                roots[mount.listener].mount(mount.path, mount.resource)
+            for listener, needed in realm.body_bytes.items():
+                body_bytes[listener] = max(body_bytes[listener], needed)
+        factories = {}
+        for realm in self.realms:
+            if realm.websocket_paths:
+                for path in realm.websocket_paths:
+                    roots[realm.listener].mount(path, WebSocketResource(realm.factory))
+            else:
+                factories[realm.listener] = realm.factory
+        server = self.settings.server
+        for option in LISTENERS:
+            if option in roots:
+                factory = self._site(roots[option], body_bytes[option])
+            else:
+                factory = factories[option]
+            self._listen(option, getattr(server, option), factory)
+
+    def _site(self, root, max_body_bytes: int):
         http = self.settings.http
-        site = BoundedSite(root, max_body_bytes=http.max_body_bytes, request_deadline_s=http.request_deadline_s,
+        site = BoundedSite(root, max_body_bytes=max_body_bytes, request_deadline_s=http.request_deadline_s,
                            reactor=self.reactor)
         site.timeOut = http.idle_timeout_s
         site.displayTracebacks = False
@@ -262,8 +266,9 @@ class Node(MultiService):
 
     def startService(self) -> None:
         super().startService()
-        for realm in RESOURCE_REALMS:
-            self.factories[realm].doStart()
+        for realm in self.realms:
+            if realm.websocket_paths:  # a WebSocketResource does not start its factory (no port does)
+                realm.factory.doStart()
         if self.handle_signals:
             self.reactor.callWhenRunning(self._install_signal_handlers)
         self._log.info("node {node} starting; listeners: {listeners}", node=self.node_id,
@@ -289,8 +294,9 @@ class Node(MultiService):
             if listener.running:
                 await listener.stopService()
         await defer.gatherResults([f.close_all() for f in self.factories.values()], consumeErrors=True)
-        for realm in RESOURCE_REALMS:
-            self.factories[realm].doStop()
+        for realm in self.realms:
+            if realm.websocket_paths:
+                realm.factory.doStop()
         for service in reversed(list(self)):
             if service.running and service not in self.listeners.values():
                 await defer.maybeDeferred(service.stopService)

@@ -1,14 +1,17 @@
 """
-Where the data files of `resources/` are, installed or not.
+Where files are: the data files of `resources/`, installed or not, and the
+values a node keeps in its data directory.
 
-A wheel installs them as the package `heihei.resources`; in a source checkout
-(and under tox, where the tests import the checkout) they are the top-level
-`resources/` folder beside `heihei/`.
+A wheel installs the resources as the package `heihei.resources`; in a source
+checkout (and under tox, where the tests import the checkout) they are the
+top-level `resources/` folder beside `heihei/`.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import os
+import secrets
 from pathlib import Path
 
 
@@ -18,3 +21,21 @@ def resource(name: str) -> Path:
     except ModuleNotFoundError:
         base = Path(__file__).resolve().parent.parent / "resources"
     return Path(str(base.joinpath(name)))
+
+
+def load_or_create_secret(data_dir: str, name: str, nbytes: int = 16) -> str:
+    """A value generated once and kept in the data dir (node id, admin token ...), mode 0600."""
+    path = os.path.join(data_dir, name)
+    try:
+        with open(path) as f:
+            value = f.read().strip()
+        if value:
+            return value
+    except FileNotFoundError:
+        pass
+    os.makedirs(data_dir, exist_ok=True)
+    value = secrets.token_hex(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value

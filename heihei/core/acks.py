@@ -23,9 +23,9 @@ ACK_BATCH_S = 0.02
 class InboxAcks:
     _log = Logger()
 
-    def __init__(self, inbox, reactor) -> None:
+    def __init__(self, inbox, clock) -> None:
         self.inbox = inbox
-        self.reactor = reactor
+        self.clock = clock
         #: realm -> user -> entries confirmed and not removed yet
         self.pending: dict[str, dict[str, list[str]]] = {}
         self._timer = None
@@ -33,7 +33,7 @@ class InboxAcks:
     def add(self, realm: str, user: str, entry: str) -> None:
         self.pending.setdefault(realm, {}).setdefault(user, []).append(entry)
         if self._timer is None:
-            self._timer = self.reactor.callLater(ACK_BATCH_S, self._flush_later)
+            self._timer = self.clock.callLater(ACK_BATCH_S, self._flush_later)
 
     def _flush_later(self) -> None:
         self._timer = None

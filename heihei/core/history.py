@@ -9,6 +9,15 @@ Layout (all keys from `heihei.store.keys`):
 - `inbox:<realm>:<user>` ZSET of entries not yet written to the user, in arrival order
   (score = server id, raised past the newest entry when needed)
 - `unread:<realm>:<user>` HASH conversation -> unread count
+- `cleared:<realm>:<user>` HASH conversation -> the last server id the user cleared
+  (their view of the conversation starts after it; the other side keeps theirs)
+- `hidden:<realm>:<user>` ZSET of `<conversation>|<server id>` the user deleted
+  from their view (bounded)
+
+This module is the only one that names these keys: realms change them
+through the methods below (recall, read up to, hide, clear, unread counts),
+so every writer keeps the same invariants (an unread count never exceeds
+the visible incoming messages, never goes below zero).
 
 Server ids are `ms * 1024 + n`, assigned in the script so they strictly
 increase within a conversation even when nodes' clocks disagree. They order a
@@ -19,6 +28,7 @@ scores (< 2^53).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from heihei.core.model import Message, id_floor_for_ms
 from heihei.store.keys import key
@@ -101,6 +111,112 @@ return at - #KEYS - 1
 """)
 
 
+UNQUEUE = Script("inbox_unqueue", r"""
+-- A recalled message leaves the inboxes still holding it, and their unread counts.
+-- KEYS: n inbox keys, then n unread keys. ARGV: 1 entry, 2 conversation. Returns how many held it.
+local n = #KEYS / 2
+local removed = 0
+for i = 1, n do
+  if redis.call('ZREM', KEYS[i], ARGV[1]) == 1 then
+    removed = removed + 1
+    local left = redis.call('HINCRBY', KEYS[n + i], ARGV[2], -1)
+    if left <= 0 then redis.call('HDEL', KEYS[n + i], ARGV[2]) end
+  end
+end
+return removed
+""")
+
+UNREAD_MINUS = Script("unread_minus", r"""
+-- KEYS: 1 unread hash. ARGV: conversation, n pairs. Counters never go below zero.
+for i = 1, #ARGV, 2 do
+  local left = redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1]))
+  if left <= 0 then redis.call('HDEL', KEYS[1], ARGV[i]) end
+end
+return 1
+""")
+
+# Shared Lua: is a history entry incoming for the user and visible in their view?
+_VISIBLE = r"""
+local function incoming_visible(entry, user, hidden_key, conv, cleared)
+  local sep = string.find(entry, '|', 1, true)
+  local id = string.sub(entry, 1, sep - 1)
+  if tonumber(id) <= cleared then return false, id end
+  local ok, d = pcall(cjson.decode, string.sub(entry, sep + 1))
+  if not ok or type(d) ~= 'table' or d.s == user then return false, id end
+  if redis.call('ZSCORE', hidden_key, conv .. '|' .. id) then return false, id end
+  return true, id
+end
+"""
+
+READ_UP_TO = Script("unread_read_up_to", _VISIBLE + r"""
+-- KEYS: 1 history, 2 unread hash, 3 hidden zset, 4 cleared hash
+-- ARGV: 1 conversation, 2 server id read up to, 3 user, 4 scan limit
+-- The conversation's unread count becomes the number of visible incoming messages newer
+-- than the one read (never more than it was). Returns the new count.
+local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if cur <= 0 then return 0 end
+local cleared = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
+local newer = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf', 'LIMIT', 0, tonumber(ARGV[4]))
+local n = 0
+for i = 1, #newer do
+  if incoming_visible(newer[i], ARGV[3], KEYS[3], ARGV[1], cleared) then n = n + 1 end
+end
+if n < cur then
+  if n == 0 then redis.call('HDEL', KEYS[2], ARGV[1]) else redis.call('HSET', KEYS[2], ARGV[1], n) end
+  return n
+end
+return cur
+""")
+
+HIDE_MESSAGE = Script("view_hide_message", _VISIBLE + r"""
+-- KEYS: 1 history, 2 unread hash, 3 hidden zset, 4 cleared hash
+-- ARGV: 1 conversation, 2 server id, 3 user, 4 scan limit, 5 now ms, 6 max hidden
+-- Hides one message from the user; if it was one of their unread ones, the count drops by one.
+local member = ARGV[1] .. '|' .. ARGV[2]
+if redis.call('ZSCORE', KEYS[3], member) then return 0 end
+local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local cleared = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
+if cur > 0 then
+  local newest = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '-inf', 'LIMIT', 0, tonumber(ARGV[4]))
+  local seen = 0
+  for i = 1, #newest do
+    if seen >= cur then break end
+    local visible, id = incoming_visible(newest[i], ARGV[3], KEYS[3], ARGV[1], cleared)
+    if visible then
+      seen = seen + 1
+      if id == ARGV[2] then
+        if cur - 1 <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) else redis.call('HINCRBY', KEYS[2], ARGV[1], -1) end
+        break
+      end
+    end
+  end
+end
+redis.call('ZADD', KEYS[3], ARGV[5], member)
+local extra = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[6])
+if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, extra - 1) end
+return 1
+""")
+
+CLEAR_CONVERSATION = Script("view_clear_conversation", r"""
+-- KEYS: 1 history, 2 cleared hash, 3 unread hash. ARGV: 1 conversation.
+-- The user's view of the conversation starts after its newest message, which is read.
+local newest = redis.call('ZRANGE', KEYS[1], -1, -1)
+if newest[1] then
+  local sep = string.find(newest[1], '|', 1, true)
+  redis.call('HSET', KEYS[2], ARGV[1], string.sub(newest[1], 1, sep - 1))
+end
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+""")
+
+#: how far back the per-user view scripts look in one conversation
+VIEW_SCAN_LIMIT = 500
+#: messages one user may hide (the oldest marks go beyond)
+MAX_HIDDEN = 10000
+#: receivers per recall call (a large group is done in chunks)
+RECALL_CHUNK = 500
+
+
 @dataclass(frozen=True)
 class Retention:
     max_count: int = 10000
@@ -125,6 +241,14 @@ def inbox_key(realm: str, user: str) -> str:
 
 def unread_key(realm: str, user: str) -> str:
     return key("unread", realm, user)
+
+
+def hidden_key(realm: str, user: str) -> str:
+    return key("hidden", realm, user)
+
+
+def cleared_key(realm: str, user: str) -> str:
+    return key("cleared", realm, user)
 
 
 class History:
@@ -187,6 +311,18 @@ class History:
         entry = await REMOVE_FROM_HISTORY(self.store, [history_key(realm, conversation)], [server_id])
         return Message.from_entry(realm, entry) if entry else None
 
+    async def recall(self, realm: str, conversation: str, server_id: int, receivers: list[str]) -> Message | None:
+        """Take a message back: out of the history, and out of every receiver's inbox (and unread
+        count) still holding it. Returns it, or None if it was not there any more."""
+        removed = await self.remove(realm, conversation, server_id)
+        if removed is None:
+            return None
+        for i in range(0, len(receivers), RECALL_CHUNK):
+            part = receivers[i:i + RECALL_CHUNK]
+            await UNQUEUE(self.store, [inbox_key(realm, u) for u in part] + [unread_key(realm, u) for u in part],
+                          [removed.entry, conversation])
+        return removed
+
 
 class Inbox:
     """Per-user queue of stored messages not yet written to any of the user's connections."""
@@ -235,3 +371,40 @@ class Inbox:
             await self.store.delete(unread_key(realm, user))
         else:
             await self.store.hdel(unread_key(realm, user), conversation)
+
+    async def unread_minus(self, realm: str, user: str, counts: dict[str, int]) -> None:
+        """Lower per-conversation unread counts (never below zero), e.g. for messages pulled."""
+        args: list[Any] = []
+        for conversation, n in counts.items():
+            if n > 0:
+                args += [conversation, n]
+        if args:
+            await UNREAD_MINUS(self.store, [unread_key(realm, user)], args)
+
+    # -- one user's view of a conversation --------------------------------------------------
+
+    def _view_keys(self, realm: str, user: str, conversation: str) -> list[str]:
+        return [history_key(realm, conversation), unread_key(realm, user), hidden_key(realm, user),
+                cleared_key(realm, user)]
+
+    async def read_up_to(self, realm: str, user: str, conversation: str, server_id: int) -> int:
+        """The user read the conversation up to `server_id`: returns its new unread count."""
+        return int(await READ_UP_TO(self.store, self._view_keys(realm, user, conversation),
+                                    [conversation, server_id, user, VIEW_SCAN_LIMIT]))
+
+    async def hide(self, realm: str, user: str, conversation: str, server_id: int, now_ms: int) -> bool:
+        """The message leaves this user's view (and their unread count, if it was unread)."""
+        return bool(int(await HIDE_MESSAGE(self.store, self._view_keys(realm, user, conversation),
+                                           [conversation, server_id, user, VIEW_SCAN_LIMIT, now_ms, MAX_HIDDEN])))
+
+    async def is_hidden(self, realm: str, user: str, conversation: str, server_id: int) -> bool:
+        return await self.store.zscore(hidden_key(realm, user), f"{conversation}|{server_id}") is not None
+
+    async def clear(self, realm: str, user: str, conversation: str) -> None:
+        """The conversation, as it is now, leaves this user's view and counts as read."""
+        await CLEAR_CONVERSATION(self.store, [history_key(realm, conversation), cleared_key(realm, user),
+                                              unread_key(realm, user)], [conversation])
+
+    async def cleared(self, realm: str, user: str) -> dict[str, int]:
+        """Conversation -> the last server id this user cleared."""
+        return {conv: int(sid) for conv, sid in (await self.store.hgetall(cleared_key(realm, user))).items()}

@@ -25,8 +25,10 @@ from typing import Any, Callable, Hashable, Iterable, Protocol
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from heihei.core import errors
 from heihei.core.acks import InboxAcks
 from heihei.core.bus import Bus
+from heihei.core.errors import Refused
 from heihei.core.groups import Groups
 from heihei.core.history import History, Inbox, Retention
 from heihei.core.moderation import Moderation
@@ -97,21 +99,38 @@ MIN_REPLAY_CHUNK_BYTES = 16 * 1024
 #: a client that does not confirm a replayed chunk within this keeps the rest for next time
 REPLAY_CONFIRM_TIMEOUT_S = 60.0
 
-RoomEventHandler = Callable[[str, dict[str, Any], set], None]
+@dataclass(frozen=True)
+class Notice:
+    """Something to tell connections that is not a stored message: a new online total, a member
+    who joined a group, a recalled message, an item to show. `kind` and `data` are the realm's
+    own (its `on_notice` renders them); `skip` is a session id that does not get it (the
+    connection that caused it). Crosses nodes as JSON, so `data` holds JSON values only."""
+
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+    skip: str | None = None
+
+    def packed(self) -> dict[str, Any]:
+        return {"kind": self.kind, "data": self.data, "skip": self.skip}
+
+    @classmethod
+    def unpacked(cls, value: dict[str, Any]) -> "Notice":
+        return cls(value["kind"], value.get("data") or {}, value.get("skip"))
+
+
+#: a realm's handler of notices: (the notice, its local receivers) -> None
+NoticeHandler = Callable[[Notice, set], None]
 PresenceHook = Callable[[str, str], None]
 
 
 class Hub:
     _log = Logger()
 
-    def __init__(self, node_id: str, store, *, clock, reactor=None, retention: Retention | None = None, metrics=None,
+    def __init__(self, node_id: str, store, *, clock, retention: Retention | None = None, metrics=None,
                  presence_ttl_s: float = 30.0, presence_refresh_s: float = 10.0) -> None:
         self.node_id = node_id
         self.store = store
         self.clock = clock
-        if reactor is None:
-            from twisted.internet import reactor
-        self.reactor = reactor
         self.metrics = metrics
         self.presence = Presence(node_id, store, clock, ttl_s=presence_ttl_s, refresh_interval_s=presence_refresh_s)
         self.history = History(store, clock, retention or Retention())
@@ -122,7 +141,7 @@ class Hub:
         self.bus = Bus(node_id, store, self._on_packet, metrics)
         self.router = Router(node_id, store, self.history)
         self.renderers: dict[str, Renderer] = {}
-        self.room_event_handlers: dict[str, RoomEventHandler] = {}
+        self.notice_handlers: dict[str, NoticeHandler] = {}
         #: called with (realm, user) on a user's first connection / last disconnection, cluster-wide
         self.on_online: list[PresenceHook] = []
         self.on_offline: list[PresenceHook] = []
@@ -132,12 +151,12 @@ class Hub:
         #: (realm, room) -> room messages being stored; and those stored, waiting for the rest
         self._room_storing: dict[tuple[str, str], int] = {}
         self._room_batches: dict[tuple[str, str], tuple[list[Message], Any]] = {}
-        self.acks = InboxAcks(self.inbox, reactor)
+        self.acks = InboxAcks(self.inbox, clock)
 
-    def register_realm(self, realm: str, renderer: Renderer, on_room_event: RoomEventHandler | None = None) -> None:
+    def register_realm(self, realm: str, renderer: Renderer, on_notice: NoticeHandler | None = None) -> None:
         self.renderers[realm] = renderer
-        if on_room_event is not None:
-            self.room_event_handlers[realm] = on_room_event
+        if on_notice is not None:
+            self.notice_handlers[realm] = on_notice
 
     async def start(self) -> None:
         self.bus.start()
@@ -172,6 +191,11 @@ class Hub:
         self._held.pop(client, None)
         for realm, room in self.presence.rooms_of(client):
             await self.leave_room(client, room)
+        return await self.forget_user(client)
+
+    async def forget_user(self, client: IClient) -> bool:
+        """The connection no longer counts as its user's (it stays in its rooms); True if that
+        was the user's last connection anywhere."""
         if client.user is None:
             return False
         last, _ = await self.presence.remove(client.realm, client.user, client)
@@ -213,13 +237,23 @@ class Hub:
         receivers = [str(to)] if str(to) != str(sender) else []
         return await self._store_and_route(message, receivers, [str(sender)] if echo_to_sender else [], exclude)
 
-    async def send_to_group(self, realm: str, sender: str, group: str, members: Iterable[str],
-                            body: dict[str, Any], *, client_id: str | None = None,
-                            echo_to_sender: bool = False, exclude: IClient | None = None) -> SendResult:
-        """Store a group message and deliver it to every member but the sender."""
+    async def send_to_group(self, realm: str, sender: str, group: str, body: dict[str, Any], *,
+                            client_id: str | None = None, echo_to_sender: bool = False,
+                            exclude: IClient | None = None) -> SendResult:
+        """Store a group message and deliver it to every member but the sender.
+
+        The members come from the realm's persistent groups; a sender who is not
+        one is refused (`no-such-group` when the group does not exist, else
+        `not-a-member`)."""
+        members = await self.groups.members(realm, group)
+        sender = str(sender)
+        if sender not in members:
+            if not members and not await self.groups.exists(realm, group):
+                raise Refused(errors.NO_SUCH_GROUP, f"no such group {group}")
+            raise Refused(errors.NOT_A_MEMBER, f"not a member of group {group}")
         message = self._new(realm, group_conversation(group), sender, body, "group", group, client_id)
-        receivers = [str(m) for m in members if str(m) != str(sender)]
-        return await self._store_and_route(message, receivers, [str(sender)] if echo_to_sender else [], exclude)
+        receivers = [m for m in members if m != sender]
+        return await self._store_and_route(message, receivers, [sender] if echo_to_sender else [], exclude)
 
     async def send_to_room(self, realm: str, sender: str, room: str, body: dict[str, Any], *,
                            client_id: str | None = None, store: bool = True) -> SendResult:
@@ -255,7 +289,7 @@ class Hub:
             self._deliver_local(message, self.presence.local_room(*where))
             return
         if batch is None:
-            timer = self.reactor.callLater(ROOM_BATCH_MAX_WAIT_S, self._release_room, where)
+            timer = self.clock.callLater(ROOM_BATCH_MAX_WAIT_S, self._release_room, where)
             batch = self._room_batches[where] = ([], timer)
         batch[0].append(message)
         if not wait:
@@ -268,16 +302,42 @@ class Hub:
         for message in messages:
             self._deliver_local(message, self.presence.local_room(*where))
 
-    async def room_event(self, realm: str, room: str, event: dict[str, Any]) -> None:
-        """Tell every node with members in `room` about an event (e.g. a new total)."""
-        self._room_event_here(realm, room, event)
-        await self.bus.to_room(realm, room, {"k": "ev", "r": realm, "room": room, "ev": event})
+    # -- notices ---------------------------------------------------------------------------
 
-    def _room_event_here(self, realm: str, room: str, event: dict[str, Any]) -> None:
-        handler = self.room_event_handlers.get(realm)
-        members = self.presence.local_room(realm, room)
-        if handler is not None and members:
-            handler(room, event, members)
+    async def notify_room(self, realm: str, room: str, notice: Notice) -> None:
+        """Tell every connection in `room`, on every node, about `notice` (not stored)."""
+        self._notice_here(realm, notice, self.presence.local_room(realm, room))
+        await self.bus.to_room(realm, room, {"k": "n", "r": realm, "room": room, "n": notice.packed()})
+
+    async def notify_users(self, realm: str, users: Iterable[str], notice: Notice) -> None:
+        """Tell every connection of `users`, on every node, about `notice` (not stored).
+
+        One Redis call finds the nodes where they are connected and publishes
+        there; this node's connections get it from the presence map. A user
+        whose connection is registering right now may miss it: notices are
+        what is live, the state itself is read again at connect."""
+        users = list(dict.fromkeys(str(u) for u in users))
+        if not users:
+            return
+        here = set()
+        for user in users:
+            here |= self.presence.local(realm, user)
+        self._notice_here(realm, notice, here)
+        await self.router.notify_users(realm, users, notice.packed(), self.now_ms())
+
+    def _notice_here(self, realm: str, notice: Notice, clients: set) -> None:
+        handler = self.notice_handlers.get(realm)
+        if handler is None or not clients:
+            return
+        if notice.skip is not None:
+            clients = {c for c in clients if getattr(getattr(c, "session", None), "id", None) != notice.skip}
+        else:
+            clients = set(clients)
+        if clients:
+            try:
+                handler(notice, clients)
+            except Exception:
+                self._log.failure("{realm} notice {kind} failed", realm=realm, kind=notice.kind)
 
     async def _store_and_route(self, message: Message, receivers: list[str], extra: list[str],
                                exclude: IClient | None) -> SendResult:
@@ -314,8 +374,13 @@ class Hub:
         elif kind == "r":
             message = Message.from_entry(realm, packet["e"])
             self._deliver_local(message, self.presence.local_room(realm, packet["room"]))
-        elif kind == "ev":
-            self._room_event_here(realm, packet["room"], packet["ev"])
+        elif kind == "n":
+            self._notice_here(realm, Notice.unpacked(packet["n"]), self.presence.local_room(realm, packet["room"]))
+        elif kind == "nu":
+            here = set()
+            for user in packet["us"]:
+                here |= self.presence.local(realm, user)
+            self._notice_here(realm, Notice.unpacked(packet["n"]), here)
 
     def _deliver_to_users(self, message: Message, users: Iterable[str], *, ack: set[str],
                           exclude: IClient | None = None) -> None:
@@ -428,7 +493,7 @@ class Hub:
                 return True
             waiter = defer.Deferred()
             progress["waiter"], progress["wait_for"] = waiter, index
-            timer = self.reactor.callLater(REPLAY_CONFIRM_TIMEOUT_S, lambda: waiter.called or waiter.callback(False))
+            timer = self.clock.callLater(REPLAY_CONFIRM_TIMEOUT_S, lambda: waiter.called or waiter.callback(False))
             try:
                 return await waiter
             finally:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import orjson
+
 from heihei.core.bus import NODE_CHANNEL_LUA, room_channel
 from heihei.core.history import STORE_MESSAGE_LUA, History, Stored
 from heihei.core.model import Message
@@ -80,6 +82,33 @@ end
 return stored
 """)
 
+NOTIFY_USERS = Script("notify_users", ALIVE_NODES_LUA + NODE_CHANNEL_LUA + r"""
+-- KEYS: 1 the nodes zset, then one presence hash per user.
+-- ARGV: 1 now ms, 2 this node, 3 realm, 4 the notice (JSON), then the users.
+-- Publishes one packet per other alive node holding any of the users; returns how many.
+-- The notice is spliced in as sent, never decoded: cjson would round large integers.
+local now, me = tonumber(ARGV[1]), ARGV[2]
+local users, order = {}, {}
+for j = 2, #KEYS do
+  local alive = alive_nodes(KEYS[j], KEYS[1], now)
+  for i = 1, #alive, 2 do
+    local node = alive[i]
+    if node ~= me then
+      if not users[node] then
+        users[node] = {}
+        table.insert(order, node)
+      end
+      table.insert(users[node], ARGV[3 + j])
+    end
+  end
+end
+local head = '{"k":"nu","r":' .. cjson.encode(ARGV[3]) .. ',"o":' .. cjson.encode(me) .. ',"n":' .. ARGV[4] .. ',"us":'
+for _, node in ipairs(order) do
+  redis.call('PUBLISH', node_channel(node), head .. cjson.encode(users[node]) .. '}')
+end
+return #order
+""")
+
 
 @dataclass
 class Routed:
@@ -109,6 +138,11 @@ class Router:
             return Routed(stored)
         where = {u: list(row[0::2]) for u, row in zip(users, reply[3])}
         return Routed(stored, where, int(reply[4]))
+
+    async def notify_users(self, realm: str, users: list[str], notice: dict, now_ms: int) -> int:
+        """Publish a notice to every other node where one of `users` is connected (one call)."""
+        return int(await NOTIFY_USERS(self.store, [NODES_KEY] + [user_key(realm, u) for u in users],
+                                      [now_ms, self.node_id, realm, orjson.dumps(notice).decode("utf-8"), *users]))
 
     async def to_room(self, message: Message, room: str) -> Stored:
         """Store a room message and publish it to the nodes with members in `room`."""

@@ -14,9 +14,9 @@ Model (the decisions are in docs/heihei.md):
   `history-msg` splits by. Every change of it is pushed to the user's
   connections.
 - `convs:heihei:<uid>` ZSET peer -> last message ms: the user's conversation
-  list (bounded). `cleared:heihei:<uid>` HASH conversation -> last server id
-  removed by `message-del`; `hidden:heihei:<uid>` ZSET of `conv|server id`
-  removed by `delete-msg`. Deletion is per user: the other side keeps its copy.
+  list (bounded). What `message-del` and `delete-msg` remove leaves only the
+  user's view of the conversation (the core's per-user view:
+  `Inbox.clear`, `Inbox.hide`); the other side keeps its copy.
 - `msgidx:heihei:<msgId>` -> `conv|server id` (kept `msg_index_ttl_s`), so the
   deprecated endpoints that take only a `msgId` find the message.
 - msgIds are 64-bit: `ms << 20 | (a cluster-wide counter mod 2^20)`, unique
@@ -29,13 +29,15 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from heihei.core.hub import Notice
 from heihei.core.model import pair_conversation
-from heihei.core.policy import Rate
+from heihei.core.policy import Rate, too_long
 from heihei.heihei import im
 from heihei.heihei.accounts import REALM
-from heihei.heihei.errors import ApiError, BAD_PARAMETER, BUSINESS_FAILED, NO_SUCH_USER, NOT_ALLOWED
+from heihei.heihei.errors import (ApiError, BAD_PARAMETER, BAD_ROOM, BUSINESS_FAILED, NO_SUCH_USER, NOT_ALLOWED,
+                                  bad_parameter)
 from heihei.heihei.push import link_for
-from heihei.heihei.rooms import CHANNEL, personal_room
+from heihei.heihei.rooms import CHANNEL
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 
@@ -46,7 +48,8 @@ SCAN_LIMIT = 500
 HISTORY_MAX_READ = 100
 HISTORY_MAX_UNREAD = 100
 HISTORY_CONVERSATIONS = 50
-MAX_HIDDEN = 10000
+#: the notice kind of an item shown to a user's connections, not stored (`notify`)
+ITEM = "item"
 
 TOUCH_CONVERSATION = Script("heihei_touch_conversation", r"""
 -- KEYS: 1 the user's conversation zset. ARGV: 1 peer, 2 ms, 3 max conversations
@@ -56,87 +59,8 @@ if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1) end
 return 1
 """)
 
-# Shared Lua: is a history entry incoming for the user and visible?
-_VISIBLE = r"""
-local function incoming_visible(entry, user, hidden_key, conv, cleared)
-  local sep = string.find(entry, '|', 1, true)
-  local id = string.sub(entry, 1, sep - 1)
-  if tonumber(id) <= cleared then return false, id end
-  local ok, d = pcall(cjson.decode, string.sub(entry, sep + 1))
-  if not ok or type(d) ~= 'table' or d.s == user then return false, id end
-  if redis.call('ZSCORE', hidden_key, conv .. '|' .. id) then return false, id end
-  return true, id
-end
-"""
-
-READ_UP_TO = Script("heihei_read_up_to", _VISIBLE + r"""
--- KEYS: 1 history, 2 unread hash, 3 hidden zset, 4 cleared hash
--- ARGV: 1 conversation, 2 server id read up to, 3 user, 4 scan limit
--- The conversation's unread count becomes the number of visible incoming messages newer
--- than the one read (never more than it was). Returns the new count.
-local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if cur <= 0 then return 0 end
-local cleared = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
-local newer = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf', 'LIMIT', 0, tonumber(ARGV[4]))
-local n = 0
-for i = 1, #newer do
-  if incoming_visible(newer[i], ARGV[3], KEYS[3], ARGV[1], cleared) then n = n + 1 end
-end
-if n < cur then
-  if n == 0 then redis.call('HDEL', KEYS[2], ARGV[1]) else redis.call('HSET', KEYS[2], ARGV[1], n) end
-  return n
-end
-return cur
-""")
-
-HIDE_MESSAGE = Script("heihei_hide_message", _VISIBLE + r"""
--- KEYS: 1 history, 2 unread hash, 3 hidden zset, 4 cleared hash
--- ARGV: 1 conversation, 2 server id, 3 user, 4 scan limit, 5 now ms, 6 max hidden
--- Hides one message from the user; if it was one of their unread ones, the count drops by one.
-local member = ARGV[1] .. '|' .. ARGV[2]
-if redis.call('ZSCORE', KEYS[3], member) then return 0 end
-local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-local cleared = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
-if cur > 0 then
-  local newest = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '-inf', 'LIMIT', 0, tonumber(ARGV[4]))
-  local seen = 0
-  for i = 1, #newest do
-    if seen >= cur then break end
-    local visible, id = incoming_visible(newest[i], ARGV[3], KEYS[3], ARGV[1], cleared)
-    if visible then
-      seen = seen + 1
-      if id == ARGV[2] then
-        if cur - 1 <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) else redis.call('HINCRBY', KEYS[2], ARGV[1], -1) end
-        break
-      end
-    end
-  end
-end
-redis.call('ZADD', KEYS[3], ARGV[5], member)
-local extra = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[6])
-if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, extra - 1) end
-return 1
-""")
-
-
-def _hist_key(conv: str) -> str:
-    return key("hist", CHANNEL, conv)
-
-
-def _unread_key(uid: str) -> str:
-    return key("unread", CHANNEL, uid)
-
-
 def _convs_key(uid: str) -> str:
     return key("convs", REALM, uid)
-
-
-def _hidden_key(uid: str) -> str:
-    return key("hidden", REALM, uid)
-
-
-def _cleared_key(uid: str) -> str:
-    return key("cleared", REALM, uid)
 
 
 def peer_of(conversation: str, uid: str) -> str | None:
@@ -150,8 +74,9 @@ def peer_of(conversation: str, uid: str) -> str | None:
 class Messaging:
     _log = Logger()
 
-    def __init__(self, *, store, hub, clock, accounts, blocks, pusher, settings) -> None:
+    def __init__(self, *, store, hub, clock, accounts, blocks, pusher, rooms, settings) -> None:
         self.store = store
+        self.rooms = rooms
         self.hub = hub
         self.clock = clock
         self.accounts = accounts
@@ -214,6 +139,28 @@ class Messaging:
                 "fromUserName": s.get("displayName", ""), "fromUserId": int(sender), "gender": s.get("gender", ""),
                 "data": {"msgType": "IM", "imType": m.msg_type}})
         return result
+
+    async def send_room_text(self, sender: str, room: str, text: str, live_id: str | None) -> None:
+        """`msg/send-msg`: a `text` item from a member to everyone in an open room (and, when
+        `live_id` is given, only if that live is the one shown there)."""
+        if too_long(text, self.settings.max_text_chars):
+            raise bad_parameter("text", f"longer than {self.settings.max_text_chars} characters")
+        rooms = self.rooms
+        info = await rooms.info(room)
+        if not info or info.get("status") != "open":
+            raise ApiError(BAD_ROOM, "room is not open")
+        if live_id is not None and info.get("liveId") != live_id:
+            raise ApiError(BAD_ROOM, "the live is not in this room")
+        if not await rooms.is_member(room, sender):
+            raise ApiError(BAD_ROOM, "you are not in this room")
+        if not self.hub.rates.allow(("heihei-room", sender), self.im_rate):
+            raise ApiError(BUSINESS_FAILED, "sending too fast")
+        profile = await self.accounts.get(sender) or {}
+        msg = {"msgType": "text", "fromUserId": int(sender), "fromUserName": profile.get("displayName", ""),
+               "gender": profile.get("gender", ""), "coverUrl": profile.get("coverUrl", ""),
+               "text": self.hub.moderation.clean(text), "msgId": await self.new_msg_id(),
+               "roomId": int(room) if room.isdigit() and len(room) < 19 else room}
+        await rooms.broadcast(room, msg, sender=sender)
 
     async def send_to_user(self, target: str, msg: dict[str, Any]) -> bool:
         """A trusted back end's message to one user (`tosingle`), delivered as is.
@@ -278,7 +225,7 @@ class Messaging:
 
     async def notify(self, uid: str, item: dict[str, Any]) -> None:
         """Send one item to every live channel connection of a user, on every node; not stored."""
-        await self.hub.room_event(CHANNEL, personal_room(uid), {"op": "item", "item": item})
+        await self.hub.notify_users(CHANNEL, [uid], Notice(ITEM, {"item": item}))
 
     async def _touch(self, uid: str, peer: str, ms: int) -> None:
         await TOUCH_CONVERSATION(self.store, [_convs_key(uid)], [peer, ms, self.settings.max_conversations])
@@ -306,14 +253,14 @@ class Messaging:
 
     async def message_list(self, uid: str) -> tuple[list[dict[str, Any]], int]:
         unread = await self.hub.inbox.unread(CHANNEL, uid)
-        cleared = await self.store.hgetall(_cleared_key(uid))
+        cleared = await self.hub.inbox.cleared(CHANNEL, uid)
         peers = await self.store.zrevrange(_convs_key(uid), 0, self.settings.message_list_max - 1)
         profiles = await self.accounts.get_many([p for p in peers if p != SYSTEM_PEER])
         items = []
         for peer in peers:
             conv = pair_conversation(uid, peer)
             last = await self.hub.history.latest(CHANNEL, conv, 1)
-            if not last or last[0].id <= int(cleared.get(conv, 0)):
+            if not last or last[0].id <= cleared.get(conv, 0):
                 continue
             message = last[0]
             msg = im.msg_of(message.body)
@@ -333,12 +280,8 @@ class Messaging:
 
     async def delete_conversation(self, uid: str, peer: str) -> None:
         """`message-del`: the conversation leaves the user's list and counts as read (their view only)."""
-        conv = pair_conversation(uid, peer)
-        last = await self.hub.history.latest(CHANNEL, conv, 1)
-        if last:
-            await self.store.hset(_cleared_key(uid), conv, last[0].id)
+        await self.hub.inbox.clear(CHANNEL, uid, pair_conversation(uid, peer))
         await self.store.zrem(_convs_key(uid), peer)
-        await self.hub.inbox.mark_read(CHANNEL, uid, conv)
         await self.push_unread(uid)
 
     async def read_all(self, uid: str) -> None:
@@ -356,32 +299,30 @@ class Messaging:
     async def read_one(self, uid: str, msg_id: int) -> None:
         """Deprecated `read-one-msg`: the message and everything before it in its conversation are read."""
         conv, sid = await self._locate(uid, msg_id)
-        await READ_UP_TO(self.store, [_hist_key(conv), _unread_key(uid), _hidden_key(uid), _cleared_key(uid)],
-                         [conv, sid, uid, SCAN_LIMIT])
+        await self.hub.inbox.read_up_to(CHANNEL, uid, conv, sid)
         await self.push_unread(uid)
 
     async def delete_one(self, uid: str, msg_id: int) -> None:
         """Deprecated `delete-msg`: the message disappears from this user's history."""
         conv, sid = await self._locate(uid, msg_id)
-        await HIDE_MESSAGE(self.store, [_hist_key(conv), _unread_key(uid), _hidden_key(uid), _cleared_key(uid)],
-                           [conv, sid, uid, SCAN_LIMIT, self.now_ms(), MAX_HIDDEN])
+        await self.hub.inbox.hide(CHANNEL, uid, conv, sid, self.now_ms())
         await self.push_unread(uid)
 
     async def history(self, uid: str) -> tuple[list, list, int]:
         """Deprecated `history-msg`: (unread items, read items, unread total), newest first."""
         unread = await self.hub.inbox.unread(CHANNEL, uid)
-        cleared = await self.store.hgetall(_cleared_key(uid))
+        cleared = await self.hub.inbox.cleared(CHANNEL, uid)
         peers = await self.store.zrevrange(_convs_key(uid), 0, HISTORY_CONVERSATIONS - 1)
         unread_items, read_items = [], []
         for peer in peers:
             conv = pair_conversation(uid, peer)
-            floor = int(cleared.get(conv, 0))
+            floor = cleared.get(conv, 0)
             recent = await self.hub.history.page(CHANNEL, conv, count=SCAN_LIMIT, newest_first=True)
             incoming = []
             for message in recent:
                 if message.id <= floor or message.sender == uid:
                     continue
-                if await self.store.zscore(_hidden_key(uid), f"{conv}|{message.id}") is not None:
+                if await self.hub.inbox.is_hidden(CHANNEL, uid, conv, message.id):
                     continue
                 incoming.append(message)
             n = unread.get(conv, 0)

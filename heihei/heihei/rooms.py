@@ -8,8 +8,9 @@ A room is opened by a trusted back end (`open-room.action`,
 room's hub room (`room:<roomId>`, realm "channel") on whatever node it is, so
 `broadcast` reaches each member's every device once, across the cluster.
 Membership changes reach the nodes that hold a member's connections through
-the member's personal hub room (`user:<uid>`) as room events
-(`{"op": "join"|"leave", "room": id}`); the channel adapter applies them.
+notices to the member's connections (`Hub.notify_users`, kinds
+`join-room` / `leave-room` with `{"room": id}`); a closed room's
+connections get `close-room`. The channel adapter applies them.
 
 Redis:
 - `hroom:heihei:<roomId>` HASH {roomId, status open|closed, liveId, chatId,
@@ -24,12 +25,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from heihei.core.hub import Notice
 from heihei.heihei.accounts import REALM
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 
-#: the hub realm of the push channel (the WebSocket factory's realm)
+#: the hub realm of the push channel (the WebSocket factory's realm; its stored data is keyed so)
 CHANNEL = "channel"
+#: notices telling a member's connections to join or leave a room's broadcast
+NOTICE_JOIN = "join-room"
+NOTICE_LEAVE = "leave-room"
+NOTICE_CLOSE = "close-room"
 ROOM_ID = re.compile(r"^[0-9A-Za-z_.-]{1,64}$")
 MAX_MEMBERS = 100_000
 MAX_ROOMS_PER_USER = 1000
@@ -100,11 +106,6 @@ def hub_room(room_id: str) -> str:
     return f"room:{room_id}"
 
 
-def personal_room(uid: str) -> str:
-    """The hub room holding every channel connection of one user (cluster-wide notifications)."""
-    return f"user:{uid}"
-
-
 def _room_key(room_id: str) -> str:
     return key("hroom", REALM, room_id)
 
@@ -136,7 +137,7 @@ class Rooms:
                                                 _index("liveroom", (info or {}).get("liveId")),
                                                 _index("chatroom", (info or {}).get("chatId"))],
                                    [room_id, key("uroom", REALM) + ":"])
-        await self.hub.room_event(CHANNEL, hub_room(room_id), {"op": "close", "room": room_id})
+        await self.hub.notify_room(CHANNEL, hub_room(room_id), Notice(NOTICE_CLOSE, {"room": room_id}))
         return list(members or [])
 
     async def start_broadcast(self, live_id: str, room_id: str) -> None:
@@ -179,12 +180,12 @@ class Rooms:
                                       [room_id, uid, MAX_MEMBERS, MAX_ROOMS_PER_USER]))
         if result != 1:
             raise RoomError({0: "closed", -1: "full", -2: "too-many-rooms"}[result])
-        await self.hub.room_event(CHANNEL, personal_room(uid), {"op": "join", "room": room_id})
+        await self.hub.notify_users(CHANNEL, [uid], Notice(NOTICE_JOIN, {"room": room_id}))
 
     async def remove_member(self, room_id: str, uid: str) -> None:
         await self.store.srem(key("hroomm", REALM, room_id), uid)
         await self.store.srem(key("uroom", REALM, uid), room_id)
-        await self.hub.room_event(CHANNEL, personal_room(uid), {"op": "leave", "room": room_id})
+        await self.hub.notify_users(CHANNEL, [uid], Notice(NOTICE_LEAVE, {"room": room_id}))
 
     # -- broadcast -------------------------------------------------------------------
 

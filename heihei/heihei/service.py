@@ -2,8 +2,9 @@
 `Social`: the seed-001 domain of one node, built from its settings, hub and
 store — accounts, tokens, SMS codes, WeChat/Weibo sign-in, block lists, push
 devices and providers, rooms and messaging. The push channel and the REST
-apps only talk to this object (`node.social`); later modules (live, chat,
-topics, payments) find accounts, rooms and messaging here.
+apps only talk to this object (the composition root, heihei/realms.py, hands
+it to them); later modules (live, chat, topics, payments) find accounts,
+rooms and messaging here.
 
 It is a Service child of the node so that pushes still in flight are awaited
 at shutdown and configuration mistakes are reported at start-up.
@@ -28,18 +29,16 @@ class Social(Service):
     _log = Logger()
     name = "heihei-social"
 
-    def __init__(self, node, *, sms_provider=None, push_provider=None) -> None:
-        self.node = node
-        settings = node.settings
+    def __init__(self, settings, *, store, hub, clock, metrics=None, sms_provider=None, push_provider=None) -> None:
+        self.http_settings = settings.http
         h = self.settings = settings.heihei
         self.sms_settings = settings.sms
         self.push_settings = settings.push
         if h.signature_window_s <= 0 or h.token_ttl_s <= 0:
             raise ConfigError("[heihei] signature_window_s and token_ttl_s must be positive")
-        store, clock = node.store, node.clock
         self.store = store
         self.clock = clock
-        self.hub = node.hub
+        self.hub = hub
         self.accounts = Accounts(store, clock, first_user_id=h.first_user_id, first_hei_num=h.first_hei_num,
                                  default_cover_url=h.default_cover_url)
         self.tokens = Tokens(store, clock, ttl_s=h.token_ttl_s, max_per_user=h.max_tokens_per_user)
@@ -50,20 +49,14 @@ class Social(Service):
         self.devices = push_mod.Devices(store, clock, max_per_user=settings.push.max_devices_per_user,
                                         token_ttl_s=h.token_ttl_s)
         self.pusher = push_mod.Pusher(self.accounts, self.devices,
-                                      push_provider or push_mod.make_provider(settings.push), node.metrics)
-        self.rooms = Rooms(store, node.hub, clock)
-        self.messaging = Messaging(store=store, hub=node.hub, clock=clock, accounts=self.accounts,
-                                   blocks=self.blocks, pusher=self.pusher, settings=h)
-        self._tracked: set[defer.Deferred] = set()
-
-    def track(self, d: defer.Deferred) -> None:
-        """Work (a connection's cleanup) the node must let finish before it stops."""
-        self._tracked.add(d)
-        d.addBoth(lambda result: (self._tracked.discard(d), result)[1])
+                                      push_provider or push_mod.make_provider(settings.push), metrics)
+        self.rooms = Rooms(store, hub, clock)
+        self.messaging = Messaging(store=store, hub=hub, clock=clock, accounts=self.accounts, blocks=self.blocks,
+                                   pusher=self.pusher, rooms=self.rooms, settings=h)
 
     @property
     def public_url(self) -> str:
-        return self.node.settings.http.public_url.rstrip("/")
+        return self.http_settings.public_url.rstrip("/")
 
     @property
     def channel_url(self) -> str:
@@ -86,5 +79,3 @@ class Social(Service):
 
     async def _stop(self) -> None:
         await self.pusher.drain()
-        if self._tracked:
-            await defer.DeferredList(list(self._tracked), consumeErrors=True)

@@ -26,9 +26,10 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from heihei.config import JimSettings
+from heihei.core import errors
+from heihei.core.errors import Refused
 from heihei.core.groups import NoSuchGroup
-from heihei.core.heartbeat import ConnectionSweeper
-from heihei.core.hub import Hub, SendResult
+from heihei.core.hub import Hub, Notice, SendResult
 from heihei.core.model import Message, group_conversation, pair_conversation
 from heihei.core.policy import Rate
 from heihei.jim.assign import choose_agent
@@ -47,26 +48,42 @@ MAX_LISTED_MEMBERS = 500
 #: message locations for recall are kept this long when no window or history age bounds them
 MESSAGE_LOCATION_TTL_S = 30 * 24 * 3600
 FRIENDS_GROUP = "friends"
+#: notices (heihei.core.hub.Notice kinds) the wire shows as cmd 9, 10 and 16
+GROUP_JOINED = "group-joined"
+GROUP_LEFT = "group-left"
+RECALLED = "recalled"
+#: no customer-service agent is registered
+NO_AGENT = "no-agent"
 
 
-class JimError(Exception):
-    """A request the domain refuses; `reason` is safe to show to the client."""
+def group_room(group: str) -> str:
+    """The hub room of a group's connections (cmd 9/10/16 notices reach it)."""
+    return f"g:{group}"
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+
+def groups_of_rooms(rooms: list[str]) -> list[str]:
+    return [room[2:] for room in rooms if room.startswith("g:")]
+
+
+class JimError(Refused):
+    """A request the domain refuses; `detail` is safe to show to the client."""
+
+    REASON = errors.BAD_REQUEST
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(self.REASON, detail)
 
 
 class NotAllowed(JimError):
-    pass
+    REASON = errors.FORBIDDEN
 
 
 class TooFast(JimError):
-    pass
+    REASON = errors.TOO_FAST
 
 
 class NoAgent(JimError):
-    pass
+    REASON = NO_AGENT
 
 
 @dataclass(frozen=True)
@@ -147,6 +164,13 @@ class Jim:
             await self.join_group(user, group, create=True)
         return await self.hub.groups.groups_of(REALM, user)
 
+    async def announce(self, group: str, kind: str, user: str, record: dict[str, str], *,
+                       skip: str | None = None) -> None:
+        """Tell the group's connections that `user` joined or left it (not stored)."""
+        await self.hub.notify_room(REALM, group_room(group),
+                                   Notice(kind, {"group": group, "user": user, "nick": record.get("nick") or user},
+                                          skip=skip))
+
     # -- groups ----------------------------------------------------------------------------
 
     async def join_group(self, user: str, group: str, *, create: bool = False) -> bool:
@@ -214,7 +238,8 @@ class Jim:
                                              exclude=exclude)
         if not result.duplicate:
             m = result.message
-            await self.db.private_sent(sender, to, m.conversation, self.now_ms())
+            await self.db.private_sent(sender, to, self.now_ms())
+            await self.hub.inbox.mark_read(REALM, sender, m.conversation)  # a reply reads the chat
             await self.db.remember_message(m.body["id"], {"c": m.conversation, "s": m.id, "f": sender, "k": "user",
                                                           "t": to, "ct": m.body["chatType"], "ms": m.created_ms},
                                            self._location_ttl_s(), sender, client_id)
@@ -222,14 +247,14 @@ class Jim:
 
     async def send_group(self, sender: str, group: str, body: dict[str, Any], *, client_id: str | None,
                          exclude=None) -> SendResult:
-        if not await self.hub.groups.is_member(REALM, group, sender):
-            if not await self.hub.groups.exists(REALM, group):
-                raise NotAllowed(f"no group {group}")
-            raise NotAllowed(f"not a member of group {group}")
         self._check_rate(sender)
-        members = await self.hub.groups.members(REALM, group)
-        result = await self.hub.send_to_group(REALM, sender, group, members, self._clean(body), client_id=client_id,
-                                              echo_to_sender=True, exclude=exclude)
+        try:
+            result = await self.hub.send_to_group(REALM, sender, group, self._clean(body), client_id=client_id,
+                                                  echo_to_sender=True, exclude=exclude)
+        except Refused as e:
+            if e.reason == errors.NO_SUCH_GROUP:
+                raise NotAllowed(f"no group {group}") from None
+            raise NotAllowed(f"not a member of group {group}") from None
         if not result.duplicate:
             m = result.message
             await self.db.remember_message(m.body["id"], {"c": m.conversation, "s": m.id, "f": sender, "k": "group",
@@ -237,8 +262,9 @@ class Jim:
                                            self._location_ttl_s(), sender, client_id)
         return result
 
-    async def recall(self, user: str, msg_id: str) -> Recalled:
-        """cmd 15: the sender takes a message back from history and from every inbox still holding it."""
+    async def recall(self, user: str, msg_id: str, *, skip: str | None = None) -> Recalled:
+        """cmd 15: the sender takes a message back from history and from every inbox still holding
+        it; the receivers' connections and the sender's others (all but `skip`) are told."""
         where = await self.db.locate(msg_id)
         if where is None:
             own = await self.db.message_of_client_id(user, msg_id)
@@ -251,16 +277,20 @@ class Jim:
         window_ms = self.settings.recall_window_s * 1000
         if window_ms > 0 and self.now_ms() - int(where["ms"]) > window_ms:
             raise NotAllowed(f"messages can be recalled within {self.settings.recall_window_s:g} s")
-        conversation = where["c"]
-        removed = await self.hub.history.remove(REALM, conversation, int(where["s"]))
         if where["k"] == "group":
             receivers = [m for m in await self.hub.groups.members(REALM, where["t"]) if m != user]
         else:
             receivers = [where["t"]]
-        if removed is not None:
-            await self.db.unqueue(receivers, removed.entry, conversation)
+        await self.hub.history.recall(REALM, where["c"], int(where["s"]), receivers)
         await self.db.forget_message(msg_id)
-        return Recalled(id=msg_id, sender=user, kind=where["k"], target=where["t"], chat_type=int(where["ct"]))
+        recalled = Recalled(id=msg_id, sender=user, kind=where["k"], target=where["t"], chat_type=int(where["ct"]))
+        notice = Notice(RECALLED, {"id": recalled.id, "from": user, "kind": recalled.kind, "target": recalled.target,
+                                   "chatType": recalled.chat_type}, skip=skip)
+        if recalled.kind == "group":
+            await self.hub.notify_room(REALM, group_room(recalled.target), notice)
+        else:  # the receiver, and the sender's other devices
+            await self.hub.notify_users(REALM, [recalled.target, user], notice)
+        return recalled
 
     # -- reading messages ---------------------------------------------------------------------
 
@@ -290,7 +320,7 @@ class Jim:
         page = selected[offset:offset + self.page_size(count)]
         if remove and page:
             await self.hub.inbox.ack(REALM, user, [m.entry for m in page])
-            await self.db.unread_minus(user, Counter(m.conversation for m in page))
+            await self.hub.inbox.unread_minus(REALM, user, Counter(m.conversation for m in page))
         return page
 
     async def history(self, user: str, *, partner: str | None = None, group: str | None = None,
@@ -348,7 +378,8 @@ class Jim:
             await self.db.add_contact(to, frm, now)
         if op == 2 or (op == 1 and concurrent):
             await self.hub.inbox.mark_read(REALM, to, conversation)
-        everyone, recent, waiting, unread = await self.db.counters(to, conversation, now - RECENT_MS)
+        everyone, recent, waiting = await self.db.counters(to, now - RECENT_MS)
+        unread = (await self.hub.inbox.unread(REALM, to)).get(conversation, 0)
         return {"pendingReplyNum": waiting, "lastedContactsNum": recent, "allContactsNum": everyone,
                 "unReadNum": unread}
 
@@ -380,27 +411,14 @@ class Jim:
         return agent
 
 
-class JimRuntime(Service):
-    """The realm's timers and shutdown: the heartbeat sweeper, the auth hook's
-    connection pool, and connection clean-ups still running when the node stops."""
+class JimService(Service):
+    """The realm's start-up warnings, for settings that leave it open (or closed to all)."""
 
     _log = Logger()
 
-    def __init__(self, jim: Jim, settings: JimSettings, clock) -> None:
-        self.jim = jim
+    def __init__(self, settings: JimSettings, jim: Jim) -> None:
         self.settings = settings
-        timeout = settings.heartbeat_timeout
-        self.sweeper = ConnectionSweeper(clock, interval_s=max(0.5, timeout / 4) if timeout > 0 else 1.0,
-                                         timeout_s=timeout, on_dead=self._dead)
-        self._cleanups: set[defer.Deferred] = set()
-
-    def _dead(self, conn) -> None:
-        self._log.info("closing silent jim connection of {user} ({peer})", user=conn.user, peer=conn.peer)
-        conn.close_silent()
-
-    def track_cleanup(self, d: defer.Deferred) -> None:
-        self._cleanups.add(d)
-        d.addBoth(lambda r: (self._cleanups.discard(d), r)[1])
+        self.jim = jim
 
     def startService(self) -> None:
         super().startService()
@@ -412,15 +430,9 @@ class JimRuntime(Service):
                 self._log.warn("[jim] insecure_api is on: /im/vanke/* answers anyone (no api_key)")
             else:
                 self._log.warn("[jim] api_key is empty: /im/vanke/* refuses every call until it is set")
-        self.sweeper.start()
 
-    def stopService(self) -> defer.Deferred:
+    def stopService(self):
         super().stopService()
-        self.sweeper.stop()
-        return defer.Deferred.fromCoroutine(self._stop())
-
-    async def _stop(self) -> None:
-        if self._cleanups:
-            await defer.DeferredList(list(self._cleanups), consumeErrors=True)
         if self.jim.auth_hook is not None:
-            await self.jim.auth_hook.close()
+            return defer.Deferred.fromCoroutine(self.jim.auth_hook.close())
+        return None

@@ -23,7 +23,6 @@ from typing import Any, Iterable
 
 import orjson
 
-from heihei.core.history import inbox_key, unread_key
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 
@@ -69,16 +68,15 @@ end
 """
 
 PRIVATE_SENT = Script("jim_private_sent", _TRIM + r"""
--- A private message went from a to b: both chat lists move, b now waits for a's reply
--- and a, who replied, has read the conversation.
--- KEYS: 1 contacts:a, 2 contacts:b, 3 pending:a, 4 pending:b, 5 user:a, 6 user:b, 7 open:a, 8 open:b,
---       9 a's unread hash. ARGV: 1 now ms, 2 a, 3 b, 4 max contacts, 5 the conversation
+-- A private message went from a to b: both chat lists move, b now waits for a's reply.
+-- (That a, who replied, has read the conversation is the core's unread count: Jim.send_private.)
+-- KEYS: 1 contacts:a, 2 contacts:b, 3 pending:a, 4 pending:b, 5 user:a, 6 user:b, 7 open:a, 8 open:b
+-- ARGV: 1 now ms, 2 a, 3 b, 4 max contacts
 local now = ARGV[1]
 redis.call('ZADD', KEYS[1], now, ARGV[3])
 redis.call('ZADD', KEYS[2], now, ARGV[2])
 redis.call('SREM', KEYS[3], ARGV[3])
 redis.call('SADD', KEYS[4], ARGV[2])
-redis.call('HDEL', KEYS[9], ARGV[5])
 local ta = redis.call('HGET', KEYS[5], 'type') or '0'
 local tb = redis.call('HGET', KEYS[6], 'type') or '0'
 if ta == '1' and tb == '0' then redis.call('ZADD', KEYS[7], now, ARGV[3]) end
@@ -123,9 +121,8 @@ return out
 """)
 
 COUNTERS = Script("jim_counters", r"""
--- KEYS: 1 contacts:owner, 2 pending:owner, 3 the owner's unread hash.
--- ARGV: 1 'recent' since (ms), 2 the conversation with the partner.
--- Returns {all contacts, recent contacts, waiting for a reply, unread from the partner}.
+-- KEYS: 1 contacts:owner, 2 pending:owner. ARGV: 1 'recent' since (ms).
+-- Returns {all contacts, recent contacts, waiting for a reply}.
 local all = redis.call('ZCARD', KEYS[1])
 local recent = redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf')
 local waiting = 0
@@ -133,33 +130,7 @@ local pending = redis.call('SMEMBERS', KEYS[2])
 for i = 1, #pending do
   if redis.call('ZSCORE', KEYS[1], pending[i]) then waiting = waiting + 1 end
 end
-local unread = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
-if unread < 0 then unread = 0 end
-return {all, recent, waiting, unread}
-""")
-
-UNREAD_MINUS = Script("jim_unread_minus", r"""
--- KEYS: 1 unread hash. ARGV: conversation, n pairs. Counters never go below zero.
-for i = 1, #ARGV, 2 do
-  local left = redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1]))
-  if left <= 0 then redis.call('HDEL', KEYS[1], ARGV[i]) end
-end
-return 1
-""")
-
-UNQUEUE = Script("jim_unqueue", r"""
--- A recalled message leaves the inboxes still holding it, and their unread counts.
--- KEYS: n inbox keys, then n unread keys. ARGV: 1 entry, 2 conversation. Returns how many held it.
-local n = #KEYS / 2
-local removed = 0
-for i = 1, n do
-  if redis.call('ZREM', KEYS[i], ARGV[1]) == 1 then
-    removed = removed + 1
-    local left = redis.call('HINCRBY', KEYS[n + i], ARGV[2], -1)
-    if left <= 0 then redis.call('HDEL', KEYS[n + i], ARGV[2]) end
-  end
-end
-return removed
+return {all, recent, waiting}
 """)
 
 
@@ -252,11 +223,10 @@ class JimStore:
 
     # -- chat lists --------------------------------------------------------------------
 
-    async def private_sent(self, sender: str, receiver: str, conversation: str, now_ms: int) -> None:
+    async def private_sent(self, sender: str, receiver: str, now_ms: int) -> None:
         keys = [_k("contacts", sender), _k("contacts", receiver), _k("pending", sender), _k("pending", receiver),
-                user_key(sender), user_key(receiver), _k("open", sender), _k("open", receiver),
-                unread_key(REALM, sender)]
-        await PRIVATE_SENT(self.store, keys, [now_ms, sender, receiver, MAX_CONTACTS, conversation])
+                user_key(sender), user_key(receiver), _k("open", sender), _k("open", receiver)]
+        await PRIVATE_SENT(self.store, keys, [now_ms, sender, receiver, MAX_CONTACTS])
 
     async def add_contact(self, owner: str, partner: str, now_ms: int) -> None:
         await ADD_CONTACT(self.store, [_k("contacts", owner), _k("pending", owner)], [now_ms, partner, MAX_CONTACTS])
@@ -269,19 +239,10 @@ class JimStore:
     async def waiting_for_reply(self, owner: str) -> set[str]:
         return {str(p) for p in await self.store.smembers(_k("pending", owner))}
 
-    async def counters(self, owner: str, conversation: str, recent_since_ms: int) -> tuple[int, int, int, int]:
-        """(all contacts, recent contacts, waiting for a reply, unread in `conversation`), one snapshot."""
-        keys = [_k("contacts", owner), _k("pending", owner), unread_key(REALM, owner)]
-        values = await COUNTERS(self.store, keys, [recent_since_ms, conversation])
+    async def counters(self, owner: str, recent_since_ms: int) -> tuple[int, int, int]:
+        """(all contacts, recent contacts, waiting for a reply), one snapshot."""
+        values = await COUNTERS(self.store, [_k("contacts", owner), _k("pending", owner)], [recent_since_ms])
         return tuple(int(v) for v in values)  # type: ignore[return-value]
-
-    async def unread_minus(self, user: str, counts: dict[str, int]) -> None:
-        args: list[Any] = []
-        for conversation, n in counts.items():
-            if n > 0:
-                args += [conversation, n]
-        if args:
-            await UNREAD_MINUS(self.store, [unread_key(REALM, user)], args)
 
     # -- message locations (recall) ------------------------------------------------------
 
@@ -303,12 +264,3 @@ class JimStore:
 
     async def forget_message(self, msg_id: str) -> None:
         await self.store.delete(_k("msg", msg_id))
-
-    async def unqueue(self, receivers: list[str], entry: str, conversation: str, chunk: int = 500) -> int:
-        """Take a recalled entry out of the receivers' inboxes (and unread counts)."""
-        removed = 0
-        for i in range(0, len(receivers), chunk):
-            part = receivers[i:i + chunk]
-            keys = [inbox_key(REALM, u) for u in part] + [unread_key(REALM, u) for u in part]
-            removed += int(await UNQUEUE(self.store, keys, [entry, conversation]))
-        return removed

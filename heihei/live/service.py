@@ -19,7 +19,9 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from heihei.config import LiveSettings
+from heihei.config import ConfigError, LiveSettings
+from heihei.core.errors import Refused
+from heihei.core.hub import Notice
 from heihei.core.model import Message, room_conversation
 from heihei.core.policy import Rate, too_long
 from heihei.live.activities import ENDED, PENDING, REALM, Activities, Activity
@@ -51,10 +53,8 @@ EVENT_TOTAL = "total"
 EVENT_REMOVED = "removed"
 
 
-class LiveError(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
+class LiveError(Refused):
+    """A refusal with one of the live realm's reasons above."""
 
 
 class RoomFrames(Protocol):
@@ -104,7 +104,7 @@ class LiveService(Service):
 
         The caller answers first and then calls `joined`, so the opener sees its
         answer before the Total push that the join causes."""
-        if not self.hub.rates.allow((REALM, "open", client.conn_id), OPEN_RATE):
+        if not self.hub.rates.allow((REALM, "open", client.session.id), OPEN_RATE):
             raise LiveError(TOO_FREQUENT, "too many Opens")
         activity = await self.activities.get(activity_id)
         if activity is None:
@@ -125,12 +125,10 @@ class LiveService(Service):
     async def joined(self, activity_id: str) -> None:
         await self.total_changed(activity_id)
 
-    async def leave(self, client) -> None:
-        """A connection is gone: out of its room and presence, and the room hears the new total."""
-        activity, client.activity = client.activity, None
-        await self.hub.disconnect(client)
-        if activity is not None:
-            await self.total_changed(activity)
+    async def left(self, rooms: list[str]) -> None:
+        """A connection is gone (out of its room and presence already): its room hears the new total."""
+        for room in rooms:
+            await self.total_changed(room)
 
     async def total(self, activity_id: str) -> int:
         if await self.activities.get(activity_id) is None:
@@ -143,16 +141,9 @@ class LiveService(Service):
         Never raises: a lost notice costs one stale number until the next
         change, which is no reason to fail the join or leave that caused it."""
         try:
-            await self.hub.room_event(REALM, activity_id, {"t": EVENT_TOTAL})
+            await self.hub.notify_room(REALM, activity_id, Notice(EVENT_TOTAL, {"room": activity_id}))
         except Exception:
             self._log.failure("announcing the total of room {room} failed", room=activity_id)
-
-    def on_room_event(self, room: str, event: dict[str, Any], local_clients: set) -> None:
-        kind = event.get("t")
-        if kind == EVENT_TOTAL:
-            self.totals.changed(room)
-        elif kind == EVENT_REMOVED:
-            self.frames.removed(list(local_clients))
 
     async def _push_total(self, room: str) -> None:
         if not self.hub.presence.local_room(REALM, room):
@@ -173,7 +164,7 @@ class LiveService(Service):
     async def login(self, client, login_type: str, code: str) -> Session:
         if login_type != WECHAT:
             raise LiveError(LOGIN_FAILED, f"unsupported login type {login_type[:32]!r}")
-        if not self.hub.rates.allow((REALM, "login", client.conn_id), LOGIN_RATE):
+        if not self.hub.rates.allow((REALM, "login", client.session.id), LOGIN_RATE):
             raise LiveError(TOO_FREQUENT, "too many login attempts")
         try:
             user = await self.provider.exchange(code)
@@ -188,14 +179,7 @@ class LiveService(Service):
     async def bind(self, client, session: Session) -> None:
         """From now on this connection is `session.user` (its own messages show `my` = 1)."""
         client.token = session.token
-        if client.user == session.user:
-            return
-        if client.user is not None:
-            await self.hub.presence.remove(REALM, client.user, client)
-        client.user = session.user
-        await self.hub.connect(client)
-        if not client.connection_open:
-            await self.hub.presence.remove(REALM, session.user, client)
+        await client.session.rebind(session.user)
 
     # -- messages ------------------------------------------------------------------
 
@@ -246,7 +230,7 @@ class LiveService(Service):
         """Remove the activity (with history and mutes); viewers everywhere get -1005 and are closed."""
         existed = await self.activities.delete(activity_id)
         if existed:
-            await self.hub.room_event(REALM, activity_id, {"t": EVENT_REMOVED})
+            await self.hub.notify_room(REALM, activity_id, Notice(EVENT_REMOVED, {"room": activity_id}))
         return existed
 
 
@@ -260,3 +244,15 @@ async def _all(*coroutines) -> list[Any]:
 
 async def _nothing() -> None:
     return None
+
+
+def check_settings(s: LiveSettings) -> None:
+    """Refuse at start-up what would make the realm misbehave later."""
+    if not s.wechat_api.startswith(("https://", "http://")):
+        raise ConfigError("[live] wechat_api must be an http:// or https:// URL")
+    for name in ("rate", "wechat_timeout_s", "token_ttl", "total_interval_s"):
+        if not getattr(s, name) > 0:
+            raise ConfigError(f"[live] {name} must be greater than 0")
+    for name in ("burst", "max_chars"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"[live] {name} must be at least 1")

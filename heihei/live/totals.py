@@ -2,7 +2,7 @@
 Online-total pushes, coalesced: at most one `Total` per room per interval.
 
 Every join or leave anywhere in the cluster reaches each node with members in
-the room (`Hub.room_event`). Pushing one frame per change would cost N² frames
+the room (`Hub.notify_room`). Pushing one frame per change would cost N² frames
 when N viewers arrive together, so each node throttles per room, on the
 receiving side, where the frames are written:
 

@@ -32,7 +32,6 @@ from heihei.net.sendpath import batcher_for, direct_socket, set_no_delay, write_
 OPEN = WebSocketServerProtocol.STATE_OPEN
 CLOSE_GOING_AWAY = 1001
 CLOSE_MESSAGE_TOO_BIG = 1009
-CLOSE_NOT_IMPLEMENTED = 4501
 SHUTDOWN_GRACE_S = 3.0
 #: prefix of the pings that confirm delivery (Autobahn's own auto-pings differ)
 CONFIRM_PING_PREFIX = b"hh-confirm-"
@@ -47,15 +46,19 @@ class HardenedFactory(WebSocketServerFactory):
 
     _log = Logger()
 
-    def __init__(self, realm: str, settings: WebSocketSettings, protocol: type, *, reactor=None) -> None:
+    def __init__(self, realm: str, settings: WebSocketSettings, protocol: type, *, hub, sessions, metrics=None,
+                 context=None, reactor=None) -> None:
         super().__init__(reactor=reactor)
         self.realm = realm
         self.settings = settings
         self.protocol = protocol
         self.clients: set[WebSocketServerProtocol] = set()
-        #: set by the node: the messaging hub and metrics the protocols use
-        self.hub = None
-        self.metrics = None
+        #: the messaging hub, and the realm's sessions (heihei.core.sessions): every connection gets one
+        self.hub = hub
+        self.sessions = sessions
+        self.metrics = metrics
+        #: what the realm's connections share (its domain services), typed by each protocol module
+        self.context = context
         self._closing_waiters: list[defer.Deferred] = []
         accept = None
         if settings.permessage_deflate:
@@ -77,8 +80,8 @@ class HardenedFactory(WebSocketServerFactory):
             maxConnections=settings.max_connections,
             webStatus=False,
             perMessageCompressionAccept=accept,
-            autoPingInterval=settings.auto_ping_interval_s or None,
-            autoPingTimeout=settings.auto_ping_timeout_s or None,
+            # liveness is heihei.core.heartbeat's, on the node's clock (Autobahn's ignores it)
+            autoPingInterval=None,
             tcpNoDelay=settings.tcp_nodelay,
         )
 
@@ -132,6 +135,8 @@ class BaseProtocol(WebSocketServerProtocol):
 
     #: the authenticated user id, once known (None while anonymous)
     user: str | None = None
+    #: this connection's life in the core (heihei.core.sessions.Session), from onOpen on
+    session = None
     #: set when the connection opens (`_attach_send_path`); until then the fan-out takes the slow path
     _batcher = None
     _queue_max = 0
@@ -174,6 +179,7 @@ class BaseProtocol(WebSocketServerProtocol):
 
     def onOpen(self) -> None:
         self.factory.client_opened(self)
+        self.session = self.factory.sessions.open(self)
         transport = self.transport
         channel = getattr(transport, "producer", None)
         if channel is not None:
@@ -194,6 +200,9 @@ class BaseProtocol(WebSocketServerProtocol):
 
     def connectionLost(self, reason) -> None:
         self._lost = True
+        if self.session is not None:
+            # tracked before the factory hears it is gone: a stopping node waits for the clean-up
+            self.session.closed()
         self._leave_direct(keep=False)
         waiters, self._close_waiters = self._close_waiters or (), None
         for d in waiters:
@@ -384,7 +393,28 @@ class BaseProtocol(WebSocketServerProtocol):
         self._unconfirmed = []
         self.sendPing(token)
 
+    # -- liveness: every frame, ping and pong counts (heihei.core.heartbeat) -------------------
+
+    def onMessageBegin(self, isBinary: bool) -> None:
+        if self.session is not None:
+            self.session.seen()
+        super().onMessageBegin(isBinary)
+
+    def onPing(self, payload: bytes) -> None:
+        if self.session is not None:
+            self.session.seen()
+        super().onPing(payload)
+
+    def close_silent(self) -> None:
+        """The liveness sweep found this connection silent for too long: a dead peer would never
+        answer a close handshake, so the transport goes (realms may close more politely)."""
+        self._log.info("closing silent {realm} connection {peer} (user {user})", realm=self.realm, peer=self.peer,
+                       user=self.user)
+        self.dropConnection(abort=True)
+
     def onPong(self, payload: bytes) -> None:
+        if self.session is not None:
+            self.session.seen()
         callbacks = self._awaiting_pong.pop(payload, None) if self._awaiting_pong else None
         if callbacks is None:
             return
@@ -473,11 +503,3 @@ class BaseProtocol(WebSocketServerProtocol):
             self._log.failure("{what} failed for {peer}", failure=failure, what=what, peer=self.peer)
 
         return d.addErrback(failed)
-
-
-class NotImplementedYetProtocol(BaseProtocol):
-    """Placeholder for a realm whose wire format has not landed: a clear close."""
-
-    def onOpen(self) -> None:
-        super().onOpen()
-        self.sendClose(code=CLOSE_NOT_IMPLEMENTED, reason=f"{self.factory.realm} protocol not implemented yet")

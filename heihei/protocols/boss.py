@@ -38,44 +38,46 @@ invalid UTF-8 closes it (1007). A connection silent (no frame, no pong) for
 
 from __future__ import annotations
 
-import itertools
-import os
 from dataclasses import dataclass
+from typing import Iterable
 
 from twisted.logger import Logger
 
+from heihei.boss.chat import LOGIN_REFUSED, BossChat, parts_of
+from heihei.boss.tickets import make_ticket
+from heihei.core import errors
+from heihei.core.errors import Refused
+from heihei.core.heartbeat import BEAT_PING_PREFIX
+from heihei.core.model import Message
+from heihei.net.websocket import BaseProtocol
 from heihei.protocols import boss_frames as wire
 from heihei.protocols.boss_frames import FrameError
-from heihei.boss.groups import GroupService
-from heihei.boss.mediastore import MediaStore
-from heihei.boss.profiles import Profiles, make_http_client
-from heihei.boss.service import BossService
-from heihei.boss.tickets import TicketError, check_ticket, make_ticket
-from heihei.web.boss import BossWeb
-from heihei.core.model import Message, group_conversation, pair_conversation
-from heihei.core.policy import Rate
-from heihei.net.websocket import BaseProtocol
 from heihei.store.client import StoreUnavailable
-from heihei.web.root import RootResource
 
 REALM = "boss"
 #: a records answer stops growing here (the send queue is 1 MiB by default)
 RECORDS_MAX_BYTES = 256 * 1024
-#: room for the multipart envelope around an upload of max_upload_bytes
-UPLOAD_ENVELOPE_BYTES = 64 * 1024
-
-_connection_numbers = itertools.count(1)
+#: domain refusal -> error code (the reason's detail is the frame's text)
+REFUSALS = {
+    LOGIN_REFUSED: wire.NOT_LOGGED_IN,
+    errors.NOT_A_MEMBER: wire.FORBIDDEN,
+    errors.FORBIDDEN: wire.FORBIDDEN,
+    errors.NO_SUCH_GROUP: wire.NOT_FOUND,
+    errors.NOT_FOUND: wire.NOT_FOUND,
+    errors.TOO_FAST: wire.TOO_FAST,
+    errors.TOO_LONG: wire.TOO_LARGE,
+    errors.BAD_REQUEST: wire.MALFORMED,
+}
 
 
 def render(message: Message) -> str | None:
     """A stored boss message as its receivers see it (None: not a boss chat message)."""
-    body = message.body
-    try:
-        kind, content, type_, extension = body["k"], body["c"], body["y"], body.get("x", "")
-    except (KeyError, TypeError):
+    parts = parts_of(message)
+    if parts is None:
         return None
-    group = message.target if type_ == "group" else message.sender
-    return wire.format_delivery(kind, message.sender, content, type_, group, message.created_ms // 1000, extension)
+    group = message.target if parts.type == "group" else message.sender
+    return wire.format_delivery(parts.kind, message.sender, parts.content, parts.type, group,
+                                message.created_ms // 1000, parts.extension)
 
 
 class BossRenderer:
@@ -89,53 +91,42 @@ class BossRenderer:
         return text.encode("utf-8") if text is not None else None
 
 
-@dataclass(frozen=True)
-class BossContext:
-    """What the connections of one node share (hung on the factory as `factory.boss`)."""
-
-    settings: object
-    clock: object
-    service: BossService
-    rate: Rate
+def beat(connections: Iterable, n: int) -> None:
+    """Every `[boss] heartbeat_interval`: `heartbeat_<n>` (clients ignore it, as the seed says)
+    and a WebSocket ping, which every client answers."""
+    payload = wire.format_heartbeat(n).encode("ascii")
+    ping = BEAT_PING_PREFIX + b"%d" % n
+    frame = None
+    for conn in connections:
+        if not conn.connection_open:
+            continue
+        if frame is None:
+            frame = conn.prepare(payload)
+        if conn.send_frame(frame):
+            conn.sendPing(ping)
 
 
 class BossProtocol(BaseProtocol):
     _log = Logger()
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.number = next(_connection_numbers)
-
     @property
-    def boss(self) -> BossContext:
-        return self.factory.boss
+    def chat(self) -> BossChat:
+        return self.factory.context
 
     # -- Autobahn callbacks ------------------------------------------------------------------------
 
-    def onOpen(self) -> None:
-        super().onOpen()
-        self.boss.service.seen(self)
-
-    def onPing(self, payload: bytes) -> None:
-        self.boss.service.seen(self)
-        super().onPing(payload)
-
-    def onPong(self, payload: bytes) -> None:
-        self.boss.service.seen(self)
-        super().onPong(payload)  # delivery confirmations ride on pongs
-
     def onMessage(self, payload: bytes, is_binary: bool) -> None:
-        boss = self.boss
-        boss.service.seen(self)
-        scope = (REALM, "user", self.user) if self.user is not None else (REALM, "conn", self.number)
-        if not self.factory.hub.rates.allow(scope, boss.rate):
+        chat = self.chat
+        scope = ("user", self.user) if self.user is not None else ("conn", self.session.id)
+        if not chat.allow(scope):
             self._error(wire.TOO_FAST, "too fast, slow down")
             return
         if is_binary:
             self._error(wire.MALFORMED, "binary frames are not supported, send text")
             return
-        if len(payload) > boss.settings.max_frame_bytes:
-            self._error(wire.TOO_LARGE, f"frame larger than {boss.settings.max_frame_bytes} bytes")
+        max_frame = chat.settings.max_frame_bytes
+        if len(payload) > max_frame:
+            self._error(wire.TOO_LARGE, f"frame larger than {max_frame} bytes")
             return
         try:
             text = payload.decode("utf-8")  # Autobahn normally refuses invalid UTF-8 first (1007)
@@ -144,12 +135,6 @@ class BossProtocol(BaseProtocol):
             return
         if not self.run_in_order(lambda: self._handle(text), "boss frame"):
             self._error(wire.TOO_FAST, "too many frames waiting, slow down")
-
-    def connectionLost(self, reason) -> None:
-        self.boss.service.forget(self)
-        super().connectionLost(reason)
-        if self.user is not None:
-            self.spawn(self.factory.hub.disconnect(self), "boss disconnect")
 
     # -- frames ------------------------------------------------------------------------------------
 
@@ -167,31 +152,27 @@ class BossProtocol(BaseProtocol):
             elif self.user is None:
                 raise FrameError(wire.NOT_LOGGED_IN, "not logged in")
             elif isinstance(frame, wire.Send):
-                await self._send(frame)
+                await self.chat.send(self.user, frame.kind, frame.to, frame.content, frame.type, frame.extension)
             elif isinstance(frame, wire.Members):
-                await self._members(frame)
+                members = await self.chat.members(self.user, frame.group)
+                self._answer(wire.format_members(frame.group, members))
             elif isinstance(frame, wire.Records):
                 await self._records(frame)
             elif isinstance(frame, wire.Logout):
                 self._logout(frame)
         except FrameError as e:
             self._error(e.code, e.reason)
+        except Refused as e:
+            self._error(REFUSALS.get(e.reason, wire.INTERNAL), e.detail or e.reason)
         except StoreUnavailable:
             self._error(wire.UNAVAILABLE, "service unavailable, try again")
         except Exception:
             self._log.failure("boss frame from {peer} failed", peer=self.peer)
             self._error(wire.INTERNAL, "internal error")
 
-    def _authenticate(self, frame: wire.Login) -> None:
-        s = self.boss.settings
-        if frame.ticket is not None:
-            try:
-                check_ticket(s.login_secret, frame.user, frame.ticket, self.boss.clock.seconds())
-            except TicketError as e:
-                raise FrameError(wire.NOT_LOGGED_IN, str(e)) from None
-        elif not s.insecure_login:
-            raise FrameError(wire.NOT_LOGGED_IN,
-                             "login ticket required" if s.login_secret else "login not configured on this server")
+    def _answer(self, text: str) -> None:
+        if self.connection_open:
+            self.send_text(text)
 
     async def _login(self, frame: wire.Login) -> None:
         if self.user is not None:
@@ -199,17 +180,12 @@ class BossProtocol(BaseProtocol):
                 raise FrameError(wire.FORBIDDEN, "already logged in as another user on this connection")
             self.send_text("ok")
             return
-        self._authenticate(frame)
-        if not self.connection_open:
-            return
-        hub = self.factory.hub
-        self.user = frame.user
+        self.chat.check_login(frame.user, frame.ticket)
         # replay=True: live messages wait until the stored ones are out (order, no duplicates)
-        await hub.connect(self, replay=True)
-        if not self.connection_open:
+        if not await self.session.login(frame.user, replay=True):
             return
         self.send_text("ok")
-        sent = await hub.deliver_pending(self)
+        sent = await self.session.replay()
         self._log.debug("boss user {user} logged in from {peer}, {n} stored messages sent",
                         user=self.user, peer=self.peer, n=sent)
 
@@ -218,41 +194,8 @@ class BossProtocol(BaseProtocol):
             raise FrameError(wire.FORBIDDEN, "cannot log out another user")
         self.close(1000, "logout")
 
-    async def _send(self, frame: wire.Send) -> None:
-        hub = self.factory.hub
-        content = hub.moderation.clean(frame.content) if frame.kind == "text" else frame.content
-        body = {"k": frame.kind, "c": content, "y": frame.type, "x": frame.extension}
-        if frame.type == "unicast":
-            await hub.send_to_user(REALM, self.user, frame.to, body)
-            return
-        members = await self._group_members(frame.to)
-        await hub.send_to_group(REALM, self.user, frame.to, members, body)
-
-    async def _group_members(self, group: str) -> list[str]:
-        """The members of a group the user is in (404 / 403 otherwise)."""
-        groups = self.factory.hub.groups
-        members = await groups.members(REALM, group)
-        if self.user in members:
-            return members
-        if not members and not await groups.exists(REALM, group):
-            raise FrameError(wire.NOT_FOUND, f"no such group {group}")
-        raise FrameError(wire.FORBIDDEN, f"not a member of group {group}")
-
-    async def _members(self, frame: wire.Members) -> None:
-        members = await self._group_members(frame.group)
-        if self.connection_open:
-            self.send_text(wire.format_members(frame.group, members))
-
     async def _records(self, frame: wire.Records) -> None:
-        hub = self.factory.hub
-        if frame.type == "group" or (frame.type is None and await hub.groups.is_member(REALM, frame.target,
-                                                                                         self.user)):
-            await self._group_members(frame.target)
-            conversation = group_conversation(frame.target)
-        else:
-            conversation = pair_conversation(self.user, frame.target)
-        newest_first = await hub.history.page(REALM, conversation, begin_ms=(frame.timet + 1) * 1000,
-                                              count=self.boss.settings.records_max_count, newest_first=True)
+        newest_first = await self.chat.records(self.user, frame.target, frame.timet, frame.type)
         shown: list[str] = []
         size = 0
         for message in newest_first:
@@ -264,59 +207,20 @@ class BossProtocol(BaseProtocol):
                 break
             shown.append(text)
         shown.reverse()
-        if self.connection_open:
-            self.send_text(wire.format_records(frame.target, frame.timet, shown))
+        self._answer(wire.format_records(frame.target, frame.timet, shown))
 
 
+@dataclass(frozen=True)
 class BossOperators:
     """Manhole helpers: `operators["boss"].ticket("42")` gives a login ticket for tests by hand."""
 
-    def __init__(self, settings, clock, groups: GroupService, profiles: Profiles, media: MediaStore) -> None:
-        self.settings = settings
-        self.clock = clock
-        self.groups = groups
-        self.profiles = profiles
-        self.media = media
+    settings: object
+    clock: object
+    groups: object
+    profiles: object
+    media: object
 
     def ticket(self, user: str, valid_s: float = 86400) -> str:
         if not self.settings.login_secret:
             raise ValueError("[boss] login_secret is not set")
         return make_ticket(self.settings.login_secret, user, int(self.clock.seconds() + valid_s))
-
-
-def install(node) -> None:
-    """Speak seed 002 on the node's `--boss` site: /entry, the group API, uploads, media."""
-    s = node.settings.boss
-    factory = node.factories[REALM]
-    media = MediaStore(s.media_dir or os.path.join(node.data_dir, "boss-media"), reactor=node.reactor,
-                       max_upload_bytes=s.max_upload_bytes, max_media_seconds=s.max_media_seconds)
-    service = BossService(factory, s, clock=node.clock, media=media)
-    service.setServiceParent(node)
-    factory.protocol = BossProtocol
-    factory.boss = BossContext(settings=s, clock=node.clock, service=service,
-                               rate=Rate(per_second=s.rate_per_second, burst=s.rate_burst))
-    node.hub.register_realm(REALM, BossRenderer())
-
-    profiles = Profiles(node.store, make_http_client(node.reactor, s.profile_timeout_s), reactor=node.reactor,
-                        avatar_url=s.profile_avatar_url, nickname_url=s.profile_nickname_url,
-                        timeout_s=s.profile_timeout_s, cache_s=s.profile_cache_s)
-    groups = GroupService(node.hub, profiles, media, max_members=s.max_group_members)
-    web = BossWeb(s, clock=node.clock, groups=groups, profiles=profiles, media=media).resource()
-
-    # every HTTP route answers at /<route> and at /wsim/<route>; /entry and /wsim/entry stay WebSockets
-    root = node.boss_root
-    root.fallback = web
-    wsim = RootResource(fallback=web)
-    old = root.children.get(b"wsim")
-    for name, child in (getattr(old, "children", None) or {}).items():
-        wsim.putChild(name, child)
-    root.putChild(b"wsim", wsim)
-
-    # uploads need a larger body cap than the site default (node.py may set this itself)
-    listener = node.listeners.get(REALM)
-    site = getattr(listener, "factory", None)
-    needed = s.max_upload_bytes + UPLOAD_ENVELOPE_BYTES
-    if site is not None and getattr(site, "max_body_bytes", needed) < needed:
-        site.max_body_bytes = needed
-
-    node.operators[REALM] = BossOperators(s, node.clock, groups, profiles, media)

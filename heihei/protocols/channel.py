@@ -44,11 +44,13 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from heihei.jsonsafe import BadJSON, decode_json, encode_json
-from heihei.net.websocket import BaseProtocol
+from heihei.core.hub import Notice
 from heihei.heihei import im
 from heihei.heihei.errors import BAD_PARAMETER, BUSINESS_FAILED, ApiError
-from heihei.heihei.rooms import CHANNEL, hub_room, personal_room
+from heihei.heihei.messages import ITEM
+from heihei.heihei.rooms import CHANNEL, NOTICE_CLOSE, NOTICE_JOIN, NOTICE_LEAVE, hub_room
+from heihei.jsonsafe import BadJSON, decode_json, encode_json
+from heihei.net.websocket import BaseProtocol
 from heihei.store.client import StoreUnavailable
 
 _log = Logger()
@@ -80,13 +82,9 @@ class ChannelRenderer:
 class ChannelProtocol(BaseProtocol):
     _log = Logger()
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._opening: defer.Deferred | None = None
-
     @property
     def social(self):
-        return self.factory.social
+        return self.factory.context
 
     def now_s(self) -> int:
         return int(self.social.clock.seconds())
@@ -109,14 +107,9 @@ class ChannelProtocol(BaseProtocol):
 
     def onOpen(self) -> None:
         super().onOpen()
-        self._opening = self.spawn(self._opened(), "channel open")
-
-    def _when_open(self) -> defer.Deferred:
-        """Fires once the opening work is done (a fresh Deferred per waiter)."""
-        d = defer.Deferred()
-        opening = self._opening if self._opening is not None else defer.succeed(None)
-        opening.addBoth(lambda result: (d.callback(None), result)[1])
-        return d
+        # first in this connection's input order: a message sent right after the handshake
+        # waits until the connection is registered, so that it gets its own echo
+        self.run_in_order(self._opened, "channel open")
 
     async def _opened(self) -> None:
         try:
@@ -126,29 +119,15 @@ class ChannelProtocol(BaseProtocol):
             self.close(CLOSE_UNAVAILABLE, "service unavailable, reconnect later")
 
     async def _register(self) -> None:
-        hub, social = self.factory.hub, self.social
+        social = self.social
+        rooms = [hub_room(room) for room in await social.rooms.rooms_of(self.user)]
         # live messages wait until the stored ones are sent: no overtaking, no duplicates
-        await hub.connect(self, replay=True)
-        await hub.join_room(self, personal_room(self.user))
-        for room in await social.rooms.rooms_of(self.user):
-            if not self.connection_open:
-                return
-            await hub.join_room(self, hub_room(room))
-        if not self.connection_open:
+        if not await self.session.login(self.user, rooms=rooms, replay=True):
             return
-        await hub.deliver_pending(self)
+        await self.session.replay()
         count = await social.messaging.unread_total(self.user)
         if self.connection_open:
             self.send_text(encode_json([social.messaging.unread_item(count, self.now_s())]))
-
-    def connectionLost(self, reason) -> None:
-        super().connectionLost(reason)
-        if self.user is None:
-            return
-        # after the opening work, so every room it joined is left again
-        done = self._when_open().addCallback(
-            lambda _: self.spawn(self.factory.hub.disconnect(self), "channel disconnect"))
-        self.social.track(done)  # the node waits for it before Redis goes away
 
     # -- client frames ------------------------------------------------------------------
 
@@ -175,9 +154,6 @@ class ChannelProtocol(BaseProtocol):
                 return
 
     async def _send_im(self, item) -> None:
-        # a message sent right after the handshake waits until this connection is registered,
-        # so that it gets its own echo
-        await self._when_open()
         to = cid = None
         if isinstance(item, dict) and isinstance(item.get("msg"), dict):
             to, cid = item["msg"].get("toUserId"), item["msg"].get("clientMsgId")
@@ -202,53 +178,20 @@ class ChannelProtocol(BaseProtocol):
                 self.send_text(encode_json([item]))
 
 
-def on_room_event(hub):
-    """Membership changes, closures and notifications arriving for local channel connections."""
-
-    def handle(room: str, event: dict, local_clients: set) -> None:
-        op = event.get("op")
-        if op == "item":
-            payload = encode_json([event.get("item")])
-            frame = None
-            for client in list(local_clients):
-                frame = frame or client.prepare(payload)
-                client.send_frame(frame)
-        elif op in ("join", "leave", "close"):
-            target = hub_room(event.get("room", ""))
-            for client in list(local_clients):
-                if op == "join" and client.connection_open:
-                    d = defer.Deferred.fromCoroutine(hub.join_room(client, target))
-                else:
-                    d = defer.Deferred.fromCoroutine(hub.leave_room(client, target))
-                d.addErrback(lambda f: _log.failure("room {op} for a {realm} connection failed", failure=f, op=op,
-                                                    realm=CHANNEL))
-
-    return handle
-
-
-def install(node) -> None:
-    """Build the seed-001 domain, the channel protocol, `/api` and `/messageserver`."""
-    from heihei.web.api.msg import MsgApi
-    from heihei.web.api.sys import RootApi, SysApi
-    from heihei.web.api.user import UserApi
-    from heihei.web.messageserver import MessageServerApi
-    from heihei.heihei.service import Social
-    from heihei.web.root import RootResource
-
-    social = Social(node)
-    social.setServiceParent(node)
-    node.social = social
-    node.operators["heihei"] = social
-
-    factory = node.factories[CHANNEL]
-    factory.protocol = ChannelProtocol
-    factory.social = social
-    node.hub.register_realm(CHANNEL, ChannelRenderer(), on_room_event=on_room_event(node.hub))
-
-    modules = [UserApi, MsgApi, SysApi, RootApi, MessageServerApi]
-    api = RootResource(fallback=RootApi(social, modules).resource())
-    api.mount("user", UserApi(social).resource())
-    api.mount("msg", MsgApi(social).resource())
-    api.mount("sys", SysApi(social).resource())
-    node.http_root.mount("api", api)
-    node.http_root.mount("messageserver/api/msg", MessageServerApi(social).resource())
+def on_notice(notice: Notice, clients: set) -> None:
+    """Items to show, and room membership changes, arriving for local channel connections."""
+    if notice.kind == ITEM:
+        payload = encode_json([notice.data.get("item")])
+        frame = None
+        for client in clients:
+            frame = frame or client.prepare(payload)
+            client.send_frame(frame)
+    elif notice.kind in (NOTICE_JOIN, NOTICE_LEAVE, NOTICE_CLOSE):
+        target = hub_room(notice.data.get("room", ""))
+        for client in clients:
+            if notice.kind == NOTICE_JOIN and client.connection_open:
+                d = defer.Deferred.fromCoroutine(client.session.join(target))
+            else:
+                d = defer.Deferred.fromCoroutine(client.session.leave(target))
+            d.addErrback(lambda f: _log.failure("room {kind} for a {realm} connection failed", failure=f,
+                                                kind=notice.kind, realm=CHANNEL))

@@ -48,7 +48,6 @@ or `[jim] default_avatar`. See docs/jim.md.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any, Callable
 
 import orjson
@@ -56,10 +55,11 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from heihei.core.hub import Notice
 from heihei.core.model import Message
-from heihei.jim.service import FRIENDS_GROUP, Jim, JimError, JimRuntime, NotAllowed, chat_body
+from heihei.jim.service import (FRIENDS_GROUP, GROUP_JOINED, GROUP_LEFT, RECALLED, Jim, JimError, NotAllowed,
+                                chat_body, group_room, groups_of_rooms)
 from heihei.jim.store import REALM
-from heihei.web.vanke import VankeApp
 from heihei.jsonsafe import BadJSON, decode_json, encode_json
 from heihei.net.websocket import BaseProtocol
 from heihei.store.client import StoreUnavailable
@@ -89,9 +89,11 @@ GET_MESSAGES_CODE = {0: 10016, 1: 10018, 2: 10022}
 
 
 class BadRequest(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    """A frame the wire layer refuses before the domain sees it; `detail` is shown to the client."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 # -- formatting --------------------------------------------------------------------------
@@ -193,23 +195,34 @@ class JimRenderer:
         return frame(11, data=chat_json(message))
 
 
-def on_room_event(room: str, event: dict[str, Any], clients: set) -> None:
-    """Notices (cmd 9, 10, 16) to a group's or a user's connections on this node."""
-    skip = event.get("x")
-    targets = [c for c in clients if getattr(c, "conn_key", None) != skip and c.connection_open]
-    if not targets:
+#: notice kind -> the command that shows it
+NOTICE_COMMANDS = {GROUP_JOINED: 9, GROUP_LEFT: 10, RECALLED: 16}
+
+
+def recall_notice(data: dict[str, Any]) -> dict[str, Any]:
+    """cmd 16's data for a recalled message, keys as J-IM writes them."""
+    notice: dict[str, Any] = {"chatType": data["chatType"], "cmd": 15, "from": data["from"]}
+    if data["kind"] == "group":
+        notice["groupId"] = notice["group_id"] = data["target"]
+    notice["id"] = data["id"]
+    if data["kind"] == "user":
+        notice["to"] = data["target"]
+    return notice
+
+
+def on_notice(notice: Notice, clients: set) -> None:
+    """Notices to a group's or a user's connections on this node: cmd 9, 10 and 16."""
+    command = NOTICE_COMMANDS.get(notice.kind)
+    targets = [c for c in clients if c.connection_open]
+    if command is None or not targets:
         return
-    prepared = targets[0].prepare(event["f"].encode("utf-8"))
+    if notice.kind == RECALLED:
+        data = recall_notice(notice.data)
+    else:
+        data = {"group": notice.data["group"], "user": notice_user(notice.data["user"], notice.data)}
+    prepared = targets[0].prepare(frame(command, data=data))
     for client in targets:
         client.send_frame(prepared)
-
-
-def group_room(group: str) -> str:
-    return f"g:{group}"
-
-
-def user_room(user: str) -> str:
-    return f"u:{user}"
 
 
 # -- parsing -----------------------------------------------------------------------------
@@ -270,18 +283,11 @@ class JimProtocol(BaseProtocol):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conn_key = secrets.token_hex(8)
         self.token: str | None = None
-        self._lost = False
-        self._logged_in = False
 
     @property
     def jim(self) -> Jim:
-        return self.factory.jim
-
-    @property
-    def runtime(self) -> JimRuntime:
-        return self.factory.jim_runtime
+        return self.factory.context
 
     # -- handshake ----------------------------------------------------------------------
 
@@ -314,20 +320,14 @@ class JimProtocol(BaseProtocol):
 
     def onOpen(self) -> None:
         super().onOpen()
-        self.runtime.sweeper.track(self)
+        self.session.on_cleanup(self._left)
         self.run_in_order(self._login, "login")
 
     async def _login(self) -> None:
-        hub = self.factory.hub
-        self._logged_in = True  # from here on the clean-up must undo whatever part got done
         try:
-            await hub.connect(self)
             groups = await self.jim.login(self.user)
-            await hub.join_room(self, user_room(self.user))
-            for group in groups:
-                if not self.connection_open:
-                    return
-                await hub.join_room(self, group_room(group))
+            if not await self.session.login(self.user, rooms=[group_room(g) for g in groups]):
+                return
             record = await self.jim.user(self.user)
         except Exception:
             self._log.failure("jim login of {user} failed", user=self.user)
@@ -343,54 +343,24 @@ class JimProtocol(BaseProtocol):
         data["user"] = self._user_json(self.user, record)
         self.send_text(frame(6, 10007, data))
         for group in groups:
-            await self._notify_group(group, 9, record, skip_self=True)
+            await self.jim.announce(group, GROUP_JOINED, self.user, record, skip=self.session.id)
 
-    async def _notify_group(self, group: str, command: int, record: dict[str, str], *, skip_self: bool) -> None:
-        payload = frame(command, data={"group": group, "user": notice_user(self.user, record)})
-        await self.factory.hub.room_event(REALM, group_room(group), {"f": payload.decode("utf-8"),
-                                                                    "x": self.conn_key if skip_self else None})
-
-    def close_silent(self) -> None:
-        """The heartbeat sweeper found this connection silent for too long."""
-        self.close(CLOSE_HEARTBEAT, "heartbeat timeout")
-
-    def connectionLost(self, reason) -> None:
-        self._lost = True
-        self.runtime.sweeper.forget(self)
-        if self.user is not None:
-            # Runs after every queued input (and the login) has finished, so none
-            # re-adds us; tracked before the factory hears we are gone, so a node
-            # shutting down waits for it before it stops Redis.
-            d = defer.Deferred()
-            d.addCallback(lambda _: defer.Deferred.fromCoroutine(self._cleanup()))
-            d.addErrback(lambda f: self._log.failure("jim disconnect of {user} failed", failure=f, user=self.user))
-            self.runtime.track_cleanup(d)
-            self.inputs_done().addCallback(d.callback)
-        super().connectionLost(reason)
-
-    async def _cleanup(self) -> None:
-        if not self._logged_in:
-            return
-        hub = self.factory.hub
-        groups = [room[2:] for (realm, room), members in list(hub.presence.rooms.items())
-                  if realm == REALM and self in members and room.startswith("g:")]
-        await hub.disconnect(self)
-        if groups:
+    async def _left(self, rooms: list[str]) -> None:
+        """After the connection left its rooms: its groups hear it went (cmd 10)."""
+        groups = groups_of_rooms(rooms)
+        if groups and self.user is not None:
             record = await self.jim.user(self.user)
             for group in groups:
-                await self._notify_group(group, 10, record, skip_self=False)
+                await self.jim.announce(group, GROUP_LEFT, self.user, record)
+
+    def close_silent(self) -> None:
+        """The liveness sweep found this connection silent for too long."""
+        self._log.info("closing silent jim connection of {user} ({peer})", user=self.user, peer=self.peer)
+        self.close(CLOSE_HEARTBEAT, "heartbeat timeout")
 
     # -- input -----------------------------------------------------------------------------
 
-    def onPong(self, payload: bytes) -> None:
-        # The server pings every `auto_ping_interval_s` and browsers answer by themselves:
-        # a page that is open (J-IM's demo sends cmd 13 only from a button) is not silent.
-        if self.connection_open:
-            self.runtime.sweeper.seen(self)
-        super().onPong(payload)
-
     def onMessage(self, payload: bytes, is_binary: bool) -> None:
-        self.runtime.sweeper.seen(self)
         if not self.run_in_order(lambda: self._handle(payload), "jim frame"):
             self.send_text(refusal(0, 10002, "too many requests waiting, slow down"))
 
@@ -461,7 +431,7 @@ class JimProtocol(BaseProtocol):
         try:
             group = as_id(request.get("group_id", request.get("groupId")), "group_id")
         except BadRequest as e:
-            self._reply(frame(8, 10012, {"reason": e.reason, "result": 0}))
+            self._reply(frame(8, 10012, {"reason": e.detail, "result": 0}))
             return
         allowed = await self.jim.may_join(self.user, group)
         if not allowed:
@@ -469,13 +439,13 @@ class JimProtocol(BaseProtocol):
             self._reply(frame(8, 10012, {"group": group, "reason": reason, "result": result}))
             return
         room = group_room(group)
-        hub = self.factory.hub
-        new = self not in hub.presence.local_room(REALM, room)
+        new = room not in self.session.rooms()
         if new:
-            await hub.join_room(self, room)
+            await self.session.join(room)
         self._reply(frame(8, 10011, {"group": group, "result": 1}))
         if new:
-            await self._notify_group(group, 9, await self.jim.user(self.user), skip_self=True)
+            await self.jim.announce(group, GROUP_JOINED, self.user, await self.jim.user(self.user),
+                                    skip=self.session.id)
 
     async def cmd_chat(self, request: dict[str, Any]) -> None:
         try:
@@ -503,7 +473,7 @@ class JimProtocol(BaseProtocol):
                 await self.jim.send_group(self.user, group, body, client_id=client_id, exclude=self)
                 code = 10000
         except (BadRequest, JimError) as e:
-            self._reply(refusal(12, 10002, e.reason))
+            self._reply(refusal(12, 10002, e.detail))
             return
         self._reply(frame(12, code))
 
@@ -524,25 +494,13 @@ class JimProtocol(BaseProtocol):
             self._reply(refusal(16, 10002, "id of the message to recall is required"))
             return
         try:
-            recalled = await self.jim.recall(self.user, msg_id)
+            recalled = await self.jim.recall(self.user, msg_id, skip=self.session.id)
         except NotAllowed as e:
-            self._reply(refusal(16, 10020, e.reason))
+            self._reply(refusal(16, 10020, e.detail))
             return
         except JimError as e:
-            self._reply(refusal(16, 10002, e.reason))
+            self._reply(refusal(16, 10002, e.detail))
             return
-        notice: dict[str, Any] = {"chatType": recalled.chat_type, "cmd": 15, "from": recalled.sender}
-        if recalled.kind == "group":
-            notice["groupId"] = notice["group_id"] = recalled.target
-        notice["id"] = recalled.id
-        if recalled.kind == "user":
-            notice["to"] = recalled.target
-        payload = frame(16, data=notice).decode("utf-8")
-        hub = self.factory.hub
-        room = group_room(recalled.target) if recalled.kind == "group" else user_room(recalled.target)
-        await hub.room_event(REALM, room, {"f": payload, "x": self.conn_key})
-        if recalled.kind == "user":  # the sender's other devices drop it too
-            await hub.room_event(REALM, user_room(self.user), {"f": payload, "x": self.conn_key})
         self._reply(frame(16, 10000, {"id": recalled.id}))
 
     async def cmd_get_user(self, request: dict[str, Any]) -> None:
@@ -568,7 +526,7 @@ class JimProtocol(BaseProtocol):
             else:
                 raise BadRequest("type must be 0, 1 or 2")
         except BadRequest as e:
-            self._reply(refusal(18, 10004, e.reason))
+            self._reply(refusal(18, 10004, e.detail))
 
     async def _user_online(self, user: str) -> None:
         """J-IM's type 0: the user with the online members of their groups and friends."""
@@ -616,7 +574,7 @@ class JimProtocol(BaseProtocol):
             else:
                 messages = await self.jim.offline(user, partner=partner, group=group, remove=kind == 0, **window)
         except (BadRequest, JimError) as e:
-            self._reply(refusal(20, 10015, e.reason))
+            self._reply(refusal(20, 10015, e.detail))
             return
         self._reply(frame(20, GET_MESSAGES_CODE[kind], messages_json(user, messages)))
 
@@ -635,18 +593,3 @@ HANDLERS: dict[int | None, Callable[[JimProtocol, dict[str, Any]], Any]] = {
 #: the answer (command, code) when a command could not be served (storage down)
 FAILURE = {3: (4, 10010), 5: (6, 10008), 7: (8, 10012), 11: (12, 10002), 13: (13, 10002), 14: (14, 10020),
            15: (16, 10002), 17: (18, 10004), 19: (20, 10015)}
-
-
-def install(node) -> None:
-    """Put the J-IM protocol on `--jim`, its renderer on the hub, `/im/vanke` on `--http`."""
-    settings = node.settings.jim
-    jim = Jim(node.hub, node.store, settings, clock=node.clock, reactor=node.reactor)
-    runtime = JimRuntime(jim, settings, node.clock)
-    factory = node.factories[REALM]
-    factory.protocol = JimProtocol
-    factory.jim = jim
-    factory.jim_runtime = runtime
-    node.hub.register_realm(REALM, JimRenderer(), on_room_event=on_room_event)
-    node.http_root.mount("im", VankeApp(jim, settings, max_body_bytes=node.settings.http.max_body_bytes).resource())
-    runtime.setServiceParent(node)
-    node.operators[REALM] = jim

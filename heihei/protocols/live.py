@@ -38,7 +38,6 @@ start WeChat OAuth. Anonymous connections may watch (Open, Total, History).
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, Callable, Iterable
 
 from twisted.logger import Logger
@@ -46,16 +45,11 @@ from twisted.logger import Logger
 from heihei.core.model import Message
 from heihei.jsonsafe import BadJSON, decode_json_object, encode_json
 from heihei.live import service as live
-from heihei.live.activities import REALM
-from heihei.live.operators import LiveOperators
-from heihei.live.service import LiveError, LiveService
-from heihei.live.wechat import WeChatOAuth
-from heihei.config import ConfigError, LiveSettings
+from heihei.core.hub import Notice
+from heihei.live.service import EVENT_REMOVED, EVENT_TOTAL, LiveError, LiveService
 from heihei.net.websocket import BaseProtocol
 
 _log = Logger()
-#: per-connection rate-limit scopes (an `id()` could be reused by the next connection)
-_CONNECTION_IDS = itertools.count(1)
 
 OK = 1
 OK_MSG = "成功"
@@ -110,19 +104,34 @@ class LiveRenderer:
 class LiveFrames:
     """Pushes the domain starts: one prepared frame for all local receivers."""
 
-    def __init__(self, factory) -> None:
-        self.factory = factory
-
     def total(self, clients: Iterable, total: int) -> None:
-        frame = self.factory.prepareMessage(answer("Total", OK, OK_MSG, {"total": total})).payloadHybi
-        for client in clients:
-            client.send_frame(frame)
+        _send_to_all(clients, answer("Total", OK, OK_MSG, {"total": total}))
 
     def removed(self, clients: Iterable) -> None:
-        frame = self.factory.prepareMessage(answer("Open", ENDED[0], ENDED[1], {})).payloadHybi
+        clients = list(clients)
+        _send_to_all(clients, answer("Open", ENDED[0], ENDED[1], {}))
         for client in clients:
-            client.send_frame(frame)
             client.close(1000, "activity removed")
+
+
+def _send_to_all(clients: Iterable, payload: bytes) -> None:
+    frame = None
+    for client in clients:
+        if frame is None:
+            frame = client.prepare(payload)
+        client.send_frame(frame)
+
+
+def on_notice(service: LiveService):
+    """The live realm's notices: a room's total changed (coalesced), its activity was removed."""
+
+    def handle(notice: Notice, clients: set) -> None:
+        if notice.kind == EVENT_TOTAL:
+            service.totals.changed(notice.data["room"])
+        elif notice.kind == EVENT_REMOVED:
+            LiveFrames().removed(clients)
+
+    return handle
 
 
 class LiveProtocol(BaseProtocol):
@@ -131,13 +140,14 @@ class LiveProtocol(BaseProtocol):
     #: the token of the last successful Login/CheckLogin/Message on this connection
     token: str | None = None
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.conn_id = next(_CONNECTION_IDS)
-
     @property
     def service(self) -> LiveService:
-        return self.factory.live
+        return self.factory.context
+
+    def onOpen(self) -> None:
+        super().onOpen()
+        # after the connection left its room (the session's clean-up), the room hears the new total
+        self.session.on_cleanup(self.service.left)
 
     # -- framing -----------------------------------------------------------------
 
@@ -189,10 +199,6 @@ class LiveProtocol(BaseProtocol):
             msg = msg.format(max_chars=self.factory.settings.max_chars)
         data = {"appId": self.factory.settings.wechat_appid} if code == -1001 else {}
         self._send(cmd, code, msg, data)
-
-    def connectionLost(self, reason) -> None:
-        super().connectionLost(reason)
-        self.spawn(self.service.leave(self), "leaving the live room")
 
     # -- commands ---------------------------------------------------------------------
 
@@ -280,37 +286,3 @@ def _count(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise LiveError(live.MISSING, "count must be a positive integer")
     return min(value, live.HISTORY_MAX)
-
-
-def install(node) -> None:
-    """Put the live protocol on `--live`, its renderer on the hub, its tools on the node."""
-    from heihei.web.admin import mount_admin
-
-    settings = node.settings.live
-    check_settings(settings)
-    factory = node.factories[REALM]
-    factory.protocol = LiveProtocol
-    provider = WeChatOAuth(settings.wechat_appid, settings.wechat_secret, settings.wechat_api,
-                           timeout_s=settings.wechat_timeout_s, reactor=node.reactor, clock=node.clock)
-    if not provider.configured:
-        _log.warn("[live] wechat_appid/wechat_secret are not set: every Login is answered with -1009")
-    service = LiveService(node.hub, node.store, settings, clock=node.clock, provider=provider,
-                          frames=LiveFrames(factory))
-    service.setServiceParent(node)
-    factory.live = service
-    node.hub.register_realm(REALM, LiveRenderer(), on_room_event=service.on_room_event)
-    operators = LiveOperators(service, node.settings.moderation.banned_words_file)
-    node.operators[REALM] = operators
-    mount_admin(node, live=operators)
-
-
-def check_settings(s: LiveSettings) -> None:
-    """Refuse at start-up what would make the realm misbehave later."""
-    if not s.wechat_api.startswith(("https://", "http://")):
-        raise ConfigError("[live] wechat_api must be an http:// or https:// URL")
-    for name in ("rate", "wechat_timeout_s", "token_ttl", "total_interval_s"):
-        if not getattr(s, name) > 0:
-            raise ConfigError(f"[live] {name} must be greater than 0")
-    for name in ("burst", "max_chars"):
-        if getattr(s, name) < 1:
-            raise ConfigError(f"[live] {name} must be at least 1")

@@ -36,6 +36,7 @@ from klein import Klein
 from twisted.logger import Logger
 from werkzeug.exceptions import HTTPException
 
+from heihei.paths import load_or_create_secret
 from heihei.jsonsafe import BadJSON, decode_json_object, encode_json
 from heihei.live.activities import InvalidActivity
 from heihei.live.operators import InvalidRequest, LiveOperators, NoSuchActivity, NoSuchMessage
@@ -50,24 +51,16 @@ class Unauthorized(Exception):
     pass
 
 
-def admin_token(node) -> str:
+def admin_token(configured: str, data_dir: str) -> str:
     """`[admin] token`, or the one generated once into the data dir."""
-    from heihei.node import load_or_create_secret
-
-    if node.settings.admin.token:
-        return node.settings.admin.token
-    path = os.path.join(node.data_dir, TOKEN_FILE)
+    if configured:
+        return configured
+    path = os.path.join(data_dir, TOKEN_FILE)
     existed = os.path.exists(path)
-    token = load_or_create_secret(node.data_dir, TOKEN_FILE, 24)
+    token = load_or_create_secret(data_dir, TOKEN_FILE, 24)
     _log.info("admin API: [admin] token is not set; using the token {how} {path}",
               how="kept in" if existed else "generated into", path=path)
     return token
-
-
-def mount_admin(node, *, live: LiveOperators) -> "AdminApp":
-    app = AdminApp(admin_token(node), live=live, max_body_bytes=node.settings.http.max_body_bytes)
-    node.http_root.mount("admin", app.resource())
-    return app
 
 
 def authorized(route):

@@ -17,7 +17,11 @@ class RootResource(Resource):
         self.fallback = fallback
 
     def mount(self, path: str, resource: IResource) -> None:
-        """Mount `resource` at a path of one or more segments (`"ws/channel"`)."""
+        """Mount `resource` at a path of one or more segments (`"ws/channel"`); the empty path
+        makes it the fallback, which routes every path no child claims."""
+        if not path.strip("/"):
+            self.fallback = resource
+            return
         parent: Resource = self
         segments = [s.encode() for s in path.strip("/").split("/")]
         for segment in segments[:-1]:

@@ -195,9 +195,9 @@ class VankeApp:
         try:
             partner = await self.jim.receiver_for(user, user_type, receiver)
         except NoAgent as e:
-            raise ApiError(503, e.reason) from None
+            raise ApiError(503, e.detail) from None
         except JimError as e:
-            raise ApiError(400, e.reason) from None
+            raise ApiError(400, e.detail) from None
         record = await self.jim.user(partner)
         online = await self.jim.is_online(partner)
         extra = {"token": generated} if generated else {}

@@ -60,7 +60,7 @@ async def test_inbox_keeps_arrival_order_across_conversations(nodes):
     group = await hub.groups.create("boss", {}, ["1", "2"])
     for i in range(20):  # two conversations, many messages in the same milliseconds
         if i % 2:
-            await hub.send_to_group("boss", "1", group, ["1", "2"], {"k": "text", "c": f"m{i}", "y": "group"})
+            await hub.send_to_group("boss", "1", group, {"k": "text", "c": f"m{i}", "y": "group"})
         else:
             await hub.send_to_user("boss", "1", "2", {"k": "text", "c": f"m{i}", "y": "unicast"})
     pending = await hub.inbox.pending("boss", "2")

@@ -5,7 +5,8 @@ realm protocols. `ChatListeners.add(node)` puts it on its own loopback listener 
 as realm "test".
 
 Client frames: {"to": user, "text", "cid"} | {"room": r, "join": true} |
-{"room": r, "text"} | {"group": g, "members": [...], "text"}.
+{"room": r, "text"} | {"group": g, "members": [...], "text"} (the group is created
+with those members if it does not exist).
 Server frames: {"ready": n} after connect, {"ok": id, "dup", "online", "offline"},
 and delivered messages {"from", "text", "id", "conv", "kind"}.
 """
@@ -35,12 +36,12 @@ class TestChat(BaseProtocol):
 
     def onOpen(self):
         super().onOpen()
-        self.spawn(self._opened(), "open")
+        self.run_in_order(self._opened, "open")
 
     async def _opened(self):
-        hub = self.factory.hub
-        await hub.connect(self)
-        sent = await hub.deliver_pending(self) if self.pending else 0
+        if not await self.session.login(self.user, replay=self.pending):
+            return
+        sent = await self.session.replay() if self.pending else 0
         if self.connection_open:
             self.send_text(json.dumps({"ready": sent}))
 
@@ -53,7 +54,9 @@ class TestChat(BaseProtocol):
         if "to" in cmd:
             r = await hub.send_to_user(REALM, self.user, cmd["to"], {"text": cmd["text"]}, client_id=cmd.get("cid"))
         elif "group" in cmd:
-            r = await hub.send_to_group(REALM, self.user, cmd["group"], cmd["members"], {"text": cmd["text"]})
+            if not await hub.groups.exists(REALM, cmd["group"]):
+                await hub.groups.create(REALM, {}, cmd["members"], group_id=cmd["group"])
+            r = await hub.send_to_group(REALM, self.user, cmd["group"], {"text": cmd["text"]})
         elif cmd.get("join"):
             total = await hub.join_room(self, cmd["room"])
             self.send_text(json.dumps({"joined": cmd["room"], "total": total}))
@@ -64,9 +67,6 @@ class TestChat(BaseProtocol):
             self.send_text(json.dumps({"ok": r.message.id, "dup": r.duplicate, "online": r.online,
                                        "offline": r.offline}))
 
-    def connectionLost(self, reason):
-        super().connectionLost(reason)
-        self.spawn(self.factory.hub.disconnect(self), "disconnect")
 
 
 class ChatListeners:
@@ -80,12 +80,12 @@ class ChatListeners:
 
         from twisted.internet import reactor
 
+        from heihei.core.sessions import RealmSessions
         from heihei.net.websocket import HardenedFactory
 
         ws = replace(node.settings.jim, **settings)
-        factory = HardenedFactory(REALM, ws, TestChat, reactor=reactor)
-        factory.hub = node.hub
-        factory.metrics = node.metrics
+        factory = HardenedFactory(REALM, ws, TestChat, hub=node.hub, metrics=node.metrics, reactor=reactor,
+                                  sessions=RealmSessions(REALM, node.hub, node.cleanups))
         node.hub.register_realm(REALM, JsonRenderer())
         port = reactor.listenTCP(0, factory, interface="127.0.0.1")
         self.ports.append((port, factory))

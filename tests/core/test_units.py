@@ -3,7 +3,7 @@
 import pytest
 from twisted.internet import task
 
-from heihei.core.heartbeat import ConnectionSweeper, is_dead
+from heihei.core.heartbeat import Liveness, is_dead
 from heihei.core.moderation import Moderation
 from heihei.core.model import Message, created_ms_of, id_floor_for_ms, pair_conversation
 from heihei.core.policy import Rate, RateLimiter, refill, too_long
@@ -59,7 +59,9 @@ def test_length_counts_characters_not_bytes():
 def test_dead_connections_are_swept_on_the_clock():
     clock = task.Clock()
     closed = []
-    sweeper = ConnectionSweeper(clock, interval_s=10, timeout_s=90, on_dead=closed.append)
+    beats = []
+    sweeper = Liveness(clock, check_interval_s=10, timeout_s=90, beat_interval_s=30, on_dead=closed.append,
+                       on_beat=lambda conns, n: beats.append((sorted(conns), n)))
     sweeper.start()
     sweeper.track("quiet")
     sweeper.track("chatty")
@@ -69,6 +71,8 @@ def test_dead_connections_are_swept_on_the_clock():
     assert closed == []
     clock.advance(10)  # 100 s of silence
     assert closed == ["quiet"]
+    # a beat every 30 s to every connection still tracked
+    assert beats == [(["chatty", "quiet"], 1), (["chatty", "quiet"], 2), (["chatty", "quiet"], 3)]
     sweeper.forget("chatty")
     clock.advance(1000)
     assert closed == ["quiet"]

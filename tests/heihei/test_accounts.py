@@ -208,7 +208,7 @@ async def test_config_and_push_devices(nodes, outside):
                                                   "apnsToken": "cid-1", "deveiceType": "android"})
     await ok(node, "/api/user/push-device-info", {"token": token, "uuid": "dev-2", "apnsType": "apns",
                                                   "apnsToken": "apns-2", "deviceType": "ios"})
-    devices = await node.social.devices.of(uid)
+    devices = await node.operators["channel"].devices.of(uid)
     assert {u: (d["apnsType"], d["apnsToken"], d["deviceType"]) for u, d in devices.items()} == {
         "dev-1": ("getui", "cid-1", "android"), "dev-2": ("apns", "apns-2", "ios")}
     bad = await api(node, "/api/user/push-device-info", {"token": token, "uuid": "dev-3", "apnsType": "x",
@@ -218,9 +218,9 @@ async def test_config_and_push_devices(nodes, outside):
     other_token, other = await sign_in(node, outside, "13400000002")
     await ok(node, "/api/user/push-device-info", {"token": other_token, "uuid": "dev-1", "apnsType": "getui",
                                                   "apnsToken": "cid-1", "deveiceType": "android"})
-    assert set(await node.social.devices.of(uid)) == {"dev-2"}
+    assert set(await node.operators["channel"].devices.of(uid)) == {"dev-2"}
     await ok(node, "/api/user/sign-out", {"token": other_token})
-    assert await node.social.devices.of(other) == {}
+    assert await node.operators["channel"].devices.of(other) == {}
 
 
 @pytest_twisted.ensureDeferred

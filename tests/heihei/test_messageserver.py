@@ -99,8 +99,8 @@ async def test_each_target_type_across_two_nodes(nodes, outside):
         "errorcode"] == 0
     assert (await server_call(a_node, "start-live-broadcast", {"liveId": "9001", "roomId": "600"}))["errorcode"] == 0
     for room in ("500", "600"):
-        await a_node.social.rooms.add_member(room, u)
-        await a_node.social.rooms.add_member(room, v)
+        await a_node.operators["channel"].rooms.add_member(room, u)
+        await a_node.operators["channel"].rooms.add_member(room, v)
     to_live = {"msgType": "gift", "amount": 128, "giftId": 12, "roomId": 600, "fromUserId": int(v),
                "fromUserName": "V", "gender": "Male", "totalTicket": 1, "gift_uuid": "adfd", "msgId": 5}
     to_chat = {"msgType": "action", "action": "chat-topic", "comment": "约聊话题消息", "text": "说说你的第一次",
@@ -127,7 +127,7 @@ async def test_each_target_type_across_two_nodes(nodes, outside):
                                                     "liveId": "1"}))["errorcode"] == 733
 
     # a member who leaves stops getting the room; stopping the live, then closing the room
-    await b_node.social.rooms.remove_member("500", u)
+    await b_node.operators["channel"].rooms.remove_member("500", u)
     assert (await server_call(a_node, "send-msg", send_data("toChat", "chatId", "77", to_chat)))["errorcode"] == 0
     assert (await item(cv))["msg"] == to_chat
     await cu.no_message(0.3)
@@ -138,7 +138,7 @@ async def test_each_target_type_across_two_nodes(nodes, outside):
     assert (await server_call(a_node, "send-msg", send_data("toChat", "chatId", "77", to_chat)))["errorcode"] == 733
     assert (await api(a_node, "/api/msg/send-msg", {"token": v_token, "text": "x", "roomId": "500"}))[
         "errorcode"] == 733
-    assert await a_node.social.rooms.members("500") == []
+    assert await a_node.operators["channel"].rooms.members("500") == []
     await cu.no_message(0.2)
     await cv.no_message(0.0)
     await cu.close()
@@ -149,10 +149,10 @@ async def test_each_target_type_across_two_nodes(nodes, outside):
 async def test_a_new_connection_joins_the_rooms_of_its_user(nodes, outside):
     node = await nodes.start("a", heihei_extra(outside))
     token, uid = await sign_in(node, outside, "13200000021")
-    await node.social.rooms.open("700")
-    await node.social.rooms.add_member("700", uid)
+    await node.operators["channel"].rooms.open("700")
+    await node.operators["channel"].rooms.add_member("700", uid)
     client = await open_channel(node, token)
-    await node.social.rooms.broadcast("700", {"msgType": "system", "text": "hello room"})
+    await node.operators["channel"].rooms.broadcast("700", {"msgType": "system", "text": "hello room"})
     assert (await item(client))["msg"] == {"msgType": "system", "text": "hello room"}
     assert await node.hub.presence.room_total("channel", "room:700") == 1
     await client.close()

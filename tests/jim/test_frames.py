@@ -80,7 +80,7 @@ async def test_storage_trouble_is_answered_not_dropped(nodes):
     node = await nodes.start("a", extra())
     await register(node, "u")
     u = await login(node, "tok-u")
-    jim = node.factories["jim"].jim
+    jim = node.factories["jim"].context
 
     async def unavailable(*args, **kwargs):
         raise StoreUnavailable("redis eval: timed out")

@@ -91,7 +91,7 @@ async def test_a_crowd_arriving_at_once_costs_one_total_per_second(nodes, wechat
         clock.advance(1)
         clock.advance(1)
         await settle(0.1)
-        assert node.factories["live"].live.totals.pending() == 0
+        assert node.factories["live"].context.totals.pending() == 0
     finally:
         await first.close()
         for viewer in crowd:

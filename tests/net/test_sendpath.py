@@ -17,6 +17,29 @@ class Quiet(BaseProtocol):
     """Says nothing by itself: the test drives it from the server side."""
 
 
+class _Session:
+    """What the network layer needs of a session (heihei.core.sessions): nothing to do here."""
+
+    id = "test"
+
+    def seen(self):
+        pass
+
+    def closed(self):
+        pass
+
+
+class NoSessions:
+    """The send path needs no messaging core: connections get a session that does nothing."""
+
+    def open(self, conn):
+        return _Session()
+
+
+def factory_for(settings):
+    return HardenedFactory("test", settings, Quiet, hub=None, sessions=NoSessions(), reactor=reactor)
+
+
 async def sleep(s):
     await task.deferLater(reactor, s, lambda: None)
 
@@ -25,7 +48,7 @@ async def sleep(s):
 async def server():
     settings = WebSocketSettings(send_queue_max_bytes=64 * 1024 * 1024, max_message_bytes=1 << 20,
                                  auto_ping_interval_s=0)
-    factory = HardenedFactory("test", settings, Quiet, reactor=reactor)
+    factory = factory_for(settings)
     port = reactor.listenTCP(0, factory, interface="127.0.0.1")
     clients = []
 
@@ -345,7 +368,7 @@ async def test_nagle_is_off_on_every_websocket_connection(server):
 async def test_an_operator_may_leave_nagle_on():
     # `tcp_nodelay = false`: less CPU with many messages in flight, at the price of delayed-ACK stalls
     settings = WebSocketSettings(tcp_nodelay=False, auto_ping_interval_s=0)
-    factory = HardenedFactory("test", settings, Quiet, reactor=reactor)
+    factory = factory_for(settings)
     port = reactor.listenTCP(0, factory, interface="127.0.0.1")
     client = await connect(f"ws://127.0.0.1:{port.getHost().port}/")
     try:

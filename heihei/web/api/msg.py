@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from heihei.core.policy import too_long
-from heihei.heihei import errors as E
-from heihei.heihei.errors import ApiError, bad_parameter
 from heihei.web.api.params import long, string
 from heihei.web.api.plumbing import ApiModule, endpoint, new_app
 
@@ -21,26 +18,7 @@ class MsgApi(ApiModule):
                      description="if given, must be the live shown in that room"),
               errors=(733, 400))
     async def send_msg(self, call, a):
-        social = self.social
-        text = a["text"]
-        if too_long(text, social.settings.max_text_chars):
-            raise bad_parameter("text", f"longer than {social.settings.max_text_chars} characters")
-        room = a["roomId"]
-        info = await social.rooms.info(room)
-        if not info or info.get("status") != "open":
-            raise ApiError(E.BAD_ROOM, "room is not open")
-        if a["liveId"] is not None and info.get("liveId") != a["liveId"]:
-            raise ApiError(E.BAD_ROOM, "the live is not in this room")
-        if not await social.rooms.is_member(room, call.user):
-            raise ApiError(E.BAD_ROOM, "you are not in this room")
-        if not social.hub.rates.allow(("heihei-room", call.user), social.messaging.im_rate):
-            raise ApiError(E.BUSINESS_FAILED, "sending too fast")
-        profile = await social.accounts.get(call.user) or {}
-        msg = {"msgType": "text", "fromUserId": int(call.user), "fromUserName": profile.get("displayName", ""),
-               "gender": profile.get("gender", ""), "coverUrl": profile.get("coverUrl", ""),
-               "text": social.hub.moderation.clean(text), "msgId": await social.messaging.new_msg_id(),
-               "roomId": int(room) if room.isdigit() and len(room) < 19 else room}
-        await social.rooms.broadcast(room, msg, sender=call.user)
+        await self.social.messaging.send_room_text(call.user, a["roomId"], a["text"], a["liveId"])
 
     @endpoint(app, "/message-list", "The user's conversations with their unread counts",
               returns=("messages", "unreadMsgCount"))

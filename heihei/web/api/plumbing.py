@@ -80,7 +80,7 @@ async def handle(owner, spec: Endpoint, handler: Handler, request) -> bytes:
     request.setHeader(b"content-type", b"application/json; charset=utf-8")
     request.setHeader(b"cache-control", b"no-store")
     try:
-        raw = collect(request, social.node.settings.http.max_body_bytes)
+        raw = collect(request, social.http_settings.max_body_bytes)
         call = Call(request=request, raw=raw)
         if spec.auth == "token":
             token = raw.get("token")

@@ -1,0 +1,172 @@
+"""
+A connection's life in the core, the same for every realm.
+
+Each realm's adapter speaks its own wire format, but what happens around it
+is shared, so it is written once here:
+
+- **one connection id** (`Session.id`, `<node>.<n>`), unique in the cluster:
+  rate-limit scopes, "everyone but the connection that caused it" in notices,
+  logs;
+- **login → rooms → replay**: `login(user, rooms=..., replay=...)` registers
+  the user's presence (holding live messages back when a replay follows),
+  joins the rooms, and says whether the connection is still open; `replay()`
+  then sends what the inbox kept, in order, and releases what was held;
+- **clean-up after the pending inputs drain**: when the connection is lost,
+  `closed()` waits until every input it queued (`run_in_order`) has been
+  handled, so none of them re-registers it afterwards, then leaves its rooms
+  and presence and runs the realm's hooks (group notices, room totals);
+- **shutdown tracking**: every clean-up is tracked by the node-wide
+  `Cleanups`, which the node awaits before it stops Redis;
+- **liveness**: every frame, ping and pong marks the connection seen; the
+  realm's `Liveness` (heihei.core.heartbeat) beats and closes the silent, on
+  the node's clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Awaitable, Callable
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from heihei.core.heartbeat import Liveness
+
+CleanupHook = Callable[[list[str]], Awaitable[None]]
+
+
+class Cleanups:
+    """Connection clean-ups still running on this node; the node waits for them before Redis stops."""
+
+    def __init__(self) -> None:
+        self._running: set[defer.Deferred] = set()
+
+    def track(self, d: defer.Deferred) -> None:
+        self._running.add(d)
+        d.addBoth(lambda result: (self._running.discard(d), result)[1])
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    async def drain(self) -> None:
+        while self._running:
+            await defer.DeferredList(list(self._running), consumeErrors=True)
+
+
+class RealmSessions(Service):
+    """The sessions of one realm on this node, and its liveness loops (a child of the node)."""
+
+    _log = Logger()
+
+    def __init__(self, realm: str, hub, cleanups: Cleanups, liveness: Liveness | None = None) -> None:
+        self.realm = realm
+        self.hub = hub
+        self.cleanups = cleanups
+        self.liveness = liveness
+        self._numbers = itertools.count(1)
+
+    def open(self, conn) -> "Session":
+        """`conn` is open: give it a session (and start watching whether it is alive)."""
+        session = Session(self, conn, f"{self.hub.node_id}.{next(self._numbers)}")
+        if self.liveness is not None:
+            self.liveness.track(conn)
+        return session
+
+    def startService(self) -> None:
+        super().startService()
+        if self.liveness is not None:
+            self.liveness.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self.liveness is not None:
+            self.liveness.stop()
+
+
+class Session:
+    _log = Logger()
+
+    def __init__(self, sessions: RealmSessions, conn, session_id: str) -> None:
+        self.sessions = sessions
+        self.conn = conn
+        self.id = session_id
+        self._hooks: list[CleanupHook] = []
+        self._closed = False
+
+    @property
+    def hub(self):
+        return self.sessions.hub
+
+    def seen(self) -> None:
+        liveness = self.sessions.liveness
+        if liveness is not None and not self._closed:
+            liveness.seen(self.conn)
+
+    # -- login ---------------------------------------------------------------------
+
+    async def login(self, user: str, *, rooms: tuple[str, ...] | list[str] = (), replay: bool = False) -> bool:
+        """Register `user` on this connection and join `rooms`; False if the connection went meanwhile.
+
+        With `replay`, live messages for the connection wait until `replay()`
+        has sent the stored ones, so none overtakes them or arrives twice. A
+        connection closed meanwhile is cleaned up by `closed()` as usual."""
+        conn = self.conn
+        conn.user = user
+        await self.hub.connect(conn, replay=replay)
+        for room in rooms:
+            if not conn.connection_open:
+                return False
+            await self.hub.join_room(conn, room)
+        return conn.connection_open
+
+    async def replay(self) -> int:
+        """Send the inbox to this connection, oldest first (see `Hub.deliver_pending`)."""
+        return await self.hub.deliver_pending(self.conn)
+
+    async def rebind(self, user: str) -> None:
+        """From now on this connection is `user` (the live realm's Login on an open page)."""
+        conn = self.conn
+        if conn.user == user:
+            return
+        if conn.user is not None:
+            await self.hub.forget_user(conn)
+        conn.user = user
+        await self.hub.connect(conn)
+        if not conn.connection_open:
+            await self.hub.forget_user(conn)
+
+    async def join(self, room: str) -> int:
+        return await self.hub.join_room(self.conn, room)
+
+    async def leave(self, room: str) -> int:
+        return await self.hub.leave_room(self.conn, room)
+
+    def rooms(self) -> list[str]:
+        return [room for _, room in self.hub.presence.rooms_of(self.conn)]
+
+    # -- clean-up -----------------------------------------------------------------------
+
+    def on_cleanup(self, hook: CleanupHook) -> None:
+        """Run `hook(rooms it was in)` after the connection left its rooms and presence."""
+        self._hooks.append(hook)
+
+    def closed(self) -> defer.Deferred:
+        """The connection is gone: clean up once its queued inputs are handled (tracked)."""
+        self._closed = True
+        liveness = self.sessions.liveness
+        if liveness is not None:
+            liveness.forget(self.conn)
+        d = defer.Deferred()
+        d.addCallback(lambda _: defer.Deferred.fromCoroutine(self._cleanup()))
+        d.addErrback(lambda f: self._log.failure("cleaning up {realm} connection {id} of {user} failed", failure=f,
+                                                 realm=self.sessions.realm, id=self.id, user=self.conn.user))
+        self.sessions.cleanups.track(d)
+        self.conn.inputs_done().addCallback(d.callback)
+        return d
+
+    async def _cleanup(self) -> None:
+        rooms = self.rooms()
+        await self.hub.disconnect(self.conn)
+        for hook in self._hooks:
+            await hook(rooms)

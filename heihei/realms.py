@@ -1,0 +1,211 @@
+"""
+The composition root: which realms a node speaks, and how each is put together.
+
+`heihei.node.Node` builds the core first (store, hub, metrics, the node-wide
+clean-up tracker) and hands it to `build_realms`. Each realm's builder below
+constructs that realm's domain services, its sessions and liveness, its
+WebSocket factory with its protocol, and its HTTP resources, and returns a
+`Realm`: what the node mounts and starts. Only this module and node.py choose
+protocols or mount resources; realm packages (heihei/live, heihei/heihei,
+heihei/boss, heihei/jim) and protocol modules never reach into the node.
+
+Adding a realm: a domain package, a protocol module (and HTTP surfaces under
+heihei/web), a `build_<realm>` function here, and its listener option in
+heihei/tap.py if it has its own port (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from twisted.application.service import IService
+from twisted.web.resource import IResource
+
+from heihei.config import Settings, WebSocketSettings
+from heihei.core.heartbeat import Liveness
+from heihei.core.hub import Hub
+from heihei.core.sessions import Cleanups, RealmSessions
+from heihei.metrics import Metrics
+from heihei.net.websocket import HardenedFactory
+
+#: room for the multipart envelope around an upload of [boss] max_upload_bytes
+UPLOAD_ENVELOPE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Core:
+    """What every realm may use; built by the node before any realm."""
+
+    settings: Settings
+    hub: Hub
+    store: Any
+    clock: Any
+    reactor: Any
+    metrics: Metrics
+    data_dir: str
+    cleanups: Cleanups
+
+
+@dataclass(frozen=True)
+class Mount:
+    """An HTTP resource at `path` on the site of `listener` ("" = the site's fallback for every
+    path no other mount claims)."""
+
+    listener: str
+    path: str
+    resource: IResource
+
+
+@dataclass
+class Realm:
+    """What a realm gives the node."""
+
+    name: str
+    factory: HardenedFactory
+    #: the listener option serving its WebSockets ("live", "boss", "jim", "http")
+    listener: str
+    #: () when the listener is the WebSocket factory itself; else the paths on the listener's site
+    websocket_paths: tuple[str, ...] = ()
+    http: list[Mount] = field(default_factory=list)
+    #: started after the listeners, stopped before the hub (in reverse)
+    services: list[IService] = field(default_factory=list)
+    #: shown in the manhole as operators[<name>]; the admin API routes of the realm use it too
+    operators: object | None = None
+    #: the request body a listener's site must accept for this realm (uploads)
+    body_bytes: dict[str, int] = field(default_factory=dict)
+
+
+def build_realms(core: Core) -> list[Realm]:
+    return [build_live(core), build_boss(core), build_jim(core), build_heihei(core)]
+
+
+def _sessions(core: Core, realm: str, *, timeout_s: float, beat_interval_s: float, check_interval_s=None,
+              on_beat: Callable | None = None) -> RealmSessions:
+    extra = {"on_beat": on_beat} if on_beat is not None else {}
+    liveness = Liveness(core.clock, timeout_s=timeout_s, beat_interval_s=beat_interval_s,
+                        check_interval_s=check_interval_s, on_dead=lambda conn: conn.close_silent(), **extra)
+    return RealmSessions(realm, core.hub, core.cleanups, liveness)
+
+
+def _ping_liveness(settings: WebSocketSettings) -> dict[str, float]:
+    """Realms without a heartbeat of their own: a ping every `auto_ping_interval_s`, and a
+    connection silent for that long plus `auto_ping_timeout_s` is gone."""
+    interval = settings.auto_ping_interval_s
+    return {"beat_interval_s": interval, "timeout_s": interval + settings.auto_ping_timeout_s if interval > 0 else 0}
+
+
+def _factory(core: Core, name: str, settings: WebSocketSettings, protocol: type, sessions: RealmSessions,
+             context: object) -> HardenedFactory:
+    return HardenedFactory(name, settings, protocol, hub=core.hub, sessions=sessions, metrics=core.metrics,
+                           context=context, reactor=core.reactor)
+
+
+# -- seed 000: live-activity chat ------------------------------------------------------------------
+
+
+def build_live(core: Core) -> Realm:
+    from heihei.live.operators import LiveOperators
+    from heihei.live.service import LiveService, check_settings
+    from heihei.live.wechat import WeChatOAuth
+    from heihei.live.activities import REALM
+    from heihei.protocols.live import LiveFrames, LiveProtocol, LiveRenderer, on_notice
+
+    settings = core.settings.live
+    check_settings(settings)
+    provider = WeChatOAuth(settings.wechat_appid, settings.wechat_secret, settings.wechat_api,
+                           timeout_s=settings.wechat_timeout_s, reactor=core.reactor, clock=core.clock)
+    service = LiveService(core.hub, core.store, settings, clock=core.clock, provider=provider, frames=LiveFrames())
+    core.hub.register_realm(REALM, LiveRenderer(), on_notice=on_notice(service))
+    sessions = _sessions(core, REALM, **_ping_liveness(settings))
+    factory = _factory(core, REALM, settings, LiveProtocol, sessions, service)
+    operators = LiveOperators(service, core.settings.moderation.banned_words_file)
+    return Realm(REALM, factory, listener="live", services=[sessions, service], operators=operators)
+
+
+# -- seed 002: boss underscore chat ----------------------------------------------------------------
+
+
+def build_boss(core: Core) -> Realm:
+    from heihei.boss.chat import BossChat
+    from heihei.boss.groups import GroupService
+    from heihei.boss.mediastore import MediaStore
+    from heihei.boss.profiles import Profiles, make_http_client
+    from heihei.boss.service import BossService
+    from heihei.protocols.boss import REALM, BossOperators, BossProtocol, BossRenderer, beat
+    from heihei.web.boss import BossWeb
+    from heihei.web.root import RootResource
+
+    s = core.settings.boss
+    media = MediaStore(s.media_dir or os.path.join(core.data_dir, "boss-media"), reactor=core.reactor,
+                       max_upload_bytes=s.max_upload_bytes, max_media_seconds=s.max_media_seconds)
+    chat = BossChat(core.hub, s, clock=core.clock)
+    core.hub.register_realm(REALM, BossRenderer())
+    sessions = _sessions(core, REALM, timeout_s=s.dead_after, beat_interval_s=s.heartbeat_interval,
+                         check_interval_s=max(s.dead_after / 3, 0.1) if s.dead_after > 0 else 1.0, on_beat=beat)
+    factory = _factory(core, REALM, s, BossProtocol, sessions, chat)
+
+    profiles = Profiles(core.store, make_http_client(core.reactor, s.profile_timeout_s), reactor=core.reactor,
+                        avatar_url=s.profile_avatar_url, nickname_url=s.profile_nickname_url,
+                        timeout_s=s.profile_timeout_s, cache_s=s.profile_cache_s)
+    groups = GroupService(core.hub, profiles, media, max_members=s.max_group_members)
+    web = BossWeb(s, clock=core.clock, groups=groups, profiles=profiles, media=media).resource()
+    # every HTTP route answers at /<route> and at /wsim/<route>; /entry and /wsim/entry are WebSockets
+    wsim = RootResource(fallback=web)
+    return Realm(REALM, factory, listener="boss", websocket_paths=("entry", "wsim/entry"),
+                 http=[Mount("boss", "", web), Mount("boss", "wsim", wsim)],
+                 services=[sessions, BossService(s, media=media)],
+                 operators=BossOperators(s, core.clock, groups, profiles, media),
+                 body_bytes={"boss": s.max_upload_bytes + UPLOAD_ENVELOPE_BYTES})
+
+
+# -- seed 003: J-IM customer service ---------------------------------------------------------------
+
+
+def build_jim(core: Core) -> Realm:
+    from heihei.jim.service import Jim, JimService
+    from heihei.jim.store import REALM
+    from heihei.protocols.jim import JimProtocol, JimRenderer, on_notice
+    from heihei.web.vanke import VankeApp
+
+    s = core.settings.jim
+    jim = Jim(core.hub, core.store, s, clock=core.clock, reactor=core.reactor)
+    core.hub.register_realm(REALM, JimRenderer(), on_notice=on_notice)
+    timeout = s.heartbeat_timeout
+    sessions = _sessions(core, REALM, timeout_s=timeout, beat_interval_s=s.auto_ping_interval_s,
+                         check_interval_s=max(0.5, timeout / 4) if timeout > 0 else 1.0)
+    factory = _factory(core, REALM, s, JimProtocol, sessions, jim)
+    vanke = VankeApp(jim, s, max_body_bytes=core.settings.http.max_body_bytes).resource()
+    return Realm(REALM, factory, listener="jim", http=[Mount("http", "im", vanke)],
+                 services=[sessions, JimService(s, jim)], operators=jim)
+
+
+# -- seed 001: the heihei app (push channel, /api, /messageserver) -----------------------------------
+
+
+def build_heihei(core: Core) -> Realm:
+    from heihei.heihei.rooms import CHANNEL
+    from heihei.heihei.service import Social
+    from heihei.protocols.channel import ChannelProtocol, ChannelRenderer, on_notice
+    from heihei.web.api.msg import MsgApi
+    from heihei.web.api.sys import RootApi, SysApi
+    from heihei.web.api.user import UserApi
+    from heihei.web.messageserver import MessageServerApi
+    from heihei.web.root import RootResource
+
+    social = Social(core.settings, store=core.store, hub=core.hub, clock=core.clock, metrics=core.metrics)
+    core.hub.register_realm(CHANNEL, ChannelRenderer(), on_notice=on_notice)
+    s = core.settings.channel
+    sessions = _sessions(core, CHANNEL, **_ping_liveness(s))
+    factory = _factory(core, CHANNEL, s, ChannelProtocol, sessions, social)
+
+    modules = [UserApi, MsgApi, SysApi, RootApi, MessageServerApi]
+    api = RootResource(fallback=RootApi(social, modules).resource())
+    api.mount("user", UserApi(social).resource())
+    api.mount("msg", MsgApi(social).resource())
+    api.mount("sys", SysApi(social).resource())
+    return Realm(CHANNEL, factory, listener="http", websocket_paths=("ws/channel",),
+                 http=[Mount("http", "api", api),
+                       Mount("http", "messageserver/api/msg", MessageServerApi(social).resource())],
+                 services=[sessions, social], operators=social)
