@@ -61,7 +61,7 @@ whose capability it lists is then generated for it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
@@ -82,6 +82,7 @@ from tests.wsclient import DEFAULT_TIMEOUT_S
 AUTH = "auth"                # accepted and refused logins
 CROSS_NODE = "cross_node"    # delivery from a user on one node to a user on another
 OFFLINE = "offline"          # messages to a user with no connection, replayed at the next login
+OFFLINE_PULL = "offline_pull"  # ... which the client pulls (and so takes out of the inbox) itself
 CLIENT_ID = "client_id"      # a repeated client message id is stored and delivered once
 BAD_FRAME = "bad_frame"      # unparsable frames get the protocol's own error, the connection stays
 OVERSIZE = "oversize"        # a message over max_message_bytes closes with 1009
@@ -523,8 +524,8 @@ class JimDriver(Driver):
 
     realm = "jim"
     listener = "jim"
-    capabilities = frozenset({AUTH, CROSS_NODE, OFFLINE, CLIENT_ID, BAD_FRAME, OVERSIZE, SHUTDOWN, SILENT_PEER,
-                              CLEANUP})
+    capabilities = frozenset({AUTH, CROSS_NODE, OFFLINE, OFFLINE_PULL, CLIENT_ID, BAD_FRAME, OVERSIZE, SHUTDOWN,
+                              SILENT_PEER, CLEANUP})
     refusal = ("handshake", 401)
     bad_frame = "this is not JSON"
     bad_frame_error = 10002
