@@ -159,7 +159,7 @@ class Session:
         self.client.send(payload)
 
     async def wait(self, predicate: Callable[[Event], bool], start: int = 0,
-                   timeout: float = DEFAULT_TIMEOUT_S, what: str = "an event") -> int:
+                   timeout: float = DEFAULT_TIMEOUT_S, what: str = "the awaited event") -> int:
         """The index of the first event at or after `start` that matches; waits for it to arrive."""
         deadline = reactor.seconds() + timeout
         while True:
@@ -177,7 +177,7 @@ class Session:
                     raise defer.TimeoutError()
                 await self.client.changed(left)
             except defer.TimeoutError:
-                raise AssertionError(f"{self.driver.realm}: no {what} within {timeout} s; got "
+                raise AssertionError(f"{self.driver.realm}: {what} did not arrive within {timeout} s; got "
                                      f"{self.events[start:]!r}") from None
 
     async def texts_until(self, sender: str, marker: str, start: int = 0) -> list[str]:
