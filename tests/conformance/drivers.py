@@ -74,8 +74,8 @@ from tests.conformance.client import Client, HandshakeRefused, connect
 from tests.conftest import http_url, ws_url
 from tests.jim.helpers import extra as jim_extra, register
 from tests.live.conftest import APPID, SECRET as WECHAT_SECRET, USERS as WECHAT_USERS, FakeWeChat
-from tests.social.conftest import Outside
-from tests.social.helpers import api, sign_in
+from tests.heihei.conftest import Outside
+from tests.heihei.helpers import api, sign_in
 from tests.wsclient import DEFAULT_TIMEOUT_S
 
 # -- capabilities ---------------------------------------------------------------------------
