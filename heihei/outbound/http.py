@@ -187,6 +187,29 @@ class _NoCookies(DefaultCookiePolicy):
         return False
 
 
+class _Pool(HTTPConnectionPool):
+    """A pool that never keeps a connection it should not.
+
+    A refused answer (too large, a deadline) closes its connection from inside
+    the body delivery, but the parser may still see the end of the response in
+    bytes already received, and Twisted then hands the closing connection back
+    to the pool, with a timer; after `close()` nothing may be cached at all."""
+
+    closed = False
+
+    def _putConnection(self, key, connection) -> None:
+        transport = connection.transport
+        if self.closed or transport is None or transport.disconnecting or getattr(transport, "disconnected", False):
+            if transport is not None:
+                transport.abortConnection()
+            return
+        super()._putConnection(key, connection)
+
+    def closeCachedConnections(self) -> defer.Deferred:
+        self.closed = True
+        return super().closeCachedConnections()
+
+
 class HttpClient:
     """The node's outbound HTTP client (see the module docstring for what every call promises)."""
 
@@ -195,7 +218,7 @@ class HttpClient:
         self.reactor = reactor
         #: deadlines run on this clock (tests pass a task.Clock); the pool's idle timers on the reactor
         self.clock = clock or reactor
-        self.pool = HTTPConnectionPool(reactor, persistent=True)
+        self.pool = _Pool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = max_idle_per_host
         self.pool.cachedConnectionTimeout = idle_timeout_s
         # no connectTimeout: the whole-exchange deadline covers connecting too

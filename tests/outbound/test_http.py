@@ -11,7 +11,7 @@ import json
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.protocol import Factory, Protocol
 from twisted.web.resource import Resource
@@ -19,9 +19,8 @@ from twisted.web.server import NOT_DONE_YET, Site
 
 from heihei.outbound.http import HttpClient, NotJson, OutboundError, TimedOut, TooLarge, Unreachable
 from heihei.store.embedded import free_loopback_port
+from tests.outbound.conftest import REAL_WAIT_S, real_wait
 
-#: generous bound for anything awaited over a real socket
-REAL_WAIT_S = 5.0
 LIMIT = 1000
 
 
@@ -109,28 +108,12 @@ async def server():
     resource.silent = silent_factory.connections
     yield resource
     for request in resource.open_requests:
-        if not request.finished and not request._disconnected:
+        if getattr(request, "channel", None) is not None:  # gone with its connection
             request.channel.transport.abortConnection()
     for connection in silent_factory.connections:
         connection.transport.abortConnection()
     await port.stopListening()
     await silent.stopListening()
-
-
-@pytest.fixture
-def clock():
-    return task.Clock()
-
-
-@pytest_twisted.async_yield_fixture
-async def http(clock):
-    client = HttpClient(reactor, clock=clock)
-    yield client
-    await client.close()
-
-
-async def real_wait(seconds: float = 0.2) -> None:
-    await task.deferLater(reactor, seconds, lambda: None)
 
 
 @pytest_twisted.ensureDeferred
@@ -187,9 +170,15 @@ async def test_an_oversize_body_is_refused_and_the_connection_closed(server, htt
                                                                         LIMIT)
     # the server never finishes this answer: only our closing the connection ends it
     assert await server.outcome("/endless") == "lost"
-    with pytest.raises(TooLarge):
-        await http.get(server.url + f"/sized/{LIMIT + 1}", timeout_s=5, max_bytes=LIMIT)
+    # over a pooled connection, refused on its Content-Length: that connection is closed, not pooled again
     assert (await http.get(server.url + f"/sized/{LIMIT}", timeout_s=5, max_bytes=LIMIT)).body == b"s" * LIMIT
+    with pytest.raises(TooLarge):
+        await http.get(server.url + f"/sized/{5 * LIMIT}", timeout_s=5, max_bytes=LIMIT)
+    pooled = server.channels[-1]
+    assert server.channels[-2] is pooled
+    await real_wait(0.1)
+    assert pooled.transport.disconnected
+    assert not any(http.pool._connections.values())
 
 
 @pytest_twisted.ensureDeferred
