@@ -29,6 +29,7 @@ from heihei.core.hub import Hub
 from heihei.core.moderation import Moderation
 from heihei.metrics import Metrics
 from heihei.net.websocket import HardenedFactory, NotImplementedYetProtocol
+from heihei.outbound import Outbound
 from heihei.protocols.registry import install_all
 from heihei.store.client import Store
 from heihei.store.embedded import EmbeddedRedis
@@ -154,6 +155,8 @@ class Node(MultiService):
         self.node_id = server.node_id or load_or_create_secret(self.data_dir, "node-id", 6)
         self.metrics = Metrics()
         self.started_at = reactor.seconds()
+        #: every outbound HTTP service (WeChat, Weibo, SMS, push, profiles, the J-IM hook), closed at stop
+        self.outbound = Outbound.from_settings(settings, reactor=reactor, clock=self.clock)
 
         self.embedded_redis: EmbeddedRedis | None = None
         if server.redis:
@@ -294,4 +297,5 @@ class Node(MultiService):
         for service in reversed(list(self)):
             if service.running and service not in self.listeners.values():
                 await defer.maybeDeferred(service.stopService)
+        await self.outbound.close()  # after the services: the pushes and hook calls they wait for end first
         self._log.info("node {node} stopped", node=self.node_id)
