@@ -49,7 +49,7 @@ from heihei.live import service as live
 from heihei.live.activities import REALM
 from heihei.live.operators import LiveOperators
 from heihei.live.service import LiveError, LiveService
-from heihei.live.wechat import WeChatOAuth
+from heihei.live.wechat import WeChatLogin
 from heihei.config import ConfigError, LiveSettings
 from heihei.net.websocket import BaseProtocol
 
@@ -290,8 +290,7 @@ def install(node) -> None:
     check_settings(settings)
     factory = node.factories[REALM]
     factory.protocol = LiveProtocol
-    provider = WeChatOAuth(settings.wechat_appid, settings.wechat_secret, settings.wechat_api,
-                           timeout_s=settings.wechat_timeout_s, reactor=node.reactor, clock=node.clock)
+    provider = WeChatLogin(node.outbound.wechat_for_live)
     if not provider.configured:
         _log.warn("[live] wechat_appid/wechat_secret are not set: every Login is answered with -1009")
     service = LiveService(node.hub, node.store, settings, clock=node.clock, provider=provider,
