@@ -44,13 +44,13 @@ class Social(Service):
                                  default_cover_url=h.default_cover_url)
         self.tokens = Tokens(store, clock, ttl_s=h.token_ttl_s, max_per_user=h.max_tokens_per_user)
         self.blocks = Blocks(store, clock)
-        self.sms = sms_mod.SmsCodes(store, clock, sms_provider or sms_mod.make_provider(settings.sms), settings.sms)
-        self.wechat = WeChat(h.wechat_api_url, h.oauth_timeout_s)
-        self.weibo = Weibo(h.weibo_api_url, h.oauth_timeout_s)
+        outbound = node.outbound
+        self.sms = sms_mod.SmsCodes(store, clock, sms_provider or outbound.sms, settings.sms)
+        self.wechat = WeChat(outbound.wechat_for_heihei)
+        self.weibo = Weibo(outbound.weibo)
         self.devices = push_mod.Devices(store, clock, max_per_user=settings.push.max_devices_per_user,
                                         token_ttl_s=h.token_ttl_s)
-        self.pusher = push_mod.Pusher(self.accounts, self.devices,
-                                      push_provider or push_mod.make_provider(settings.push), node.metrics)
+        self.pusher = push_mod.Pusher(self.accounts, self.devices, push_provider or outbound.push, node.metrics)
         self.rooms = Rooms(store, node.hub, clock)
         self.messaging = Messaging(store=store, hub=node.hub, clock=clock, accounts=self.accounts,
                                    blocks=self.blocks, pusher=self.pusher, settings=h)
