@@ -48,7 +48,7 @@ from heihei.protocols import boss_frames as wire
 from heihei.protocols.boss_frames import FrameError
 from heihei.boss.groups import GroupService
 from heihei.boss.mediastore import MediaStore
-from heihei.boss.profiles import Profiles, make_http_client
+from heihei.boss.profiles import Profiles
 from heihei.boss.service import BossService
 from heihei.boss.tickets import TicketError, check_ticket, make_ticket
 from heihei.web.boss import BossWeb
@@ -297,9 +297,7 @@ def install(node) -> None:
                                rate=Rate(per_second=s.rate_per_second, burst=s.rate_burst))
     node.hub.register_realm(REALM, BossRenderer())
 
-    profiles = Profiles(node.store, make_http_client(node.reactor, s.profile_timeout_s), reactor=node.reactor,
-                        avatar_url=s.profile_avatar_url, nickname_url=s.profile_nickname_url,
-                        timeout_s=s.profile_timeout_s, cache_s=s.profile_cache_s)
+    profiles = Profiles(node.store, node.outbound.profiles, cache_s=s.profile_cache_s)
     groups = GroupService(node.hub, profiles, media, max_members=s.max_group_members)
     web = BossWeb(s, clock=node.clock, groups=groups, profiles=profiles, media=media).resource()
 
