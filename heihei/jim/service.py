@@ -32,8 +32,8 @@ from heihei.core.hub import Hub, SendResult
 from heihei.core.model import Message, group_conversation, pair_conversation
 from heihei.core.policy import Rate
 from heihei.jim.assign import choose_agent
-from heihei.jim.auth import AuthHook
 from heihei.jim.store import REALM, VISITOR, JimStore
+from heihei.outbound.jim_auth import AuthHook
 
 #: "recent contacts" (pullType 3, lastedContactsNum) are those of the last two days
 RECENT_MS = 2 * 24 * 3600 * 1000
@@ -90,13 +90,13 @@ def chat_body(*, chat_type: int, msg_type: int, content: str, create_time: int, 
 class Jim:
     _log = Logger()
 
-    def __init__(self, hub: Hub, store, settings: JimSettings, *, clock, reactor=None) -> None:
+    def __init__(self, hub: Hub, store, settings: JimSettings, *, clock, auth_hook: AuthHook | None = None) -> None:
         self.hub = hub
         self.db = JimStore(store)
         self.settings = settings
         self.clock = clock
-        self.auth_hook = (AuthHook(settings.auth_url, secret=settings.auth_secret, timeout_s=settings.auth_timeout_s,
-                                   reactor=reactor) if settings.auth_url else None)
+        #: `[jim] auth_url`'s hook (heihei.outbound.jim_auth), or None
+        self.auth_hook = auth_hook
         self.chat_rate = Rate(settings.chat_rate_per_s, settings.chat_burst)
 
     def now_ms(self) -> int:
@@ -381,8 +381,8 @@ class Jim:
 
 
 class JimRuntime(Service):
-    """The realm's timers and shutdown: the heartbeat sweeper, the auth hook's
-    connection pool, and connection clean-ups still running when the node stops."""
+    """The realm's timers and shutdown: the heartbeat sweeper and connection
+    clean-ups still running when the node stops."""
 
     _log = Logger()
 
@@ -422,5 +422,3 @@ class JimRuntime(Service):
     async def _stop(self) -> None:
         if self._cleanups:
             await defer.DeferredList(list(self._cleanups), consumeErrors=True)
-        if self.jim.auth_hook is not None:
-            await self.jim.auth_hook.close()

@@ -640,7 +640,7 @@ FAILURE = {3: (4, 10010), 5: (6, 10008), 7: (8, 10012), 11: (12, 10002), 13: (13
 def install(node) -> None:
     """Put the J-IM protocol on `--jim`, its renderer on the hub, `/im/vanke` on `--http`."""
     settings = node.settings.jim
-    jim = Jim(node.hub, node.store, settings, clock=node.clock, reactor=node.reactor)
+    jim = Jim(node.hub, node.store, settings, clock=node.clock, auth_hook=node.outbound.jim_auth)
     runtime = JimRuntime(jim, settings, node.clock)
     factory = node.factories[REALM]
     factory.protocol = JimProtocol
