@@ -43,6 +43,7 @@ treq does. `read_bounded` works on buffered and unbuffered responses;
 
 from __future__ import annotations
 
+import re
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, NamedTuple
 
@@ -59,6 +60,8 @@ from heihei.jsonsafe import BadJSON, decode_json_object
 MAX_IDLE_PER_HOST = 4
 #: an idle connection is closed after this long (servers drop theirs sooner or later anyway)
 IDLE_TIMEOUT_S = 60.0
+#: a query string inside an error's text (some Twisted errors quote the URL, e.g. a redirect without Location)
+_QUERY = re.compile(r"\?[^\s'\"<>()\[\]]*")
 
 
 class BodyTooLarge(Exception):
@@ -265,7 +268,7 @@ class HttpClient:
         except defer.CancelledError:
             raise
         except Exception as e:
-            raise Unreachable(f"{type(e).__name__}: {e}") from None
+            raise Unreachable(_reason(e)) from None
         try:
             body = await read_bounded(response, max_bytes)
         except defer.CancelledError:
@@ -273,8 +276,7 @@ class HttpClient:
         except BodyTooLarge:
             raise TooLarge(max_bytes, response.code) from None
         except Exception as e:
-            raise Unreachable(f"HTTP {response.code}, the answer broke off: {type(e).__name__}: {e}",
-                              response.code) from None
+            raise Unreachable(f"HTTP {response.code}, the answer broke off: {_reason(e)}", response.code) from None
         return Answer(response.code, body)
 
     async def get(self, url: str, *, timeout_s: float, max_bytes: int, params: dict[str, str] | None = None,
@@ -307,6 +309,11 @@ class HttpClient:
         for d in list(self._in_flight):
             d.cancel()
         await self.pool.closeCachedConnections()
+
+
+def _reason(e: Exception) -> str:
+    """An exception as a log line without any query string (the WeChat secret travels in one)."""
+    return _QUERY.sub("?…", f"{type(e).__name__}: {e}")[:500]
 
 
 def _json_answer(answer: Answer, max_bytes: int) -> tuple[int, dict[str, Any]]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlencode
 
 from heihei.outbound.http import HttpClient, OutboundError
 
@@ -86,7 +85,7 @@ class WeiboClient:
 
     async def _get(self, path: str, params: dict[str, str]) -> tuple[int, dict]:
         try:
-            return await self.http.get_json(f"{self.base_url}{path}?" + urlencode(params), timeout_s=self.timeout_s,
+            return await self.http.get_json(self.base_url + path, params=params, timeout_s=self.timeout_s,
                                             max_bytes=self.max_answer_bytes)
         except OutboundError as e:
             raise WeiboUnavailable(f"{path}: {e.reason}") from None

@@ -71,6 +71,9 @@ class Server(Resource):
             return b"ok"
         if kind == "seen-cookie":
             return b"yes" if request.getHeader(b"cookie") else b"no"
+        if kind == "noloc":  # a redirect without Location: Twisted's error quotes the URL
+            request.setResponseCode(302)
+            return b""
         if kind == "echo":
             return json.dumps({"body": request.content.read().decode(),
                                "type": (request.getHeader(b"content-type") or b"").decode(),
@@ -182,12 +185,15 @@ async def test_an_oversize_body_is_refused_and_the_connection_closed(server, htt
 
 
 @pytest_twisted.ensureDeferred
-async def test_unreachable_never_tells_the_url(http):
+async def test_unreachable_never_tells_the_url(server, http):
     url = f"http://127.0.0.1:{free_loopback_port()}/sns/oauth2/access_token?secret=SEKRIT"
     with pytest.raises(Unreachable) as info:
         await http.get(url, params={"appsecret": "SEKRIT2"}, timeout_s=5, max_bytes=LIMIT)
     assert "SEKRIT" not in info.value.reason and "access_token" not in info.value.reason
     assert info.value.status is None
+    with pytest.raises(Unreachable) as info:
+        await http.get(server.url + "/noloc?secret=SEKRIT", params={"code": "SEKRIT2"}, timeout_s=5, max_bytes=LIMIT)
+    assert "Redirect" in info.value.reason and "SEKRIT" not in info.value.reason, info.value.reason
 
 
 @pytest_twisted.ensureDeferred
