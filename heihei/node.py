@@ -29,6 +29,7 @@ from heihei.core.moderation import Moderation
 from heihei.core.sessions import Cleanups
 from heihei.metrics import Metrics
 from heihei.net.websocket import HardenedFactory
+from heihei.outbound import Outbound
 from heihei.paths import load_or_create_secret
 from heihei.realms import Core, Realm, build_realms
 from heihei.store.client import Store
@@ -140,6 +141,8 @@ class Node(MultiService):
         self.node_id = server.node_id or load_or_create_secret(self.data_dir, "node-id", 6)
         self.metrics = Metrics()
         self.started_at = reactor.seconds()
+        #: every outbound HTTP service (WeChat, Weibo, SMS, push, profiles, the J-IM hook), closed at stop
+        self.outbound = Outbound.from_settings(settings, reactor=reactor, clock=self.clock)
 
         self.embedded_redis: EmbeddedRedis | None = None
         if server.redis:
@@ -168,7 +171,7 @@ class Node(MultiService):
         self.hub_service.setServiceParent(self)
 
         self.realms: list[Realm] = build_realms(Core(settings, self.hub, self.store, self.clock, reactor,
-                                                     self.metrics, self.data_dir, self.cleanups))
+                                                     self.metrics, self.data_dir, self.cleanups, self.outbound))
         self.factories: dict[str, HardenedFactory] = {realm.name: realm.factory for realm in self.realms}
         #: operator tools per realm, shown in the manhole and served by the admin API
         self.operators: dict[str, object] = {realm.name: realm.operators for realm in self.realms
@@ -300,4 +303,5 @@ class Node(MultiService):
         for service in reversed(list(self)):
             if service.running and service not in self.listeners.values():
                 await defer.maybeDeferred(service.stopService)
+        await self.outbound.close()  # after the services: the pushes and hook calls they wait for end first
         self._log.info("node {node} stopped", node=self.node_id)

@@ -46,6 +46,8 @@ class Core:
     metrics: Metrics
     data_dir: str
     cleanups: Cleanups
+    #: every outbound HTTP service (heihei.outbound.Outbound), closed by the node at stop
+    outbound: Any
 
 
 @dataclass(frozen=True)
@@ -108,14 +110,13 @@ def _factory(core: Core, name: str, settings: WebSocketSettings, protocol: type,
 def build_live(core: Core) -> Realm:
     from heihei.live.operators import LiveOperators
     from heihei.live.service import LiveService, check_settings
-    from heihei.live.wechat import WeChatOAuth
+    from heihei.live.wechat import WeChatLogin
     from heihei.live.activities import REALM
     from heihei.protocols.live import LiveFrames, LiveProtocol, LiveRenderer, on_notice
 
     settings = core.settings.live
     check_settings(settings)
-    provider = WeChatOAuth(settings.wechat_appid, settings.wechat_secret, settings.wechat_api,
-                           timeout_s=settings.wechat_timeout_s, reactor=core.reactor, clock=core.clock)
+    provider = WeChatLogin(core.outbound.wechat_for_live)
     service = LiveService(core.hub, core.store, settings, clock=core.clock, provider=provider, frames=LiveFrames())
     core.hub.register_realm(REALM, LiveRenderer(), on_notice=on_notice(service))
     sessions = _sessions(core, REALM, **_ping_liveness(settings))
@@ -131,7 +132,7 @@ def build_boss(core: Core) -> Realm:
     from heihei.boss.chat import BossChat
     from heihei.boss.groups import GroupService
     from heihei.boss.mediastore import MediaStore
-    from heihei.boss.profiles import Profiles, make_http_client
+    from heihei.boss.profiles import Profiles
     from heihei.boss.service import BossService
     from heihei.protocols.boss import REALM, BossOperators, BossProtocol, BossRenderer, beat
     from heihei.web.boss import BossWeb
@@ -146,9 +147,7 @@ def build_boss(core: Core) -> Realm:
                          check_interval_s=max(s.dead_after / 3, 0.1) if s.dead_after > 0 else 1.0, on_beat=beat)
     factory = _factory(core, REALM, s, BossProtocol, sessions, chat)
 
-    profiles = Profiles(core.store, make_http_client(core.reactor, s.profile_timeout_s), reactor=core.reactor,
-                        avatar_url=s.profile_avatar_url, nickname_url=s.profile_nickname_url,
-                        timeout_s=s.profile_timeout_s, cache_s=s.profile_cache_s)
+    profiles = Profiles(core.store, core.outbound.profiles, cache_s=s.profile_cache_s)
     groups = GroupService(core.hub, profiles, media, max_members=s.max_group_members)
     web = BossWeb(s, clock=core.clock, groups=groups, profiles=profiles, media=media).resource()
     # every HTTP route answers at /<route> and at /wsim/<route>; /entry and /wsim/entry are WebSockets
@@ -170,7 +169,7 @@ def build_jim(core: Core) -> Realm:
     from heihei.web.vanke import VankeApp
 
     s = core.settings.jim
-    jim = Jim(core.hub, core.store, s, clock=core.clock, reactor=core.reactor)
+    jim = Jim(core.hub, core.store, s, clock=core.clock, auth_hook=core.outbound.jim_auth)
     core.hub.register_realm(REALM, JimRenderer(), on_notice=on_notice)
     timeout = s.heartbeat_timeout
     sessions = _sessions(core, REALM, timeout_s=timeout, beat_interval_s=s.auto_ping_interval_s,
@@ -178,7 +177,7 @@ def build_jim(core: Core) -> Realm:
     factory = _factory(core, REALM, s, JimProtocol, sessions, jim)
     vanke = VankeApp(jim, s, max_body_bytes=core.settings.http.max_body_bytes).resource()
     return Realm(REALM, factory, listener="jim", http=[Mount("http", "im", vanke)],
-                 services=[sessions, JimService(s, jim)], operators=jim)
+                 services=[sessions, JimService(s)], operators=jim)
 
 
 # -- seed 001: the heihei app (push channel, /api, /messageserver) -----------------------------------
@@ -194,7 +193,8 @@ def build_heihei(core: Core) -> Realm:
     from heihei.web.messageserver import MessageServerApi
     from heihei.web.root import RootResource
 
-    social = Social(core.settings, store=core.store, hub=core.hub, clock=core.clock, metrics=core.metrics)
+    social = Social(core.settings, store=core.store, hub=core.hub, clock=core.clock, outbound=core.outbound,
+                    metrics=core.metrics)
     core.hub.register_realm(CHANNEL, ChannelRenderer(), on_notice=on_notice)
     s = core.settings.channel
     sessions = _sessions(core, CHANNEL, **_ping_liveness(s))

@@ -19,6 +19,15 @@ class _Protocol(WebSocketClientProtocol):
     def onConnect(self, response):
         self.factory.client.response = response
 
+    def onPing(self, payload):
+        # Autobahn answers every ping by itself; a client made with answer_pings=False plays a
+        # peer that went quiet (a server that counts pongs as life must see it go silent)
+        client = self.factory.client
+        if client.answer_pings:
+            super().onPing(payload)
+        else:
+            client.pings_ignored += 1
+
     def onOpen(self):
         self.factory.client._opened(self)
 
@@ -30,7 +39,9 @@ class _Protocol(WebSocketClientProtocol):
 
 
 class WSClient:
-    def __init__(self):
+    def __init__(self, answer_pings: bool = True):
+        self.answer_pings = answer_pings
+        self.pings_ignored = 0
         self.protocol = None
         self.response = None
         self.messages: defer.DeferredQueue = defer.DeferredQueue()
@@ -84,9 +95,10 @@ class WSClient:
 
 
 async def connect(url: str, *, headers: dict | None = None, origin: str | None = None,
-                  timeout: float = DEFAULT_TIMEOUT_S, max_size: int = 16 * 1024 * 1024) -> WSClient:
+                  timeout: float = DEFAULT_TIMEOUT_S, max_size: int = 16 * 1024 * 1024,
+                  answer_pings: bool = True) -> WSClient:
     """Open a WebSocket; raises WSError if the server refuses the handshake."""
-    client = WSClient()
+    client = WSClient(answer_pings=answer_pings)
     factory = WebSocketClientFactory(url, headers=headers, origin=origin)
     factory.setProtocolOptions(maxFramePayloadSize=max_size, maxMessagePayloadSize=max_size,
                                openHandshakeTimeout=timeout)

@@ -1,6 +1,6 @@
 """
-Offline push: device registrations and the providers that notify a phone
-when its user has no live channel.
+Offline push: device registrations, and who is notified when their user has
+no live channel.
 
 A push is the seed's `push` structure, one per registered device:
 
@@ -11,12 +11,8 @@ A push is the seed's `push` structure, one per registered device:
 token on iOS — and `pushType` its `apnsType`, so an adapter knows where to
 send it.) `link` follows the seed's "link的值" table (`link_for`).
 
-Providers (`[push] provider`), behind the `PushProvider` interface so Getui
-or APNs adapters can be added:
-- `log`: the push is written to the server log.
-- `webhook`: POST the push as JSON to `[push] webhook_url`; with
-  `[push] webhook_secret` set, the header `X-Heihei-Signature` carries the hex
-  HMAC-SHA256 of the body.
+A `PushProvider` (`heihei.outbound.push`: `[push] provider` log or webhook,
+injected) delivers each one.
 
 Redis: `pushdev:heihei:<user>` HASH uuid -> JSON {apnsType, apnsToken,
 deviceType, t}; `devowner:heihei:<uuid>` -> user (a device belongs to the
@@ -26,19 +22,15 @@ unregisters the device the session registered).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 import orjson
-import treq
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from heihei.config import ConfigError
-from heihei.jsonsafe import encode_json
 from heihei.heihei.accounts import GC_SLACK_MS, REALM, token_hash
+from heihei.outbound.push import PushProvider
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 
@@ -95,52 +87,6 @@ def link_for(action: str, **values: Any) -> str:
                 f"&userId={q(values.get('userId', ''))}&fromUserName={q(values.get('fromUserName', ''))}"
                 f"&gender={q(values.get('gender', ''))}")
     return f"{LINK_BASE}message"
-
-
-class PushProvider(Protocol):
-    async def send(self, push: dict[str, Any]) -> None:
-        """Deliver one push to one device, or raise."""
-
-
-class LogPush:
-    _log = Logger()
-
-    async def send(self, push: dict[str, Any]) -> None:
-        self._log.info("push to {deviceType} device {clientid}: {title} / {text} ({link})",
-                       deviceType=push.get("deviceType"), clientid=push.get("clientid"), title=push.get("title"),
-                       text=push.get("text"), link=push.get("link"), push=push)
-
-
-class WebhookError(Exception):
-    pass
-
-
-class WebhookPush:
-    def __init__(self, url: str, secret: str, timeout_s: float, http=treq) -> None:
-        self.url = url
-        self.secret = secret.encode("utf-8")
-        self.timeout_s = timeout_s
-        self.http = http
-
-    async def send(self, push: dict[str, Any]) -> None:
-        body = encode_json(push)
-        headers = {b"Content-Type": [b"application/json; charset=utf-8"]}
-        if self.secret:
-            headers[b"X-Heihei-Signature"] = [hmac.new(self.secret, body, hashlib.sha256).hexdigest().encode()]
-        response = await self.http.post(self.url, data=body, headers=headers, timeout=self.timeout_s)
-        await response.content()
-        if not 200 <= response.code < 300:
-            raise WebhookError(f"push webhook answered HTTP {response.code}")
-
-
-def make_provider(settings) -> PushProvider:
-    if settings.provider == "log":
-        return LogPush()
-    if settings.provider == "webhook":
-        if not settings.webhook_url:
-            raise ConfigError("[push] provider = \"webhook\" needs [push] webhook_url")
-        return WebhookPush(settings.webhook_url, settings.webhook_secret, settings.timeout_s)
-    raise ConfigError(f"[push] provider must be \"log\" or \"webhook\", not {settings.provider!r}")
 
 
 class Devices:

@@ -29,7 +29,8 @@ class Social(Service):
     _log = Logger()
     name = "heihei-social"
 
-    def __init__(self, settings, *, store, hub, clock, metrics=None, sms_provider=None, push_provider=None) -> None:
+    def __init__(self, settings, *, store, hub, clock, outbound, metrics=None, sms_provider=None,
+                 push_provider=None) -> None:
         self.http_settings = settings.http
         h = self.settings = settings.heihei
         self.sms_settings = settings.sms
@@ -43,13 +44,12 @@ class Social(Service):
                                  default_cover_url=h.default_cover_url)
         self.tokens = Tokens(store, clock, ttl_s=h.token_ttl_s, max_per_user=h.max_tokens_per_user)
         self.blocks = Blocks(store, clock)
-        self.sms = sms_mod.SmsCodes(store, clock, sms_provider or sms_mod.make_provider(settings.sms), settings.sms)
-        self.wechat = WeChat(h.wechat_api_url, h.oauth_timeout_s)
-        self.weibo = Weibo(h.weibo_api_url, h.oauth_timeout_s)
+        self.sms = sms_mod.SmsCodes(store, clock, sms_provider or outbound.sms, settings.sms)
+        self.wechat = WeChat(outbound.wechat_for_heihei)
+        self.weibo = Weibo(outbound.weibo)
         self.devices = push_mod.Devices(store, clock, max_per_user=settings.push.max_devices_per_user,
                                         token_ttl_s=h.token_ttl_s)
-        self.pusher = push_mod.Pusher(self.accounts, self.devices,
-                                      push_provider or push_mod.make_provider(settings.push), metrics)
+        self.pusher = push_mod.Pusher(self.accounts, self.devices, push_provider or outbound.push, metrics)
         self.rooms = Rooms(store, hub, clock)
         self.messaging = Messaging(store=store, hub=hub, clock=clock, accounts=self.accounts, blocks=self.blocks,
                                    pusher=self.pusher, rooms=self.rooms, settings=h)

@@ -1,5 +1,6 @@
 """
-SMS verification codes and the providers that deliver them.
+SMS verification codes; a provider delivers them (`heihei.outbound.sms`:
+`[sms] provider` log or http, injected).
 
 A code is 6 random digits, valid `code_ttl_s` (5 minutes), usable once; a
 phone gets at most one code per `resend_interval_s` (60 s, else 400); after
@@ -10,25 +11,19 @@ nodes cannot get around a limit.
 Redis: `sms:heihei:<phone>` HASH {code, expires, tries};
 `smsgap:heihei:<phone>` the time (ms) before which no new code is sent.
 
-Providers (`[sms] provider`):
-- `log`: the code is written to the server log (development, tests).
-- `http`: POST `{"phoneNo", "code", "text"}` as JSON to `[sms] url`; any 2xx
-  answer is success. An adapter for a commercial SMS gateway is a small
-  service at that URL.
+A provider that fails (raises) means the user never got the code: the
+limits are lifted so they can ask again at once, and the answer is 400.
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import Protocol
 
-import treq
 from twisted.logger import Logger
 
-from heihei.config import ConfigError
-from heihei.jsonsafe import encode_json
 from heihei.heihei.accounts import GC_SLACK_MS, REALM
 from heihei.heihei.errors import ApiError, BUSINESS_FAILED, WRONG_CODE
+from heihei.outbound.sms import SmsProvider
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 
@@ -57,49 +52,6 @@ return 0
 """)
 
 CODE_DIGITS = 6
-
-
-class SmsProvider(Protocol):
-    async def send(self, phone: str, code: str, text: str) -> None:
-        """Deliver or raise."""
-
-
-class LogSms:
-    _log = Logger()
-
-    async def send(self, phone: str, code: str, text: str) -> None:
-        self._log.info("SMS to {phone}: code {code} ({text})", phone=phone, code=code, text=text)
-
-
-class HttpSmsError(Exception):
-    pass
-
-
-class HttpSms:
-    _log = Logger()
-
-    def __init__(self, url: str, timeout_s: float, http=treq) -> None:
-        self.url = url
-        self.timeout_s = timeout_s
-        self.http = http
-
-    async def send(self, phone: str, code: str, text: str) -> None:
-        response = await self.http.post(self.url, data=encode_json({"phoneNo": phone, "code": code, "text": text}),
-                                        headers={b"Content-Type": [b"application/json; charset=utf-8"]},
-                                        timeout=self.timeout_s)
-        await response.content()  # read it all so the connection can close or be reused
-        if not 200 <= response.code < 300:
-            raise HttpSmsError(f"SMS gateway answered HTTP {response.code}")
-
-
-def make_provider(settings) -> SmsProvider:
-    if settings.provider == "log":
-        return LogSms()
-    if settings.provider == "http":
-        if not settings.url:
-            raise ConfigError("[sms] provider = \"http\" needs [sms] url")
-        return HttpSms(settings.url, settings.timeout_s)
-    raise ConfigError(f"[sms] provider must be \"log\" or \"http\", not {settings.provider!r}")
 
 
 class SmsCodes:

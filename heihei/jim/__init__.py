@@ -4,11 +4,11 @@ The jim realm's domain (seed 003, J-IM customer service).
 - `store.py`   the realm's own Redis state: users and tokens, agents and their
                assignments, contacts (chat lists), message locations for recall
 - `assign.py`  which agent a visitor is given (pure decision + bookkeeping)
-- `auth.py`    the `?username=&password=` authentication hook (treq)
 - `service.py` `Jim`: the operations both wire surfaces use; messages go
                through the hub (history, inbox, unread counters, groups)
 - `vanke.py`   the `/im/vanke/*` HTTP API (Klein)
 
 The wire format of the WebSocket is in `heihei/protocols/jim.py`; the
-decisions are written down in docs/jim.md.
+`?username=&password=` authentication hook in `heihei/outbound/jim_auth.py`;
+the decisions are written down in docs/jim.md.
 """

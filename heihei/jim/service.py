@@ -33,8 +33,8 @@ from heihei.core.hub import Hub, Notice, SendResult
 from heihei.core.model import Message, group_conversation, pair_conversation
 from heihei.core.policy import Rate
 from heihei.jim.assign import choose_agent
-from heihei.jim.auth import AuthHook
 from heihei.jim.store import REALM, VISITOR, JimStore
+from heihei.outbound.jim_auth import AuthHook
 
 #: "recent contacts" (pullType 3, lastedContactsNum) are those of the last two days
 RECENT_MS = 2 * 24 * 3600 * 1000
@@ -107,13 +107,13 @@ def chat_body(*, chat_type: int, msg_type: int, content: str, create_time: int, 
 class Jim:
     _log = Logger()
 
-    def __init__(self, hub: Hub, store, settings: JimSettings, *, clock, reactor=None) -> None:
+    def __init__(self, hub: Hub, store, settings: JimSettings, *, clock, auth_hook: AuthHook | None = None) -> None:
         self.hub = hub
         self.db = JimStore(store)
         self.settings = settings
         self.clock = clock
-        self.auth_hook = (AuthHook(settings.auth_url, secret=settings.auth_secret, timeout_s=settings.auth_timeout_s,
-                                   reactor=reactor) if settings.auth_url else None)
+        #: `[jim] auth_url`'s hook (heihei.outbound.jim_auth), or None
+        self.auth_hook = auth_hook
         self.chat_rate = Rate(settings.chat_rate_per_s, settings.chat_burst)
 
     def now_ms(self) -> int:
@@ -416,9 +416,8 @@ class JimService(Service):
 
     _log = Logger()
 
-    def __init__(self, settings: JimSettings, jim: Jim) -> None:
+    def __init__(self, settings: JimSettings) -> None:
         self.settings = settings
-        self.jim = jim
 
     def startService(self) -> None:
         super().startService()
@@ -430,9 +429,3 @@ class JimService(Service):
                 self._log.warn("[jim] insecure_api is on: /im/vanke/* answers anyone (no api_key)")
             else:
                 self._log.warn("[jim] api_key is empty: /im/vanke/* refuses every call until it is set")
-
-    def stopService(self):
-        super().stopService()
-        if self.jim.auth_hook is not None:
-            return defer.Deferred.fromCoroutine(self.jim.auth_hook.close())
-        return None

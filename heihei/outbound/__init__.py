@@ -1,1 +1,72 @@
-"""Outbound services: every HTTP call heihei makes to someone else, each behind a small interface."""
+"""
+Outbound services: every HTTP call heihei makes to someone else, each behind a
+small interface, all over one `HttpClient` per node.
+
+    http.py      HttpClient: one pool, a deadline and a bounded read per call, typed errors
+    wechat.py    WeChatApi: exchange_code (live Login), userinfo (heihei sign-in)
+    weibo.py     WeiboApi: verify (heihei sign-in)
+    sms.py       SmsProvider: log | http
+    push.py      PushProvider: log | webhook
+    profiles.py  ProfileSource: boss profile lookups and avatar downloads
+    jim_auth.py  AuthHook: the J-IM username/password hook
+
+`Outbound.from_settings` builds them once per node from the settings; the
+realms receive the providers they need and map the providers' errors to their
+own. Nothing else in heihei imports treq or builds an HTTP client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from heihei.outbound.http import HttpClient
+from heihei.outbound.jim_auth import AuthHook, HttpAuthHook
+from heihei.outbound.profiles import HttpProfiles, ProfileSource
+from heihei.outbound.push import PushProvider, make_push_provider
+from heihei.outbound.sms import SmsProvider, make_sms_provider
+from heihei.outbound.wechat import NoWeChat, WeChatApi, WeChatClient
+from heihei.outbound.weibo import WeiboApi, WeiboClient
+
+
+@dataclass
+class Outbound:
+    http: HttpClient
+    #: the live realm's WeChat web app: [live] wechat_api, wechat_appid, wechat_secret
+    wechat_for_live: WeChatApi
+    #: the heihei app's WeChat sign-in: [heihei] wechat_api_url
+    wechat_for_heihei: WeChatApi
+    weibo: WeiboApi
+    sms: SmsProvider
+    push: PushProvider
+    profiles: ProfileSource
+    #: None without [jim] auth_url
+    jim_auth: AuthHook | None
+
+    @classmethod
+    def from_settings(cls, settings, *, reactor, clock=None) -> "Outbound":
+        """Every provider the settings ask for, over one HttpClient whose deadlines run on `clock`.
+
+        Raises ConfigError for a provider that cannot work as configured."""
+        http = HttpClient(reactor, clock=clock)
+        live, heihei, boss, jim = settings.live, settings.heihei, settings.boss, settings.jim
+        if live.wechat_appid and live.wechat_secret:
+            wechat_for_live: WeChatApi = WeChatClient(http, live.wechat_api, appid=live.wechat_appid,
+                                                      secret=live.wechat_secret, timeout_s=live.wechat_timeout_s)
+        else:
+            wechat_for_live = NoWeChat()
+        return cls(
+            http=http,
+            wechat_for_live=wechat_for_live,
+            wechat_for_heihei=WeChatClient(http, heihei.wechat_api_url, timeout_s=heihei.oauth_timeout_s),
+            weibo=WeiboClient(http, heihei.weibo_api_url, timeout_s=heihei.oauth_timeout_s),
+            sms=make_sms_provider(settings.sms, http),
+            push=make_push_provider(settings.push, http),
+            profiles=HttpProfiles(http, nickname_url=boss.profile_nickname_url, avatar_url=boss.profile_avatar_url,
+                                  timeout_s=boss.profile_timeout_s),
+            jim_auth=(HttpAuthHook(http, jim.auth_url, secret=jim.auth_secret, timeout_s=jim.auth_timeout_s)
+                      if jim.auth_url else None),
+        )
+
+    async def close(self) -> None:
+        """At node stop: calls still in flight end, pooled connections close."""
+        await self.http.close()

@@ -1,15 +1,11 @@
-"""Media helpers and the bounded HTTP fetch of the profile provider."""
+"""Media helpers."""
 
 import io
 
 import pytest
-import pytest_twisted
 from PIL import Image
-from twisted.internet import protocol, reactor
-from twisted.web import resource, server
 
 from heihei.boss import media
-from heihei.boss.profiles import FetchError, fetch_bounded, make_http_client, parse_lookup
 from tests.boss.conftest import jpeg_bytes, png_bytes
 
 
@@ -62,47 +58,3 @@ def test_playlists_never_reach_the_network_or_other_files(tmp_path):
     path.write_text("#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n#EXTINF:1,\nhttp://127.0.0.1:9/x.mp3\n")
     with pytest.raises(media.MediaError):
         media.probe_audio(str(path), 60)
-
-
-def test_lookup_answers():
-    assert parse_lookup(b'{"result": {"1": "a", "2": 3}}') == {"1": "a"}
-    assert parse_lookup(b'{"1": "a"}') == {"1": "a"}
-    for bad in (b"[]", b"nope", b'{"result": []}'):
-        with pytest.raises(FetchError):
-            parse_lookup(bad)
-
-
-class _Big(resource.Resource):
-    isLeaf = True
-
-    def render_GET(self, request):
-        if request.path == b"/big":
-            return b"x" * 5000
-        if request.path == b"/missing":
-            request.setResponseCode(404)
-            return b"no"
-        return b"ok"
-
-
-@pytest_twisted.async_yield_fixture
-async def servers():
-    site = server.Site(_Big())
-    site.timeOut = None
-    web = reactor.listenTCP(0, site, interface="127.0.0.1")
-    silent_factory = protocol.Factory.forProtocol(protocol.Protocol)  # accepts, never answers
-    silent = reactor.listenTCP(0, silent_factory, interface="127.0.0.1")
-    yield {"web": f"http://127.0.0.1:{web.getHost().port}", "silent": f"http://127.0.0.1:{silent.getHost().port}"}
-    await web.stopListening()
-    await silent.stopListening()
-
-
-@pytest_twisted.ensureDeferred
-async def test_fetch_is_bounded_in_size_and_time(servers):
-    http = make_http_client(reactor, 1.0)
-    assert await fetch_bounded(http, servers["web"] + "/ok", max_bytes=100, timeout_s=2, reactor=reactor) == b"ok"
-    with pytest.raises(FetchError, match="larger than 1000"):
-        await fetch_bounded(http, servers["web"] + "/big", max_bytes=1000, timeout_s=2, reactor=reactor)
-    with pytest.raises(FetchError, match="HTTP 404"):
-        await fetch_bounded(http, servers["web"] + "/missing", max_bytes=1000, timeout_s=2, reactor=reactor)
-    with pytest.raises(FetchError, match="no answer within 0.3 s"):
-        await fetch_bounded(http, servers["silent"] + "/x", max_bytes=1000, timeout_s=0.3, reactor=reactor)

@@ -2,10 +2,7 @@
 The conformance suite's WebSocket client: tests/wsclient.py plus the two
 things the shared checks need from the client side.
 
-- `answer_pings=False` makes a peer that has gone quiet: Autobahn answers
-  every ping by itself (`onPing` sends the pong), so a silent peer has to
-  switch that off, or a server that counts pongs as life would never see it
-  go silent.
+- `answer_pings=False` (tests/wsclient.py) makes a peer that has gone quiet.
 - A refused handshake keeps its HTTP status (`handshake_status`), so a test
   can tell "refused with 401" from "refused" or "connection failed". Autobahn
   only folds the status line into a reason string.
@@ -34,13 +31,6 @@ class HandshakeRefused(WSError):
 
 
 class _ConformanceProtocol(_Protocol):
-    def onPing(self, payload: bytes) -> None:
-        client = self.factory.client
-        if client.answer_pings:
-            super().onPing(payload)
-        else:
-            client.pings_ignored += 1
-
     def failHandshake(self, reason: str) -> None:
         status_line = getattr(self, "http_status_line", "") or ""
         parts = status_line.split()
@@ -51,9 +41,7 @@ class _ConformanceProtocol(_Protocol):
 
 class Client(WSClient):
     def __init__(self, answer_pings: bool = True) -> None:
-        super().__init__()
-        self.answer_pings = answer_pings
-        self.pings_ignored = 0
+        super().__init__(answer_pings=answer_pings)
         self.handshake_status: int | None = None
         self._waiters: list[defer.Deferred] = []
 

@@ -138,7 +138,10 @@ async def test_a_provider_that_stalls_mid_body_is_unreachable_within_the_timeout
     from twisted.web.resource import Resource
     from twisted.web.server import NOT_DONE_YET, Site
 
-    from heihei.heihei.oauth import Unreachable, get_json
+    from heihei.heihei.errors import ApiError
+    from heihei.heihei.oauth import WeChat
+    from heihei.outbound.http import HttpClient
+    from heihei.outbound.wechat import WeChatClient
 
     class Stall(Resource):
         isLeaf = True
@@ -151,11 +154,16 @@ async def test_a_provider_that_stalls_mid_body_is_unreachable_within_the_timeout
 
     resource = Stall()
     port = reactor.listenTCP(0, Site(resource), interface="127.0.0.1")
+    http = HttpClient(reactor)
     try:
+        wechat = WeChat(WeChatClient(http, f"http://127.0.0.1:{port.getHost().port}", timeout_s=0.5))
         started = reactor.seconds()
-        with pytest.raises(Unreachable):
-            await get_json(f"http://127.0.0.1:{port.getHost().port}/", 0.5)
+        with pytest.raises(ApiError) as info:
+            await wechat.verify("token", "openid")
+        assert info.value.code == 400 and "WeChat" in info.value.errormsg
         assert reactor.seconds() - started < 3
     finally:
-        resource.request.channel.transport.abortConnection()
+        await http.close()
+        if not resource.request.channel.transport.disconnected:
+            resource.request.channel.transport.abortConnection()
         await port.stopListening()

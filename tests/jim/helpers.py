@@ -43,10 +43,11 @@ async def register(node, user: str, user_type: int = 0, *, nick: str | None = No
     return token
 
 
-async def login(node, token: str | None = None, *, query: str | None = None, path: str = "/"):
+async def login(node, token: str | None = None, *, query: str | None = None, path: str = "/",
+                answer_pings: bool = True):
     """A connected client whose login frame (cmd 6) was read into `client.login`."""
     url = ws_url(node, "jim", f"{path}?{query or 'token=' + token}")
-    client = await connect(url)
+    client = await connect(url, answer_pings=answer_pings)
     client.login = await next_json(client)
     assert client.login["command"] == 6, client.login
     return client

@@ -4,7 +4,9 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from heihei.live.wechat import LoginFailed, WeChatOAuth
+from heihei.live.wechat import LoginFailed, WeChatLogin
+from heihei.outbound.http import HttpClient
+from heihei.outbound.wechat import WeChatClient
 from heihei.store.embedded import free_loopback_port
 from tests.live.conftest import APPID, SECRET, Viewer, settle, start_live
 
@@ -103,13 +105,17 @@ async def test_provider_reasons(wechat):
     from twisted.internet import task
 
     clock = task.Clock()
-    provider = WeChatOAuth(APPID, SECRET, wechat.url + "/", timeout_s=5, reactor=reactor, clock=clock)
-    user = await provider.exchange("code-bob")
-    assert (user.openid, user.nickname) == ("o-bob", "鲍勃")
-    expectations = {"bogus": "errcode 40029", "badjson": "not valid JSON", "http500": "HTTP 500",
-                    "huge": "larger than", "userinfo-error": "/sns/userinfo: errcode 40003"}
-    for code, reason in expectations.items():
-        with pytest.raises(LoginFailed) as info:
-            await provider.exchange(code)
-        assert reason in info.value.reason, (code, info.value.reason)
-        assert SECRET not in info.value.reason
+    http = HttpClient(reactor, clock=clock)
+    provider = WeChatLogin(WeChatClient(http, wechat.url + "/", appid=APPID, secret=SECRET, timeout_s=5))
+    try:
+        user = await provider.exchange("code-bob")
+        assert (user.openid, user.nickname) == ("o-bob", "鲍勃")
+        expectations = {"bogus": "errcode 40029", "badjson": "not valid JSON", "http500": "HTTP 500",
+                        "huge": "larger than", "userinfo-error": "/sns/userinfo: errcode 40003"}
+        for code, reason in expectations.items():
+            with pytest.raises(LoginFailed) as info:
+                await provider.exchange(code)
+            assert reason in info.value.reason, (code, info.value.reason)
+            assert SECRET not in info.value.reason
+    finally:
+        await http.close()
