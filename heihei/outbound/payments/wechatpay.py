@@ -214,7 +214,7 @@ class WeChatPay:
         answer = await self._call("POST", "/v3/pay/transactions/app", payload, what="create_app_order")
         prepay_id = answer.get("prepay_id")
         if not isinstance(prepay_id, str) or not 0 < len(prepay_id) <= 64:
-            raise ProviderUnavailable("create_app_order: answer without a prepay_id")
+            raise ProviderUnavailable("wechatpay create_app_order: answer without a prepay_id")
         self._log.info("WeChat Pay prepay order {out_trade_no} for {amount} fen", out_trade_no=out_trade_no,
                        amount=amount_fen)
         return WeChatAppOrder(out_trade_no, prepay_id, self.app_pay_params(prepay_id))
@@ -239,9 +239,9 @@ class WeChatPay:
         try:
             transaction = self._transaction(answer)
         except _Bad as e:
-            raise ProviderUnavailable(f"query_order: {e}") from None
+            raise ProviderUnavailable(f"wechatpay query_order: {e}") from None
         except _Foreign as e:
-            raise OrderMismatch(f"query_order: {e}", field="merchant") from None
+            raise OrderMismatch(f"wechatpay query_order: {e}", field="merchant") from None
         if transaction.out_trade_no != out_trade_no:
             raise OrderMismatch(f"query_order {out_trade_no}: answer is about {transaction.out_trade_no!r}",
                                 field="out_trade_no")
