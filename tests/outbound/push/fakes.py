@@ -1,0 +1,287 @@
+"""
+Loopback stand-ins for Getui, APNs and FCM that check what the real services
+check, so the adapters are tested against the protocols and not against mocks.
+
+- `FakeApns`: a real HTTP/2 server -- Twisted's own (`twisted.web` with h2),
+  an implementation independent of our client -- over TLS with a throwaway
+  certificate, offering only "h2" by ALPN. It refuses anything that did not
+  arrive as HTTP/2, verifies the ES256 provider token with the key's public
+  half (PyJWT), its kid, issuer and age, answers TooManyProviderTokenUpdates
+  to new tokens more often than every 20 minutes, checks the topic, push type,
+  priority, expiration and the 4096-byte payload limit, and answers
+  200/400/403/410/413 with Apple's reason strings.
+- `FakeGetui`: REST API v2 over HTTP/1.1 -- the auth sign
+  (sha256(appkey + timestamp + mastersecret)) and the timestamp's freshness,
+  tokens that expire, the `token` header on pushes (10001 when missing or
+  expired), the push body's fields and Getui's documented length limits, and
+  "target user is invalid" (20001) for dead cids.
+- `FakeFcm`: the OAuth2 token endpoint verifying the RS256 assertion (PyJWT,
+  the service account's public key: kid, iss, aud, scope, iat/exp), and
+  `messages:send` checking the bearer token, the project, string-only data,
+  the 4000-byte limit, and answering UNREGISTERED / INVALID_ARGUMENT as FCM does.
+
+Every fake takes `now_s` (a `FakeTime` shared with the adapter under test) so
+token expiry can be tested without waiting, records what it accepted, and can
+be told to fail the next requests (`fail_next`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from twisted.internet import reactor, ssl
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+START_S = 1_700_000_000.0
+
+
+class FakeTime:
+    """Wall-clock seconds that tests move by hand; give the same one to an adapter and its fake."""
+
+    def __init__(self, start: float = START_S) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+# --- keys and certificates
+
+
+def ec_p256_pem() -> tuple[bytes, Any]:
+    """An APNs-style .p8 key (PKCS#8 PEM) and its public key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    return pem, key.public_key()
+
+
+def rsa_pem() -> tuple[bytes, Any]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    return pem, key.public_key()
+
+
+@dataclass
+class ThrowawayTLS:
+    """A self-signed certificate for 127.0.0.1: server options offering only h2, and the client's trust root."""
+
+    cert_pem: bytes
+    key_pem: bytes
+
+    @classmethod
+    def make(cls) -> ThrowawayTLS:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake push service")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                               critical=False)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+        return cls(cert.public_bytes(serialization.Encoding.PEM),
+                   key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+
+    def server_options(self, protocols=(b"h2",)):
+        private = ssl.PrivateCertificate.loadPEM(self.cert_pem + self.key_pem)
+        return ssl.CertificateOptions(privateKey=private.privateKey.original, certificate=private.original,
+                                      acceptableProtocols=list(protocols))
+
+    def trust_root(self):
+        return ssl.Certificate.loadPEM(self.cert_pem)
+
+
+# --- serving
+
+
+class Listening:
+    """A fake listening on 127.0.0.1:0; `stop()` closes the port and every connection to it."""
+
+    def __init__(self, port, site: Site, scheme: str) -> None:
+        self.port = port
+        self.site = site
+        self.url = f"{scheme}://127.0.0.1:{port.getHost().port}"
+
+    async def stop(self) -> None:
+        await self.port.stopListening()
+
+
+class _TrackingSite(Site):
+    """A Site that can drop its connections, so a test ends with nothing open."""
+
+    def __init__(self, resource, alpn: tuple[bytes, ...]) -> None:
+        super().__init__(resource)
+        self.protocols: list = []
+        self.noisy = False
+        self._alpn = alpn
+
+    def acceptableProtocols(self) -> list[bytes]:
+        # Site offers h2 and http/1.1 whenever h2 is installed; the fake offers what it is told
+        return list(self._alpn)
+
+    def buildProtocol(self, addr):
+        protocol = super().buildProtocol(addr)
+        self.protocols.append(protocol)
+        return protocol
+
+    def drop_all(self) -> None:
+        """Abort every connection still open, at the TCP level (under TLS)."""
+        for protocol in self.protocols:
+            # Site's protocols wrap the HTTP/1.1 or HTTP/2 channel chosen by ALPN
+            transport = getattr(getattr(protocol, "_channel", protocol), "transport", None)
+            if isinstance(transport, TLSMemoryBIOProtocol):
+                transport = transport.transport
+            if transport is not None and transport.connected:
+                transport.abortConnection()
+
+
+async def serve(resource: Resource, tls: ThrowawayTLS | None = None, protocols=(b"h2",)) -> Listening:
+    site = _TrackingSite(resource, tuple(protocols))
+    site.timeOut = None  # no idle-timeout timers left in the reactor
+    if tls is None:
+        endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+        return Listening(await endpoint.listen(site), site, "http")
+    endpoint = SSL4ServerEndpoint(reactor, 0, tls.server_options(protocols), interface="127.0.0.1")
+    return Listening(await endpoint.listen(site), site, "https")
+
+
+def _json_answer(request, status: int, body: Any, headers: dict[bytes, bytes] | None = None) -> bytes:
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json; charset=utf-8")
+    for name, value in (headers or {}).items():
+        request.setHeader(name, value)
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+# --- APNs
+
+APNS_MAX_PAYLOAD = 4096
+APNS_TOKEN_MAX_AGE_S = 3600
+APNS_TOKEN_MIN_INTERVAL_S = 20 * 60
+_APNS_PATH = re.compile(rb"/3/device/([0-9a-fA-F]+)")
+
+
+class FakeApns(Resource):
+    isLeaf = True
+
+    def __init__(self, *, team_id: str, key_id: str, public_key, topic: str, now_s: FakeTime) -> None:
+        super().__init__()
+        self.team_id = team_id
+        self.key_id = key_id
+        self.public_key = public_key
+        self.topic = topic
+        self.now_s = now_s
+        self.unregistered: set[str] = set()
+        self.bad_tokens: set[str] = set()
+        self.other_app_tokens: set[str] = set()
+        self.fail_next: list[tuple[int, str]] = []
+        self.delivered: list[dict[str, Any]] = []
+        self.requests = 0
+        self.protocols: list[bytes] = []
+        self.provider_tokens: list[str] = []
+        self._token_changed_at: float | None = None
+
+    def render(self, request) -> bytes:
+        self.requests += 1
+        self.protocols.append(request.clientproto)
+        if request.clientproto != b"HTTP/2":
+            return self._answer(request, 400, "BadPath")  # APNs speaks nothing but HTTP/2
+        match = _APNS_PATH.fullmatch(request.path)
+        if match is None:
+            return self._answer(request, 404, "BadPath")
+        if request.method != b"POST":
+            return self._answer(request, 405, "MethodNotAllowed")
+        device = match.group(1).decode()
+        problem = self._check_provider_token(request.getHeader(b"authorization"))
+        if problem is not None:
+            return self._answer(request, *problem)
+        topic = request.getHeader(b"apns-topic")
+        if topic is None:
+            return self._answer(request, 400, "MissingTopic")
+        if topic.decode() != self.topic:
+            return self._answer(request, 400, "TopicDisallowed")
+        if request.getHeader(b"apns-push-type") not in (b"alert", b"background"):
+            return self._answer(request, 400, "InvalidPushType")
+        if request.getHeader(b"apns-priority") not in (None, b"5", b"10", b"1"):
+            return self._answer(request, 400, "BadPriority")
+        expiration = request.getHeader(b"apns-expiration")
+        if expiration is not None and not expiration.isdigit():
+            return self._answer(request, 400, "BadExpirationDate")
+        body = request.content.read()
+        if len(body) > APNS_MAX_PAYLOAD:
+            return self._answer(request, 413, "PayloadTooLarge")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict) or not isinstance(payload.get("aps"), dict):
+            return self._answer(request, 400, "PayloadEmpty")
+        if self.fail_next:
+            return self._answer(request, *self.fail_next.pop(0))
+        if device in self.bad_tokens:
+            return self._answer(request, 400, "BadDeviceToken")
+        if device in self.other_app_tokens:
+            return self._answer(request, 400, "DeviceTokenNotForTopic")
+        if device in self.unregistered:
+            return self._answer(request, 410, "Unregistered", timestamp=int(self.now_s() * 1000))
+        self.delivered.append({"device": device, "payload": payload, "size": len(body),
+                               "headers": {k.lower(): v for k, v in request.requestHeaders.getAllRawHeaders()}})
+        request.setResponseCode(200)
+        request.setHeader(b"apns-id", secrets.token_hex(16).encode())
+        return b""
+
+    def _check_provider_token(self, authorization: bytes | None) -> tuple[int, str] | None:
+        if not authorization or not authorization.lower().startswith(b"bearer "):
+            return 403, "MissingProviderToken"
+        token = authorization[7:].decode("ascii", "replace")
+        try:
+            header = jwt.get_unverified_header(token)
+            claims = jwt.decode(token, self.public_key, algorithms=["ES256"],
+                                options={"require": ["iss", "iat"], "verify_iat": False})
+        except jwt.InvalidTokenError:
+            return 403, "InvalidProviderToken"
+        if header.get("kid") != self.key_id:
+            return 403, "InvalidProviderToken"
+        if claims.get("iss") != self.team_id or not isinstance(claims.get("iat"), int):
+            return 403, "InvalidProviderToken"
+        age = self.now_s() - claims["iat"]
+        if age > APNS_TOKEN_MAX_AGE_S:
+            return 403, "ExpiredProviderToken"
+        if age < -60:
+            return 403, "InvalidProviderToken"
+        if not self.provider_tokens or self.provider_tokens[-1] != token:
+            if self._token_changed_at is not None and \
+                    self.now_s() - self._token_changed_at < APNS_TOKEN_MIN_INTERVAL_S:
+                return 429, "TooManyProviderTokenUpdates"
+            self.provider_tokens.append(token)
+            self._token_changed_at = self.now_s()
+        return None
+
+    @staticmethod
+    def _answer(request, status: int, reason: str, **extra: Any) -> bytes:
+        request.setHeader(b"apns-id", secrets.token_hex(16).encode())
+        return _json_answer(request, status, {"reason": reason, **extra})
