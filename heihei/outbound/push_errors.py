@@ -27,6 +27,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from twisted.internet import defer
+from twisted.web.client import ResponseNeverReceived
+
 ELLIPSIS = "\u2026"
 
 
@@ -59,8 +62,8 @@ class PermanentPushError(PushError):
 
 
 class PayloadTooLarge(PermanentPushError):
-    def __init__(self, service: str, size: int, limit: int, what: str = "payload") -> None:
-        super().__init__(service, f"{what} is {size} bytes, more than the {limit} the service accepts")
+    def __init__(self, service: str, size: int, limit: int, what: str = "payload", unit: str = "bytes") -> None:
+        super().__init__(service, f"{what} is {size} {unit}, more than the {limit} the service accepts")
         self.size = size
         self.limit = limit
 
@@ -114,3 +117,13 @@ def fit_text(encode: Callable[[str], bytes], text: str, limit: int, service: str
 def clip_chars(text: str, max_chars: int) -> str:
     """`text` cut to `max_chars` characters, the last one an ellipsis when it was cut."""
     return text if len(text) <= max_chars else text[:max_chars - 1] + ELLIPSIS
+
+
+def was_cancelled(error: BaseException) -> bool:
+    """Whether `error` is our own cancellation (a deadline), which treq reports wrapped
+    in ResponseNeverReceived when the request was still under way."""
+    if isinstance(error, defer.CancelledError):
+        return True
+    if isinstance(error, ResponseNeverReceived):
+        return any(reason.check(defer.CancelledError) for reason in error.reasons)
+    return False

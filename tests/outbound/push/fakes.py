@@ -285,3 +285,130 @@ class FakeApns(Resource):
     def _answer(request, status: int, reason: str, **extra: Any) -> bytes:
         request.setHeader(b"apns-id", secrets.token_hex(16).encode())
         return _json_answer(request, status, {"reason": reason, **extra})
+
+
+# --- Getui
+
+GETUI_TIMESTAMP_SLACK_S = 600
+GETUI_CLICK_TYPES = {"intent", "url", "payload", "payload_custom", "startapp", "none"}
+GETUI_LIMITS = {"title": 50, "body": 256, "payload": 3072, "url": 1024, "intent": 4096}
+
+
+class FakeGetui(Resource):
+    isLeaf = True
+
+    def __init__(self, *, app_id: str, app_key: str, master_secret: str, now_s: FakeTime,
+                 token_lifetime_s: float = 24 * 3600) -> None:
+        super().__init__()
+        self.app_id = app_id
+        self.app_key = app_key
+        self.master_secret = master_secret
+        self.now_s = now_s
+        self.token_lifetime_s = token_lifetime_s
+        self.tokens: dict[str, float] = {}
+        self.auth_calls = 0
+        self.push_calls = 0
+        self.dead_cids: set[str] = set()
+        self.fail_next: list[tuple[int, dict]] = []
+        self.pushes: list[dict[str, Any]] = []
+        self.request_ids: set[str] = set()
+
+    def revoke_tokens(self) -> None:
+        self.tokens.clear()
+
+    def render(self, request) -> bytes:
+        parts = request.path.decode().split("/")
+        if request.method != b"POST":
+            return _json_answer(request, 405, {"code": 405, "msg": "method not allowed"})
+        if len(parts) < 4 or parts[:2] != ["", "v2"] or parts[2] != self.app_id:
+            return _json_answer(request, 404, {"code": 404, "msg": "url error"})
+        if not (request.getHeader(b"content-type") or b"").startswith(b"application/json"):
+            return _json_answer(request, 400, {"code": 1, "msg": "not json"})
+        try:
+            body = json.loads(request.content.read())
+        except ValueError:
+            return _json_answer(request, 200, {"code": 1, "msg": "not json"})
+        if not isinstance(body, dict):
+            return _json_answer(request, 200, {"code": 1, "msg": "not json"})
+        if parts[3:] == ["auth"]:
+            return self._auth(request, body)
+        if parts[3:] == ["push", "single", "cid"]:
+            return self._push(request, body)
+        return _json_answer(request, 404, {"code": 404, "msg": "url error"})
+
+    def _auth(self, request, body: dict) -> bytes:
+        self.auth_calls += 1
+        sign, timestamp, appkey = body.get("sign"), body.get("timestamp"), body.get("appkey")
+        if not all(isinstance(v, str) and v for v in (sign, timestamp, appkey)):
+            return _invalid(request, "sign, timestamp and appkey can not be empty")
+        if appkey != self.app_key:
+            return _invalid(request, "appkey is invalid")
+        if not (timestamp.isdigit() and len(timestamp) == 13) or \
+                abs(int(timestamp) / 1000 - self.now_s()) > GETUI_TIMESTAMP_SLACK_S:
+            return _invalid(request, "timestamp is invalid")
+        expected = hashlib.sha256((appkey + timestamp + self.master_secret).encode()).hexdigest()
+        if sign != expected:
+            return _invalid(request, "sign is invalid")
+        token = secrets.token_hex(32)
+        expires_at = self.now_s() + self.token_lifetime_s
+        self.tokens[token] = expires_at
+        return _json_answer(request, 200, {"code": 0, "msg": "success",
+                                           "data": {"expire_time": str(int(expires_at * 1000)), "token": token}})
+
+    def _push(self, request, body: dict) -> bytes:
+        self.push_calls += 1
+        token = (request.getHeader(b"token") or b"").decode()
+        if self.tokens.get(token, 0) <= self.now_s():
+            return _json_answer(request, 401, {"code": 10001, "msg": "token expired or invalid"})
+        request_id = body.get("request_id")
+        if not isinstance(request_id, str) or not 10 <= len(request_id) <= 32:
+            return _invalid(request, "request_id is invalid")
+        if request_id in self.request_ids:
+            return _invalid(request, "request_id cannot be repeat.")
+        ttl = (body.get("settings") or {}).get("ttl", 7200000)
+        if not isinstance(ttl, int) or not (ttl == -1 or 0 < ttl <= 3 * 24 * 3600 * 1000):
+            return _invalid(request, "ttl is invalid")
+        cids = (body.get("audience") or {}).get("cid")
+        if not isinstance(cids, list) or len(cids) != 1 or not isinstance(cids[0], str):
+            return _invalid(request, "cid is invalid")
+        message = body.get("push_message")
+        if not isinstance(message, dict) or len(message) != 1:
+            return _invalid(request, "please choose one of notification and transmission and revoke")
+        problem = _check_notification(message.get("notification"))
+        channel = body.get("push_channel")
+        if problem is None and channel is not None:
+            problem = _check_notification(((channel.get("android") or {}).get("ups") or {}).get("notification"))
+        if problem is not None:
+            return _invalid(request, problem)
+        if self.fail_next:
+            return _json_answer(request, *self.fail_next.pop(0))
+        if cids[0] in self.dead_cids:
+            return _invalid(request, "target user is invalid")
+        self.request_ids.add(request_id)
+        self.pushes.append(body)
+        return _json_answer(request, 200, {"code": 0, "msg": "",
+                                           "data": {f"RASS_{len(self.pushes)}": {cids[0]: "successed_online"}}})
+
+
+def _check_notification(notification: Any) -> str | None:
+    if not isinstance(notification, dict):
+        return "notification is invalid"
+    for name in ("title", "body", "click_type"):
+        if not isinstance(notification.get(name), str) or not notification[name]:
+            return f"{name} can not be empty"
+    for name, limit in GETUI_LIMITS.items():
+        if name in notification and len(notification[name]) > limit:
+            return f"{name} size over limit"
+    click_type = notification["click_type"]
+    if click_type not in GETUI_CLICK_TYPES:
+        return "click_type is invalid"
+    needs = {"url": "url", "intent": "intent", "payload": "payload", "payload_custom": "payload"}.get(click_type)
+    if needs and not notification.get(needs):
+        return f"{needs} can not be empty"
+    if click_type == "intent" and not notification["intent"].startswith("intent:"):
+        return "intent is invalid"
+    return None
+
+
+def _invalid(request, msg: str) -> bytes:
+    return _json_answer(request, 400, {"code": 20001, "msg": msg})
