@@ -412,3 +412,145 @@ def _check_notification(notification: Any) -> str | None:
 
 def _invalid(request, msg: str) -> bytes:
     return _json_answer(request, 400, {"code": 20001, "msg": msg})
+
+
+# --- FCM
+
+FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+FCM_MAX_PAYLOAD = 4000
+_FCM_SEND = re.compile(r"/v1/projects/([^/]+)/messages:send")
+
+
+def service_account(*, private_key_pem: bytes, token_uri: str, project_id: str = "heihei-test",
+                    client_email: str = "push@heihei-test.iam.gserviceaccount.com",
+                    private_key_id: str = "kid-0001") -> dict[str, str]:
+    """A service-account key file as the Google console gives it (the fields FCM uses)."""
+    return {"type": "service_account", "project_id": project_id, "private_key_id": private_key_id,
+            "private_key": private_key_pem.decode(), "client_email": client_email, "client_id": "1",
+            "token_uri": token_uri}
+
+
+def _fcm_error(request, status: int, name: str, message: str, *details: dict) -> bytes:
+    return _json_answer(request, status, {"error": {"code": status, "message": message, "status": name,
+                                                    "details": list(details)}})
+
+
+def _fcm_code(code: str) -> dict:
+    return {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}
+
+
+class FakeFcm(Resource):
+    """Google's token endpoint (`/token`) and FCM's `messages:send` in one site."""
+
+    isLeaf = True
+
+    def __init__(self, *, project_id: str, client_email: str, private_key_id: str, public_key, now_s: FakeTime,
+                 token_lifetime_s: int = 3599) -> None:
+        super().__init__()
+        self.project_id = project_id
+        self.client_email = client_email
+        self.private_key_id = private_key_id
+        self.public_key = public_key
+        self.now_s = now_s
+        self.token_lifetime_s = token_lifetime_s
+        self.token_url = ""  # set once listening: the assertion's audience
+        self.access_tokens: dict[str, float] = {}
+        self.token_calls = 0
+        self.send_calls = 0
+        self.unregistered: set[str] = set()
+        self.invalid: set[str] = set()
+        self.other_project: set[str] = set()
+        self.fail_next: list[tuple] = []
+        self.messages: list[dict] = []
+
+    def revoke_tokens(self) -> None:
+        self.access_tokens.clear()
+
+    def render(self, request) -> bytes:
+        if request.method != b"POST":
+            return _fcm_error(request, 405, "METHOD_NOT_ALLOWED", "method not allowed")
+        path = request.path.decode()
+        if path == "/token":
+            return self._token(request)
+        match = _FCM_SEND.fullmatch(path)
+        if match:
+            return self._send(request, match.group(1))
+        return _fcm_error(request, 404, "NOT_FOUND", "not found")
+
+    def _token(self, request) -> bytes:
+        self.token_calls += 1
+        if request.getHeader(b"content-type") != b"application/x-www-form-urlencoded":
+            return _json_answer(request, 400, {"error": "invalid_request"})
+        form = parse_qs(request.content.read().decode(), keep_blank_values=True)
+        if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
+            return _json_answer(request, 400, {"error": "unsupported_grant_type",
+                                               "error_description": "Invalid grant_type"})
+        [assertion] = form.get("assertion") or [""]
+        try:
+            header = jwt.get_unverified_header(assertion)
+            claims = jwt.decode(assertion, self.public_key, algorithms=["RS256"], audience=self.token_url,
+                                issuer=self.client_email, options={"require": ["iss", "aud", "iat", "exp"],
+                                                                   "verify_exp": False, "verify_iat": False})
+        except jwt.InvalidTokenError as e:
+            return _json_answer(request, 400, {"error": "invalid_grant",
+                                               "error_description": f"Invalid JWT: {type(e).__name__}"})
+        if header.get("kid") != self.private_key_id:
+            return _json_answer(request, 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+        now = self.now_s()
+        if not (claims["iat"] - 60 <= now < claims["exp"]) or claims["exp"] - claims["iat"] > 3600:
+            return _json_answer(request, 400, {"error": "invalid_grant",
+                                               "error_description": "Invalid JWT: Token must be a short-lived token "
+                                                                    "(60 minutes) and in a reasonable timeframe."})
+        if FCM_SCOPE not in str(claims.get("scope", "")).split():
+            return _json_answer(request, 400, {"error": "invalid_scope"})
+        token = "ya29." + secrets.token_urlsafe(24)
+        self.access_tokens[token] = now + self.token_lifetime_s
+        return _json_answer(request, 200, {"access_token": token, "expires_in": self.token_lifetime_s,
+                                           "token_type": "Bearer"})
+
+    def _send(self, request, project: str) -> bytes:
+        self.send_calls += 1
+        authorization = (request.getHeader(b"authorization") or b"").decode()
+        token = authorization[7:] if authorization.startswith("Bearer ") else ""
+        if self.access_tokens.get(token, 0) <= self.now_s():
+            return _fcm_error(request, 401, "UNAUTHENTICATED",
+                              "Request had invalid authentication credentials. Expected OAuth 2 access token.")
+        if project != self.project_id:
+            return _fcm_error(request, 403, "PERMISSION_DENIED",
+                              f"Permission 'cloudmessaging.messages.create' denied on resource '//fcm/{project}'")
+        try:
+            body = json.loads(request.content.read())
+            message = body["message"]
+            device = message["token"]
+        except (ValueError, KeyError, TypeError):
+            return _fcm_error(request, 400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        data = message.get("data", {})
+        for key, value in data.items():
+            if not isinstance(value, str):
+                return _fcm_error(request, 400, "INVALID_ARGUMENT",
+                                  f"Invalid value at 'message.data[0].value' (TYPE_STRING), {value!r}",
+                                  {"@type": "type.googleapis.com/google.rpc.BadRequest",
+                                   "fieldViolations": [{"field": "message.data[0].value"}]})
+        notification = message.get("notification", {})
+        size = len(json.dumps({"notification": notification, "data": data}, ensure_ascii=False,
+                              separators=(",", ":")).encode())
+        if size > FCM_MAX_PAYLOAD:
+            return _fcm_error(request, 400, "INVALID_ARGUMENT", "Request contains an invalid argument: "
+                              "Message is too big", _fcm_code("INVALID_ARGUMENT"))
+        if self.fail_next:
+            return _fcm_error(request, *self.fail_next.pop(0))
+        if device in self.invalid:
+            return _fcm_error(request, 400, "INVALID_ARGUMENT",
+                              "The registration token is not a valid FCM registration token",
+                              _fcm_code("INVALID_ARGUMENT"),
+                              {"@type": "type.googleapis.com/google.rpc.BadRequest",
+                               "fieldViolations": [{"field": "message.token",
+                                                    "description": "Invalid registration token"}]})
+        if device in self.unregistered:
+            return _fcm_error(request, 404, "NOT_FOUND", "Requested entity was not found.",
+                              _fcm_code("UNREGISTERED"))
+        if device in self.other_project:
+            return _fcm_error(request, 403, "PERMISSION_DENIED", "SenderId mismatch",
+                              _fcm_code("SENDER_ID_MISMATCH"))
+        self.messages.append(message)
+        return _json_answer(request, 200, {"name": f"projects/{project}/messages/{len(self.messages)}"})
