@@ -15,10 +15,10 @@ send many notifications over it, which multiplexing on one connection does.
     await client.close()
 
 Connection: TLS with ALPN offering only "h2" (a server that does not pick h2
-is refused); requests wait for the server's first SETTINGS frame, because
-APNs starts a connection with a low MAX_CONCURRENT_STREAMS. Requests beyond
-the server's MAX_CONCURRENT_STREAMS queue until a stream closes; request
-bodies respect flow control. One connection at a time: it is opened on the
+is refused); requests wait for the server's first SETTINGS frame, because a
+server (APNs) may open a connection with a low MAX_CONCURRENT_STREAMS.
+Requests beyond the server's MAX_CONCURRENT_STREAMS queue until a stream
+closes; request bodies respect flow control. One connection at a time: it is opened on the
 first request (concurrent first requests share the attempt) and again after
 it is lost or the server sends GOAWAY.
 
