@@ -372,7 +372,8 @@ class H2Client:
             raise ValueError(f"an HTTP/2 base URL has no path: {base_url!r}")
         self.host = url.hostname
         self.port = url.port or 443
-        self.authority = (self.host if self.port == 443 else f"{self.host}:{self.port}").encode("idna")
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal
+        self.authority = (host if self.port == 443 else f"{host}:{self.port}").encode("idna")
         self._reactor = reactor
         self._clock = clock if clock is not None else reactor
         self._trust_root = trust_root
