@@ -12,7 +12,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from heihei.outbound.push_apns import (
-    MAX_PAYLOAD_BYTES, PROVIDER_TOKEN_MIN_AGE_S, PROVIDER_TOKEN_RENEW_S, ApnsPush)
+    MAX_PAYLOAD_BYTES, PROVIDER_TOKEN_RENEW_S, ApnsPush)
 from heihei.outbound.push_auth import BadKey
 from heihei.outbound.push_errors import (
     CredentialsRejected, DeviceGone, PayloadTooLarge, PermanentPushError, RetryablePushError)
