@@ -7,10 +7,10 @@ it admits posts `postPublish`, one it refuses posts only `prePublish`. The
 publisher is FFmpeg (PyAV) sending to exactly the URL the client's Pili SDK
 builds from our qiniuObj; the player is an HTTP-FLV GET.
 
-Needs node >= 18 and npm: node-media-server@NMS_VERSION is installed once
-into $HEIHEI_NMS_DIR (default ~/.cache/heihei/nms-<version>); without them,
-or if npm cannot install it, the tests are skipped (test_streams.py still
-checks the algorithm transcribed from NMS's source).
+Node-Media-Server comes from the project's own set-up: tests/peers/package.json
+pins it and tox runs `npm ci` there before the tests (node >= 18 and npm are
+on the machine, docs/architecture.md). A missing install is a failure that
+says so, never a skip.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import av
 import pytest
 
 from heihei.outbound.streams import MediaSigner, SignRefused, nms_sign, pili_publish_url
@@ -36,24 +37,14 @@ START_TIMEOUT_S = 20.0
 EVENT_TIMEOUT_S = 10.0
 
 
+PEERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "peers")
+
+
 def nms_app_js() -> str:
-    root = os.environ.get("HEIHEI_NMS_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "heihei", f"nms-{NMS_VERSION}")
-    app = os.path.join(root, "node_modules", "node-media-server", "bin", "app.js")
-    if os.path.exists(app):
-        return app
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("node and npm are needed to run Node-Media-Server")
-    major = subprocess.run([node, "-p", "process.versions.node.split('.')[0]"], capture_output=True,
-                           text=True, timeout=30).stdout.strip()
-    if not major.isdigit() or int(major) < 18:
-        pytest.skip(f"Node-Media-Server 4 needs node >= 18, found {major or 'unknown'}")
-    os.makedirs(root, exist_ok=True)
-    done = subprocess.run([npm, "install", "--prefix", root, "--no-audit", "--no-fund",
-                           f"node-media-server@{NMS_VERSION}"], capture_output=True, text=True, timeout=300)
-    if done.returncode != 0 or not os.path.exists(app):
-        pytest.skip(f"npm could not install node-media-server@{NMS_VERSION}: {done.stderr[-300:]}")
+    app = os.path.join(PEERS, "node_modules", "node-media-server", "bin", "app.js")
+    assert os.path.exists(app), (f"node-media-server@{NMS_VERSION} is not installed in {PEERS}: "
+                                 f"tox runs `npm ci --prefix tests/peers` first (or run it by hand)")
+    assert shutil.which("node"), "node is needed to run Node-Media-Server"
     return app
 
 
@@ -154,7 +145,6 @@ def publish(url: str) -> bool:
     publish may close the connection before or after FFmpeg is done, so the
     verdict that counts is NMS's webhook, not this.
     """
-    av = pytest.importorskip("av")
     try:
         out = av.open(url, mode="w", format="flv", timeout=5)
     except av.FFmpegError:
