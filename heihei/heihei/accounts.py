@@ -26,7 +26,8 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from heihei.heihei.errors import ApiError, BAD_TOKEN, BUSINESS_FAILED
+from heihei.core.errors import Refused
+from heihei.heihei.errors import BAD_TOKEN, BUSINESS_FAILED
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 
@@ -208,7 +209,7 @@ class Tokens:
     async def require(self, token) -> str:
         uid = await self.user_of(token)
         if uid is None:
-            raise ApiError(BAD_TOKEN)
+            raise Refused(BAD_TOKEN)
         return uid
 
     async def revoke(self, token: str) -> str | None:
@@ -231,7 +232,7 @@ class Blocks:
     async def block(self, uid: str, target: str) -> None:
         ok = await BLOCK(self.store, [key("blk", REALM, uid)], [target, int(self.clock.seconds() * 1000), MAX_BLOCKED])
         if int(ok) != 1:
-            raise ApiError(BUSINESS_FAILED, f"at most {MAX_BLOCKED} blocked users")
+            raise Refused(BUSINESS_FAILED, f"at most {MAX_BLOCKED} blocked users")
 
     async def unblock(self, uid: str, target: str) -> None:
         await self.store.zrem(key("blk", REALM, uid), target)

@@ -1,64 +1,46 @@
 """
-The error codes of seed 001 (`errorcode` in every answer) and the one
-exception that carries them from the domain to the REST layer.
-
-Codes are the seed's own; the message text is the seed's Chinese text,
-optionally followed by `: detail` (e.g. the parameter at fault for 700).
+Why the heihei app's domain refuses something: its reasons, beyond the core's
+(heihei.core.errors). Every refusal is a `Refused(reason, detail)`; the REST
+surfaces and the push channel turn a reason into the seed's `errorcode`
+with one table (heihei.web.api.errors.REASON_CODES).
 """
 
 from __future__ import annotations
 
-SUCCESS = 0
-BUSINESS_FAILED = 400  # 业务失败; also 短信发送太频繁 for the SMS endpoint
-WRONG_CODE = 401  # 验证码错误
-PHONE_TAKEN = 403  # 手机号已被其他账户绑定
-ILLEGAL_NAME = 445  # 非法的名称
-NAME_TOO_LONG = 447  # 名字太长
-BAD_PARAMETER = 700  # 参数错误
-BAD_SIGNATURE = 701  # signature错误 (messageserver); weibo token无效 (sign-in)
-BAD_OPENID = 702  # openid无效
-NO_SUCH_USER = 710  # 用户不存在
-NOT_ALLOWED = 711  # 用户权限不足
-BAD_TOKEN = 720  # token无效
-BAD_ROOM = 733  # room无效
-CANNOT_VIEW_USER = 736  # 无法查看该用户信息
-INTERNAL = 500  # not in the seed: the server failed (logged)
-UNAVAILABLE = 503  # not in the seed: Redis or an upstream is unreachable
+from heihei.core.errors import BAD_REQUEST, FORBIDDEN, TOO_FAST, Refused
 
-MESSAGES = {
-    SUCCESS: "success",
-    BUSINESS_FAILED: "业务失败",
-    WRONG_CODE: "验证码错误",
-    PHONE_TAKEN: "手机号已被其他账户绑定",
-    ILLEGAL_NAME: "非法的名称",
-    NAME_TOO_LONG: "名字太长",
-    BAD_PARAMETER: "参数错误",
-    BAD_SIGNATURE: "signature错误",
-    BAD_OPENID: "openid无效",
-    NO_SUCH_USER: "用户不存在",
-    NOT_ALLOWED: "用户权限不足",
-    BAD_TOKEN: "token无效",
-    BAD_ROOM: "room无效",
-    CANNOT_VIEW_USER: "无法查看该用户信息",
-    INTERNAL: "服务器内部错误",
-    UNAVAILABLE: "服务暂不可用",
-}
+#: a step the seed calls 业务失败: a provider out of reach, a list full
+BUSINESS_FAILED = "business-failed"
+#: an SMS code that is wrong, expired or burnt
+WRONG_CODE = "wrong-code"
+#: the phone number belongs to another account
+PHONE_TAKEN = "phone-taken"
+#: a display name with control characters or banned words
+ILLEGAL_NAME = "illegal-name"
+#: WeChat did not vouch for the token and openid
+BAD_OPENID = "bad-openid"
+#: Weibo did not vouch for the token (the seed's 701 "weibo token无效")
+WEIBO_REJECTED = "weibo-rejected"
+#: no such user
+NO_SUCH_USER = "no-such-user"
+#: the user may not do this to that user (blocked either way)
+NOT_ALLOWED = FORBIDDEN
+#: no such session (unknown, expired, signed out)
+BAD_TOKEN = "bad-token"
+#: no such room, not open, or the user is not in it
+BAD_ROOM = "bad-room"
+#: the user blocked the viewer
+CANNOT_VIEW_USER = "cannot-view-user"
+#: a phone asked for SMS codes too often
+SMS_TOO_FREQUENT = "sms-too-frequent"
+#: the SMS provider did not take the message
+SMS_FAILED = "sms-failed"
+#: a message or parameter is malformed (the detail names it)
+BAD_PARAMETER = BAD_REQUEST
+#: sending too fast
+SENDING_TOO_FAST = TOO_FAST
 
 
-class ApiError(Exception):
-    """A refusal with the seed's code; `errormsg` is what the client sees."""
-
-    def __init__(self, code: int, detail: str = "", message: str | None = None) -> None:
-        base = message if message is not None else MESSAGES.get(code, "error")
-        self.code = code
-        self.detail = detail
-        self.errormsg = f"{base}: {detail}" if detail else base
-        super().__init__(self.errormsg)
-
-    def body(self) -> dict:
-        return {"errorcode": self.code, "errormsg": self.errormsg}
-
-
-def bad_parameter(name: str, why: str = "") -> ApiError:
-    """700 naming the parameter, e.g. `参数错误: phoneNo (required)`."""
-    return ApiError(BAD_PARAMETER, f"{name} ({why})" if why else name)
+def bad_parameter(name: str, why: str = "") -> Refused:
+    """A malformed parameter, named: `参数错误: phoneNo (required)` on the wire."""
+    return Refused(BAD_PARAMETER, f"{name} ({why})" if why else name)

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from heihei.core.errors import Refused
 from heihei.heihei.errors import BAD_PARAMETER
 
 MSG_TYPES = ("text", "audio", "gift", "systopic", "dueChat", "sysnotify", "image", "video")
@@ -62,13 +63,11 @@ CONTENT = {
 }
 
 
-class ImError(Exception):
-    """A refused client message; `code` is the seed's code, `detail` names what is wrong."""
+class ImError(Refused):
+    """A client IM the domain refuses (malformed: the detail says what is wrong)."""
 
-    def __init__(self, code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason, detail)
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from heihei.core.model import pair_conversation
 from heihei.core.policy import Rate, too_long
 from heihei.heihei import im
 from heihei.heihei.accounts import REALM
-from heihei.heihei.errors import (ApiError, BAD_PARAMETER, BAD_ROOM, BUSINESS_FAILED, NO_SUCH_USER, NOT_ALLOWED,
-                                  bad_parameter)
+from heihei.core.errors import Refused
+from heihei.heihei.errors import BAD_PARAMETER, BAD_ROOM, NO_SUCH_USER, NOT_ALLOWED, SENDING_TOO_FAST, bad_parameter
 from heihei.heihei.push import link_for
 from heihei.heihei.rooms import CHANNEL
 from heihei.store.keys import key
@@ -110,7 +110,7 @@ class Messaging:
         if await self.blocks.has_blocked(sender, m.to):
             raise im.ImError(NOT_ALLOWED, "you have blocked the receiver")
         if not self.hub.rates.allow(("heihei-im", sender), self.im_rate):
-            raise im.ImError(BUSINESS_FAILED, "sending too fast")
+            raise im.ImError(SENDING_TOO_FAST, "sending too fast")
         content = dict(m.content)
         if isinstance(content.get("text"), str):
             content["text"] = self.hub.moderation.clean(content["text"])
@@ -148,13 +148,13 @@ class Messaging:
         rooms = self.rooms
         info = await rooms.info(room)
         if not info or info.get("status") != "open":
-            raise ApiError(BAD_ROOM, "room is not open")
+            raise Refused(BAD_ROOM, "room is not open")
         if live_id is not None and info.get("liveId") != live_id:
-            raise ApiError(BAD_ROOM, "the live is not in this room")
+            raise Refused(BAD_ROOM, "the live is not in this room")
         if not await rooms.is_member(room, sender):
-            raise ApiError(BAD_ROOM, "you are not in this room")
+            raise Refused(BAD_ROOM, "you are not in this room")
         if not self.hub.rates.allow(("heihei-room", sender), self.im_rate):
-            raise ApiError(BUSINESS_FAILED, "sending too fast")
+            raise Refused(SENDING_TOO_FAST, "sending too fast")
         profile = await self.accounts.get(sender) or {}
         msg = {"msgType": "text", "fromUserId": int(sender), "fromUserName": profile.get("displayName", ""),
                "gender": profile.get("gender", ""), "coverUrl": profile.get("coverUrl", ""),
@@ -170,13 +170,13 @@ class Messaging:
         offline user gets a push for stored messages and ones with
         `getuiAction`. Returns whether it was stored."""
         if not await self.accounts.exists(target):
-            raise ApiError(NO_SUCH_USER, f"targetUserId {target}")
+            raise Refused(NO_SUCH_USER, f"targetUserId {target}")
         now_ms = self.now_ms()
         is_im = msg.get("msgType") == "IM"
         if is_im:
             inner = msg.get("msg")
             if not isinstance(inner, dict):
-                raise ApiError(BAD_PARAMETER, "msg.msg (an IM envelope needs msg)")
+                raise Refused(BAD_PARAMETER, "msg.msg (an IM envelope needs msg)")
             inner.setdefault("msgId", await self.new_msg_id())
             inner.setdefault("createTime", now_ms // 1000)
             item = {**msg, "timeStamp": now_ms // 1000}
@@ -294,7 +294,7 @@ class Messaging:
             conv, _, sid = found.rpartition("|")
             if peer_of(conv, uid) is not None and sid.isdigit():
                 return conv, int(sid)
-        raise ApiError(BAD_PARAMETER, "msgId (no such message)")
+        raise Refused(BAD_PARAMETER, "msgId (no such message)")
 
     async def read_one(self, uid: str, msg_id: int) -> None:
         """Deprecated `read-one-msg`: the message and everything before it in its conversation are read."""

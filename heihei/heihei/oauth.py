@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from twisted.logger import Logger
 
-from heihei.heihei.errors import ApiError, BAD_OPENID, BAD_SIGNATURE, BUSINESS_FAILED
+from heihei.core.errors import Refused
+from heihei.heihei.errors import BAD_OPENID, BUSINESS_FAILED, WEIBO_REJECTED
 from heihei.outbound.wechat import WeChatApi, WeChatRejected, WeChatUnavailable
 from heihei.outbound.weibo import WeiboApi, WeiboRejected, WeiboUnavailable
 
@@ -53,10 +54,10 @@ class WeChat:
         try:
             user = await self.client.userinfo(access_token, open_id)
         except WeChatRejected as e:
-            raise ApiError(BAD_OPENID, _text(e.errmsg, 120) or "WeChat rejected the token") from None
+            raise Refused(BAD_OPENID, _text(e.errmsg, 120) or "WeChat rejected the token") from None
         except WeChatUnavailable as e:
             self._log.warn("WeChat userinfo failed: {why}", why=e.reason)
-            raise ApiError(BUSINESS_FAILED, "WeChat is not reachable") from None
+            raise Refused(BUSINESS_FAILED, "WeChat is not reachable") from None
         gender = "Male" if user.sex == 1 else "Female" if user.sex == 2 else "Unspecified"
         return External("Wechat", open_id, _text(user.unionid, 128), _text(user.nickname, 64),
                         _text(user.headimgurl, 1024), gender)
@@ -72,11 +73,10 @@ class Weibo:
         try:
             user = await self.client.verify(access_token, open_id)
         except WeiboRejected as e:
-            raise ApiError(BAD_SIGNATURE, _text(e.error, 120) or "Weibo rejected the token",
-                           message="weibo token无效") from None
+            raise Refused(WEIBO_REJECTED, _text(e.error, 120) or "Weibo rejected the token") from None
         except WeiboUnavailable as e:
             self._log.warn("Weibo API failed: {why}", why=e.reason)
-            raise ApiError(BUSINESS_FAILED, "Weibo is not reachable") from None
+            raise Refused(BUSINESS_FAILED, "Weibo is not reachable") from None
         gender = "Male" if user.gender == "m" else "Female" if user.gender == "f" else "Unspecified"
         return External("Weibo", user.uid, "", _text(user.screen_name, 64), _text(user.avatar, 1024), gender,
                         _text(user.description, 512))

@@ -22,7 +22,8 @@ import secrets
 from twisted.logger import Logger
 
 from heihei.heihei.accounts import GC_SLACK_MS, REALM
-from heihei.heihei.errors import ApiError, BUSINESS_FAILED, WRONG_CODE
+from heihei.core.errors import Refused
+from heihei.heihei.errors import SMS_FAILED, SMS_TOO_FREQUENT, WRONG_CODE
 from heihei.outbound.sms import SmsProvider
 from heihei.store.keys import key
 from heihei.store.scripts import Script
@@ -76,7 +77,7 @@ class SmsCodes:
                               [now, int(s.resend_interval_s * 1000), code, now + ttl_ms,
                                max(ttl_ms, int(s.resend_interval_s * 1000)) + GC_SLACK_MS])
         if int(ok) != 1:
-            raise ApiError(BUSINESS_FAILED, message="短信发送太频繁")
+            raise Refused(SMS_TOO_FREQUENT)
         text = s.text.replace("{code}", code).replace("{minutes}", str(max(1, round(s.code_ttl_s / 60))))
         try:
             await self.provider.send(phone, code, text)
@@ -84,7 +85,7 @@ class SmsCodes:
             self._log.failure("sending the SMS code to {phone} failed", phone=phone)
             # the user never got it: let them ask again at once
             await self.store.delete([key("smsgap", REALM, phone), key("sms", REALM, phone)])
-            raise ApiError(BUSINESS_FAILED, message="短信发送失败") from e
+            raise Refused(SMS_FAILED) from e
         return int(s.resend_interval_s)
 
     async def check(self, phone: str, code: str) -> None:
@@ -92,4 +93,4 @@ class SmsCodes:
         result = await CHECK_CODE(self.store, [key("sms", REALM, phone)],
                                   [code, self.now_ms(), self.settings.max_attempts])
         if int(result) != 1:
-            raise ApiError(WRONG_CODE)
+            raise Refused(WRONG_CODE)

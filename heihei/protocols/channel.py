@@ -46,7 +46,8 @@ from twisted.logger import Logger
 
 from heihei.core.hub import Notice
 from heihei.heihei import im
-from heihei.heihei.errors import BAD_PARAMETER, BUSINESS_FAILED, ApiError
+from heihei.core.errors import Refused
+from heihei.web.api.errors import BAD_PARAMETER, BUSINESS_FAILED, ApiError, of_refusal
 from heihei.heihei.messages import ITEM
 from heihei.heihei.rooms import CHANNEL, NOTICE_CLOSE, NOTICE_JOIN, NOTICE_LEAVE, hub_room
 from heihei.jsonsafe import BadJSON, decode_json, encode_json
@@ -162,11 +163,9 @@ class ChannelProtocol(BaseProtocol):
         try:
             m = im.parse_client_im(item, self.social.settings.max_text_chars)
             result = await self.social.messaging.send_im(self.user, m)
-        except im.ImError as e:
-            self._refuse(e.code, e.detail, to=to, client_msg_id=cid)
-            return
-        except ApiError as e:
-            self._refuse(e.code, e.detail, to=to, client_msg_id=cid)
+        except Refused as e:
+            error = of_refusal(e.reason, e.detail)
+            self._refuse(error.code, e.detail, to=to, client_msg_id=cid)
             return
         except StoreUnavailable:
             self._refuse(503, "service unavailable, try again", to=to, client_msg_id=cid)

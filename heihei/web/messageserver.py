@@ -28,18 +28,14 @@ every member connection of the chat's/live's room (733 if none is open).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from typing import Any
-
-import orjson
-
-from heihei.heihei import errors as E
 from heihei.heihei.accounts import REALM
-from heihei.heihei.errors import ApiError
-from heihei.web.api.params import Endpoint, json_object, long, string, validate
-from heihei.web.api.plumbing import ApiModule, Call, endpoint, new_app
 from heihei.store.keys import key
+from heihei.web.api import errors as E
+from heihei.web.api.base import HEIHEI, ApiModule
+from heihei.web.api.errors import ApiError
+from heihei.web.kit.auth import Signature, canonical, sign  # noqa: F401 (canonical, sign: what back ends compute)
+from heihei.web.kit.params import BadParameter, Endpoint, json_object, long, string, validate
+from heihei.web.kit.routes import Call, endpoint, new_app
 
 ROOM = r"[0-9A-Za-z_.-]{1,64}"
 MAX_DATA_BYTES = 64 * 1024
@@ -51,40 +47,18 @@ DATA = Endpoint("data", "send-msg.action data", (
     string("chatId", required=False, required_if=("type", "toChat"), pattern=ROOM, max_length=64),
     string("liveId", required=False, required_if=("type", "toLive"), pattern=ROOM, max_length=64),
     json_object("msg", max_length=MAX_DATA_BYTES),
-), auth=None)
-
-
-def canonical(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
-
-
-def sign(secret: str, params: dict[str, Any]) -> str:
-    """The signature of `params` (without `signature`); what a back end computes too."""
-    text = "&".join(f"{k}={canonical(params[k])}" for k in sorted(params) if k != "signature")
-    return hmac.new(secret.encode("utf-8"), text.encode("utf-8"), hashlib.sha256).hexdigest()
+))
 
 
 class MessageServerApi(ApiModule):
-    app = new_app()
+    app = new_app(HEIHEI)
     prefix = "/messageserver/api/msg"
 
-    async def verify_signature(self, call: Call) -> None:
-        secret = self.social.settings.server_secret
-        given = call.raw.get("signature")
-        if not secret:
-            raise ApiError(E.BAD_SIGNATURE, "no server_secret configured")
-        if not isinstance(given, str) or not given:
-            raise ApiError(E.BAD_SIGNATURE, "missing")
-        expected = sign(secret, call.raw)
-        if not hmac.compare_digest(expected, given.strip().lower()):
-            raise ApiError(E.BAD_SIGNATURE)
-        call.extra["signature"] = expected
+    default_auth = "signature"
+
+    def __init__(self, social) -> None:
+        super().__init__(social)
+        self.strategies["signature"] = Signature(lambda: social.settings.server_secret)
 
     async def _fresh(self, call: Call, stamp_ms: int | None) -> None:
         """Refuse a timeStamp outside the window, and a replay inside it."""
@@ -94,7 +68,7 @@ class MessageServerApi(ApiModule):
         now_ms = int(self.social.clock.seconds() * 1000)
         if abs(now_ms - stamp_ms) > window_ms:
             raise ApiError(E.BAD_SIGNATURE, "timeStamp outside the replay window")
-        first = await self.social.store.set(key("msgsig", REALM, call.extra["signature"]), "1",
+        first = await self.social.store.set(key("msgsig", REALM, call.caller.proof), "1",
                                             pexpire=2 * window_ms, only_if_not_exists=True)
         if not first:
             raise ApiError(E.BAD_SIGNATURE, "replayed request")
@@ -106,8 +80,8 @@ class MessageServerApi(ApiModule):
     async def send_msg(self, call, a):
         try:
             d = validate(DATA, a["data"])
-        except ApiError as e:
-            raise ApiError(e.code, "data." + e.detail if e.detail else "data") from None
+        except BadParameter as e:
+            raise BadParameter("data." + e.name, e.problem, e.why, e.param) from None
         await self._fresh(call, d["timeStamp"])
         social = self.social
         if d["type"] == "tosingle":

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from heihei.heihei.errors import ApiError
+from heihei.core.errors import Refused
 from heihei.heihei.im import ImError, item_of, parse_client_im, preview
+from heihei.web.api.base import HEIHEI
+from heihei.web.api.errors import of_refusal
+from heihei.web.kit.params import BadParameter, Endpoint, integer, json_object, long, string, validate
 from heihei.web.messageserver import canonical, sign
-from heihei.web.api.params import Endpoint, integer, json_object, long, string, validate
 from heihei.heihei.push import link_for
 
 EP = Endpoint("/x", "x", (
@@ -18,7 +20,7 @@ EP = Endpoint("/x", "x", (
     integer("n", required=False, maximum=10),
     string("openId", required=False, required_if=("kind", "b"), aliases=("openid",)),
     json_object("data", required=False, max_length=50),
-), auth=None)
+), auth="open")
 
 
 def test_conversion_and_defaults():
@@ -47,10 +49,11 @@ def test_conversion_and_defaults():
     ({"name": "x", "data": '{"k": "' + "x" * 60 + '"}'}, 700, "data (larger than 50 bytes)"),
 ])
 def test_refusals_name_the_parameter(raw, code, needle):
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(BadParameter) as info:
         validate(EP, raw)
-    assert info.value.code == code
-    assert needle in info.value.errormsg
+    error = HEIHEI.translate(info.value)  # in the heihei app's words
+    assert error.code == code
+    assert needle in error.errormsg
 
 
 def test_client_im_checks():
@@ -69,7 +72,7 @@ def test_client_im_checks():
                                           "clientMsgId": "c" * 65}}):
         with pytest.raises(ImError) as info:
             parse_client_im(bad, 100)
-        assert info.value.code == 700
+        assert of_refusal(info.value.reason).code == 700
 
 
 def test_items_and_previews():
@@ -138,7 +141,6 @@ async def test_a_provider_that_stalls_mid_body_is_unreachable_within_the_timeout
     from twisted.web.resource import Resource
     from twisted.web.server import NOT_DONE_YET, Site
 
-    from heihei.heihei.errors import ApiError
     from heihei.heihei.oauth import WeChat
     from heihei.outbound.http import HttpClient
     from heihei.outbound.wechat import WeChatClient
@@ -158,9 +160,10 @@ async def test_a_provider_that_stalls_mid_body_is_unreachable_within_the_timeout
     try:
         wechat = WeChat(WeChatClient(http, f"http://127.0.0.1:{port.getHost().port}", timeout_s=0.5))
         started = reactor.seconds()
-        with pytest.raises(ApiError) as info:
+        with pytest.raises(Refused) as info:
             await wechat.verify("token", "openid")
-        assert info.value.code == 400 and "WeChat" in info.value.errormsg
+        error = of_refusal(info.value.reason, info.value.detail)
+        assert error.code == 400 and "WeChat" in error.errormsg
         assert reactor.seconds() - started < 3
     finally:
         await http.close()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from heihei.web.api.params import long, string
-from heihei.web.api.plumbing import ApiModule, endpoint, new_app
+from heihei.web.kit.params import long, string
+from heihei.web.api.base import HEIHEI, ApiModule
+from heihei.web.kit.routes import endpoint, new_app
 
 ROOM = r"[0-9A-Za-z_.-]{1,64}"
 
 
 class MsgApi(ApiModule):
-    app = new_app()
+    app = new_app(HEIHEI)
     prefix = "/api/msg"
 
     @endpoint(app, "/send-msg", "Send a text to a room the user is in (a `text` item to the whole room)",

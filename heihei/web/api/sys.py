@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
 
 from heihei.config import ConfigError
 from heihei.jsonsafe import encode_json
-from heihei.web.api.params import long, openapi_document, string
-from heihei.web.api.plumbing import ApiModule, endpoint, new_app
+from heihei.web.api.base import AUTH_PARAMS, HEIHEI, ApiModule
+from heihei.web.api.errors import MESSAGES
+from heihei.web.kit import openapi
+from heihei.web.kit.params import long, string
+from heihei.web.kit.routes import endpoint, new_app
 
 VERSION = r"[0-9]{1,6}(\.[0-9]{1,6}){0,3}"
 
@@ -103,7 +108,7 @@ def load_updates(path: str) -> dict:
 class RootApi(ApiModule):
     """`/api/init` and `/api/openapi.json` (the fallback of the `/api` resource)."""
 
-    app = new_app()
+    app = new_app(HEIHEI)
     prefix = "/api"
 
     def __init__(self, social, modules: list[type[ApiModule]]) -> None:
@@ -124,7 +129,7 @@ class RootApi(ApiModule):
               string("token", required=False, max_length=128,
                      description="if valid and apnsType/apnsToken are given, the device is registered for pushes"),
               string("channel", required=False, max_length=64), long("userId", required=False),
-              auth=None, returns=("user", "social", "live", "message", "payment", "chat", "aboutus", "tips", "sys",
+              auth="open", returns=("user", "social", "live", "message", "payment", "chat", "aboutus", "tips", "sys",
                                   "function", "imgPath", "actionCode"))
     async def init(self, call, a):
         social = self.social
@@ -136,10 +141,14 @@ class RootApi(ApiModule):
         return url_map(social.public_url, social.channel_url, social.settings.img_path)
 
     def document(self) -> dict:
-        endpoints = []
-        for module in self.modules:
-            endpoints += module.endpoints()
-        return openapi_document(endpoints, server_url=self.social.public_url, version="1.0")
+        always = {"token": {700, 720}, "signature": {700, 701}}  # what every endpoint can answer
+        endpoints = [dataclasses.replace(ep, errors=tuple(sorted(set(ep.errors) | always.get(ep.auth, {700}))))
+                     for module in self.modules for ep in module.endpoints()]
+        return openapi.document([{"endpoints": endpoints, "envelope": "Envelope", "schema": HEIHEI.envelope_schema,
+                                  "auth_params": AUTH_PARAMS, "error_text": MESSAGES}],
+                                title="heihei API (seed 001)", server_url=self.social.public_url, version="1.0",
+                                description="Parameters may be sent in the query string, a form body or a JSON "
+                                            "body, with GET or POST. Every answer is {errorcode, errormsg, ...}.")
 
     @app.route("/openapi.json", methods=["GET"])
     def openapi(self, request):
@@ -150,7 +159,7 @@ class RootApi(ApiModule):
 
 
 class SysApi(ApiModule):
-    app = new_app()
+    app = new_app(HEIHEI)
     prefix = "/api/sys"
 
     def __init__(self, social) -> None:
@@ -160,7 +169,7 @@ class SysApi(ApiModule):
     @endpoint(app, "/update", "Is there a newer app version for this device?",
               string("versionCode", pattern=VERSION, max_length=32),
               string("devicesType", enum=("android", "ios"), aliases=("deviceType", "deveiceType")),
-              string("channel", required=False, max_length=64), auth=None, returns=("info",))
+              string("channel", required=False, max_length=64), auth="open", returns=("info",))
     async def update(self, call, a):
         latest = self.updates.get(a["devicesType"])
         if not latest or _version_tuple(latest["versionCode"]) <= _version_tuple(a["versionCode"]):

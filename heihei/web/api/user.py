@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime
 import unicodedata
 
-from heihei.heihei import errors as E
+from heihei.web.api import errors as E
 from heihei.heihei import profiles
-from heihei.heihei.errors import ApiError, bad_parameter
-from heihei.web.api.params import integer, long, string
-from heihei.web.api.plumbing import ApiModule, endpoint, new_app
+from heihei.web.api.errors import ApiError, bad_parameter
+from heihei.web.kit.params import integer, long, string
+from heihei.web.api.base import HEIHEI, ApiModule
+from heihei.web.kit.routes import endpoint, new_app
 
 PHONE = r"\+?[0-9]{5,20}"
 CODE = r"[0-9]{4,8}"
@@ -36,7 +37,7 @@ def _check_date(name: str, text: str) -> str:
 
 
 class UserApi(ApiModule):
-    app = new_app()
+    app = new_app(HEIHEI)
     prefix = "/api/user"
 
     async def _signed_in(self, uid: str, created: bool) -> dict:
@@ -46,13 +47,13 @@ class UserApi(ApiModule):
         return {"token": token, "needRegist": need, "userInfo": profiles.sign_in_info(profile)}
 
     @endpoint(app, "/get-sms-verification-code", "Send a 6-digit sign-in code by SMS",
-              string("phoneNo", pattern=PHONE, max_length=21), auth=None, errors=(400,), returns=("timeout",))
+              string("phoneNo", pattern=PHONE, max_length=21), auth="open", errors=(400,), returns=("timeout",))
     async def get_sms_code(self, call, a):
         return {"timeout": await self.social.sms.send_code(a["phoneNo"])}
 
     @endpoint(app, "/sign-in-cl-by-phone", "Sign in with a phone number and its SMS code",
               string("phoneNo", pattern=PHONE, max_length=21), string("verifyCode", pattern=CODE, max_length=8),
-              auth=None, errors=(401,), returns=("token", "needRegist", "userInfo"))
+              auth="open", errors=(401,), returns=("token", "needRegist", "userInfo"))
     async def sign_in_by_phone(self, call, a):
         await self.social.sms.check(a["phoneNo"], a["verifyCode"])
         found = await self.social.accounts.find_or_create(("phone", a["phoneNo"]),
@@ -65,7 +66,7 @@ class UserApi(ApiModule):
               string("openId", required=False, required_if=("accountSource", "Wechat"), max_length=128,
                      description="WeChat openid; for Weibo, if given, must be the token's uid"),
               string("unionId", required=False, max_length=128),
-              auth=None, errors=(701, 702, 400), returns=("token", "needRegist", "userInfo"))
+              auth="open", errors=(701, 702, 400), returns=("token", "needRegist", "userInfo"))
     async def sign_in(self, call, a):
         if a["accountSource"] == "Wechat":
             ext = await self.social.wechat.verify(a["accountToken"], a["openId"])

@@ -1,0 +1,98 @@
+"""
+The error codes of seed 001 (`errorcode` in every answer, REST and push
+channel alike) and the table that turns the domain's reasons into them.
+
+Codes are the seed's own; the message text is the seed's Chinese text,
+optionally followed by `: detail` (e.g. the parameter at fault for 700).
+"""
+
+from __future__ import annotations
+
+from heihei.core import errors as core
+from heihei.heihei import errors as reasons
+from heihei.web.kit.routes import WireError
+
+SUCCESS = 0
+BUSINESS_FAILED = 400  # 业务失败; also 短信发送太频繁 for the SMS endpoint
+WRONG_CODE = 401  # 验证码错误
+PHONE_TAKEN = 403  # 手机号已被其他账户绑定
+ILLEGAL_NAME = 445  # 非法的名称
+NAME_TOO_LONG = 447  # 名字太长
+BAD_PARAMETER = 700  # 参数错误
+BAD_SIGNATURE = 701  # signature错误 (messageserver); weibo token无效 (sign-in)
+BAD_OPENID = 702  # openid无效
+NO_SUCH_USER = 710  # 用户不存在
+NOT_ALLOWED = 711  # 用户权限不足
+BAD_TOKEN = 720  # token无效
+BAD_ROOM = 733  # room无效
+CANNOT_VIEW_USER = 736  # 无法查看该用户信息
+INTERNAL = 500  # not in the seed: the server failed (logged)
+UNAVAILABLE = 503  # not in the seed: Redis or an upstream is unreachable
+
+MESSAGES = {
+    SUCCESS: "success",
+    BUSINESS_FAILED: "业务失败",
+    WRONG_CODE: "验证码错误",
+    PHONE_TAKEN: "手机号已被其他账户绑定",
+    ILLEGAL_NAME: "非法的名称",
+    NAME_TOO_LONG: "名字太长",
+    BAD_PARAMETER: "参数错误",
+    BAD_SIGNATURE: "signature错误",
+    BAD_OPENID: "openid无效",
+    NO_SUCH_USER: "用户不存在",
+    NOT_ALLOWED: "用户权限不足",
+    BAD_TOKEN: "token无效",
+    BAD_ROOM: "room无效",
+    CANNOT_VIEW_USER: "无法查看该用户信息",
+    INTERNAL: "服务器内部错误",
+    UNAVAILABLE: "服务暂不可用",
+}
+
+
+#: domain reason -> (code, message when it is not the code's own)
+REASON_CODES: dict[str, tuple[int, str | None]] = {
+    reasons.BUSINESS_FAILED: (BUSINESS_FAILED, None),
+    reasons.SMS_TOO_FREQUENT: (BUSINESS_FAILED, "短信发送太频繁"),
+    reasons.SMS_FAILED: (BUSINESS_FAILED, "短信发送失败"),
+    reasons.WRONG_CODE: (WRONG_CODE, None),
+    reasons.PHONE_TAKEN: (PHONE_TAKEN, None),
+    reasons.ILLEGAL_NAME: (ILLEGAL_NAME, None),
+    reasons.BAD_OPENID: (BAD_OPENID, None),
+    reasons.WEIBO_REJECTED: (BAD_SIGNATURE, "weibo token无效"),
+    reasons.NO_SUCH_USER: (NO_SUCH_USER, None),
+    reasons.BAD_TOKEN: (BAD_TOKEN, None),
+    reasons.BAD_ROOM: (BAD_ROOM, None),
+    reasons.CANNOT_VIEW_USER: (CANNOT_VIEW_USER, None),
+    core.BAD_REQUEST: (BAD_PARAMETER, None),
+    core.FORBIDDEN: (NOT_ALLOWED, None),
+    core.NOT_A_MEMBER: (NOT_ALLOWED, None),
+    core.TOO_FAST: (BUSINESS_FAILED, None),
+    core.TOO_LONG: (BAD_PARAMETER, None),
+    core.NOT_FOUND: (BAD_PARAMETER, None),
+    core.NO_SUCH_GROUP: (BAD_ROOM, None),
+    core.MUTED: (NOT_ALLOWED, None),
+    core.FULL: (BUSINESS_FAILED, None),
+}
+
+
+class ApiError(WireError):
+    """A refusal with the seed's code; `errormsg` is what the client sees."""
+
+    def __init__(self, code: int, detail: str = "", message: str | None = None, *, status: int = 200) -> None:
+        super().__init__(code, detail, status=status, message=message)
+        base = message if message is not None else MESSAGES.get(code, "error")
+        self.errormsg = f"{base}: {detail}" if detail else base
+
+    def body(self) -> dict:
+        return {"errorcode": self.code, "errormsg": self.errormsg}
+
+
+def of_refusal(reason: str, detail: str = "") -> ApiError:
+    """The seed's error for a domain refusal (an unknown reason is 业务失败, never a 500)."""
+    code, message = REASON_CODES.get(reason, (BUSINESS_FAILED, None))
+    return ApiError(code, detail, message)
+
+
+def bad_parameter(name: str, why: str = "") -> ApiError:
+    """700 naming the parameter, e.g. `参数错误: phoneNo (required)`."""
+    return ApiError(BAD_PARAMETER, f"{name} ({why})" if why else name)

@@ -1,0 +1,155 @@
+"""
+OpenAPI 3.0 documents built from the declarations (heihei.web.kit.params),
+so a document can never disagree with what the routes accept.
+
+Each group of routes brings its surface: the schema of its answers (every
+surface answers API-level errors in its own envelope) and what its auth
+strategies read. Klein's `<name>` segments become path parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from heihei.web.kit.params import Endpoint, Param
+
+_SEGMENT = re.compile(r"<(?:[a-z]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+_SECURITY = {
+    "api-key": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+    "bearer": {"type": "http", "scheme": "bearer"},
+}
+
+
+def schema_of(p: Param) -> dict[str, Any]:
+    if p.kind == "string":
+        s: dict[str, Any] = {"type": "string", "maxLength": p.max_length}
+        if p.min_length:
+            s["minLength"] = p.min_length
+        if p.enum:
+            s["enum"] = list(p.enum)
+        if p.pattern:
+            s["pattern"] = p.pattern
+    elif p.kind in ("long", "int", "number"):
+        s = {"type": "number"} if p.kind == "number" else {"type": "integer",
+                                                          "format": "int64" if p.kind == "long" else "int32"}
+        if p.minimum is not None:
+            s["minimum"] = p.minimum
+        if p.maximum is not None:
+            s["maximum"] = p.maximum
+    elif p.kind == "bool":
+        s = {"type": "boolean"}
+    elif p.kind == "file":
+        s = {"type": "string", "format": "binary"}
+    else:
+        s = {"type": "object", "additionalProperties": True}
+    if p.default is not None:
+        s["default"] = p.default
+    return s
+
+
+def _describe(p: Param) -> str:
+    text = p.description
+    if p.required_if is not None:
+        text = (text + " " if text else "") + f"(required when {p.required_if[0]} is {p.required_if[1]})"
+    if p.aliases:
+        text = (text + " " if text else "") + "(also accepted as " + ", ".join(p.aliases) + ")"
+    return text
+
+
+def _parameter(p: Param, where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": p.name, "in": where, "required": True if where == "path" else p.required}
+    if p.kind == "json":
+        out["content"] = {"application/json": {"schema": schema_of(p)}}
+    else:
+        out["schema"] = schema_of(p)
+    if _describe(p):
+        out["description"] = _describe(p)
+    return out
+
+
+def _body_schema(params: tuple[Param, ...], form: bool) -> dict[str, Any]:
+    props = {}
+    for p in params:
+        s = schema_of(p)
+        if form and p.kind == "json":
+            s = {"type": "string", "description": "a JSON object as text"}
+        if _describe(p):
+            s = {**s, "description": _describe(p)}
+        props[p.name] = s
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    required = [p.name for p in params if p.required]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def operations(ep: Endpoint, *, envelope: str, auth_params: dict[str, tuple[Param, ...]],
+               error_text: dict[int, str], body: tuple[str, ...]) -> dict[str, Any]:
+    """The path item of one endpoint: an operation per method."""
+    segments = set(_SEGMENT.findall(ep.path))
+    params = ep.all_params(auth_params)
+    in_path = [p for p in params if p.name in segments]
+    rest = tuple(p for p in params if p.name not in segments)
+    codes = sorted(set(ep.errors))
+    description = ""
+    if codes:
+        description = "Error codes: " + ", ".join(f"{c} {error_text.get(c, '')}".strip() for c in codes) + "."
+    if ep.returns:
+        description += (" " if description else "") + "Answer fields: " + ", ".join(ep.returns) + "."
+    ref = {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{envelope}"}}}}
+    responses = {"200": {"description": "the answer (API-level errors too, in the surface's envelope)", **ref},
+                 "default": {"description": "routing errors, an unavailable back end (503), a bug (500)", **ref}}
+    operation_id = re.sub(r"[^A-Za-z0-9]+", "_", ep.path.strip("/"))
+    common: dict[str, Any] = {"summary": ep.summary, "responses": responses}
+    if description:
+        common["description"] = description
+    if ep.tag:
+        common["tags"] = [ep.tag]
+    if ep.deprecated:
+        common["deprecated"] = True
+    if ep.auth in _SECURITY:
+        common["security"] = [{ep.auth: []}]
+    item: dict[str, Any] = {}
+    for method in ep.methods:
+        op = {**common, "operationId": f"{operation_id}_{method.lower()}"}
+        path_params = [_parameter(p, "path") for p in in_path]
+        if method in ("GET", "DELETE", "HEAD") or not rest:
+            op["parameters"] = path_params + [_parameter(p, "query") for p in rest if p.kind != "file"]
+        else:
+            if path_params:
+                op["parameters"] = path_params
+            content = {}
+            if "form" in body:
+                kind = "multipart/form-data" if any(p.kind == "file" for p in rest) \
+                    else "application/x-www-form-urlencoded"
+                content[kind] = {"schema": _body_schema(rest, form=True)}
+            if "json" in body:
+                content["application/json"] = {"schema": _body_schema(rest, form=False)}
+            op["requestBody"] = {"required": any(p.required for p in rest), "content": content}
+        item[method.lower()] = op
+    return item
+
+
+def document(groups: list[dict[str, Any]], *, title: str, server_url: str, version: str,
+             description: str = "") -> dict[str, Any]:
+    """`groups`: dicts with `endpoints`, `envelope` (a schema name), `schema` (its JSON schema),
+    `auth_params` (strategy -> params), `error_text` (code -> text) and `body` ("form", "json")."""
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    used_security = set()
+    for group in groups:
+        schemas[group["envelope"]] = group["schema"]
+        for ep in sorted(group["endpoints"], key=lambda e: e.path):
+            path = _SEGMENT.sub(r"{\1}", ep.path)
+            paths.setdefault(path, {}).update(operations(
+                ep, envelope=group["envelope"], auth_params=group.get("auth_params", {}),
+                error_text=group.get("error_text", {}), body=group.get("body", ("form", "json"))))
+            if ep.auth in _SECURITY:
+                used_security.add(ep.auth)
+    components: dict[str, Any] = {"schemas": schemas}
+    if used_security:
+        components["securitySchemes"] = {name: _SECURITY[name] for name in sorted(used_security)}
+    return {"openapi": "3.0.3",
+            "info": {"title": title, "version": version, **({"description": description} if description else {})},
+            "servers": [{"url": server_url}], "paths": paths, "components": components}
