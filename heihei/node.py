@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 from heihei.config import ConfigError, Settings, parse_redis_url
 from heihei.core.history import Retention
 from heihei.core.hub import Hub
-from heihei.core.moderation import Moderation
+from heihei.core.moderation import Moderation, ModerationOperators
 from heihei.core.sessions import Cleanups
 from heihei.metrics import Metrics
 from heihei.net.websocket import HardenedFactory
@@ -34,7 +34,7 @@ from heihei.paths import load_or_create_secret
 from heihei.realms import Core, Realm, build_realms
 from heihei.store.client import Store
 from heihei.store.embedded import EmbeddedRedis
-from heihei.web.admin import AdminApp, admin_token
+from heihei.web.admin import AdminFallback, ModerationAdmin, admin_token
 from heihei.web.health import HealthApp
 from heihei.web.limits import BoundedSite
 from heihei.web.root import RootResource
@@ -170,14 +170,16 @@ class Node(MultiService):
         self.hub_service = HubService(self.hub, self.store, self.cleanups)
         self.hub_service.setServiceParent(self)
 
+        self.admin_token = admin_token(settings.admin.token, self.data_dir)
         self.realms: list[Realm] = build_realms(Core(settings, self.hub, self.store, self.clock, reactor,
-                                                     self.metrics, self.data_dir, self.cleanups, self.outbound))
+                                                     self.metrics, self.data_dir, self.cleanups, self.outbound,
+                                                     self.admin_token))
         self.factories: dict[str, HardenedFactory] = {realm.name: realm.factory for realm in self.realms}
-        #: operator tools per realm, shown in the manhole and served by the admin API
+        #: operator tools per realm (and the node's banned words), in the manhole and behind the admin API
         self.operators: dict[str, object] = {realm.name: realm.operators for realm in self.realms
                                              if realm.operators is not None}
-        self.admin = AdminApp(admin_token(settings.admin.token, self.data_dir), live=self.operators.get("live"),
-                              max_body_bytes=settings.http.max_body_bytes)
+        self.operators["moderation"] = ModerationOperators(self.hub.moderation,
+                                                           settings.moderation.banned_words_file)
         self.listeners: dict[str, Listener] = {}
         self._mount_and_listen()
         for realm in self.realms:
@@ -194,7 +196,12 @@ class Node(MultiService):
         """One site per site listener (`--http`, `--boss`) with the realms' resources on it, and
         each realm's WebSockets where it asks: at paths of a site or as a listener of its own."""
         roots = {"http": RootResource(fallback=HealthApp(self).resource()), "boss": RootResource()}
-        roots["http"].mount("admin", self.admin.resource())
+        admin = RootResource(fallback=AdminFallback(self.admin_token).resource())
+        admin.mount("moderation", ModerationAdmin(self.admin_token, self.operators["moderation"]).resource())
+        for realm in self.realms:
+            if realm.admin is not None:
+                admin.mount(*realm.admin)
+        roots["http"].mount("admin", admin)
         body_bytes = {name: self.settings.http.max_body_bytes for name in roots}
         for realm in self.realms:
             for mount in realm.http:

@@ -48,6 +48,8 @@ class Core:
     cleanups: Cleanups
     #: every outbound HTTP service (heihei.outbound.Outbound), closed by the node at stop
     outbound: Any
+    #: the bearer token of the admin API (realms' operator routes check it)
+    admin_token: str
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class Realm:
     services: list[IService] = field(default_factory=list)
     #: shown in the manhole as operators[<name>]; the admin API routes of the realm use it too
     operators: object | None = None
+    #: its operator routes: (the path under /admin/, the resource)
+    admin: tuple[str, IResource] | None = None
     #: the request body a listener's site must accept for this realm (uploads)
     body_bytes: dict[str, int] = field(default_factory=dict)
 
@@ -113,6 +117,7 @@ def build_live(core: Core) -> Realm:
     from heihei.live.wechat import WeChatLogin
     from heihei.live.activities import REALM
     from heihei.protocols.live import LiveFrames, LiveProtocol, LiveRenderer, on_notice
+    from heihei.web.admin import LiveAdmin
 
     settings = core.settings.live
     check_settings(settings)
@@ -121,8 +126,9 @@ def build_live(core: Core) -> Realm:
     core.hub.register_realm(REALM, LiveRenderer(), on_notice=on_notice(service))
     sessions = _sessions(core, REALM, **_ping_liveness(settings))
     factory = _factory(core, REALM, settings, LiveProtocol, sessions, service)
-    operators = LiveOperators(service, core.settings.moderation.banned_words_file)
-    return Realm(REALM, factory, listener="live", services=[sessions, service], operators=operators)
+    operators = LiveOperators(service)
+    return Realm(REALM, factory, listener="live", services=[sessions, service], operators=operators,
+                 admin=("live", LiveAdmin(core.admin_token, operators).resource()))
 
 
 # -- seed 002: boss underscore chat ----------------------------------------------------------------
@@ -175,7 +181,7 @@ def build_jim(core: Core) -> Realm:
     sessions = _sessions(core, REALM, timeout_s=timeout, beat_interval_s=s.auto_ping_interval_s,
                          check_interval_s=max(0.5, timeout / 4) if timeout > 0 else 1.0)
     factory = _factory(core, REALM, s, JimProtocol, sessions, jim)
-    vanke = VankeApp(jim, s, max_body_bytes=core.settings.http.max_body_bytes).resource()
+    vanke = VankeApp(jim, s).resource()
     return Realm(REALM, factory, listener="jim", http=[Mount("http", "im", vanke)],
                  services=[sessions, JimService(s)], operators=jim)
 

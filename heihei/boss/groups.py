@@ -18,20 +18,13 @@ from twisted.logger import Logger
 from heihei.boss.ids import ID_RE
 from heihei.boss.media import MAX_PICTURE_TILES
 from heihei.boss.profiles import Profile, Profiles
+from heihei.core import errors
+from heihei.core.errors import Refused
 from heihei.core.groups import NoSuchGroup
 
 REALM = "boss"
 MAX_NAME_CHARS = 64
 MAX_NOTICE_CHARS = 1024
-
-
-class ApiError(Exception):
-    """A refused API call: `{"code": code, "message": message}`."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -47,14 +40,14 @@ class GroupInfo:
 def parse_ids(text: str | None, what: str, max_count: int) -> list[str]:
     """`"1,2, 3,"` -> ["1", "2", "3"] (trimmed, trailing comma allowed as the original did, deduplicated)."""
     if not text or not text.strip():
-        raise ApiError(400, f"missing {what}")
+        raise Refused(errors.BAD_REQUEST, f"missing {what}")
     ids = [part.strip() for part in text.strip().rstrip(",").split(",")]
     for value in ids:
         if not ID_RE.fullmatch(value):
-            raise ApiError(400, f"bad id in {what}")
+            raise Refused(errors.BAD_REQUEST, f"bad id in {what}")
     ids = list(dict.fromkeys(ids))
     if len(ids) > max_count:
-        raise ApiError(400, f"more than {max_count} {what}")
+        raise Refused(errors.FULL, f"more than {max_count} {what}")
     return ids
 
 
@@ -73,7 +66,7 @@ class GroupService:
         try:
             fields = await self.groups.info(REALM, group)
         except NoSuchGroup:
-            raise ApiError(404, "no such group") from None
+            raise Refused(errors.NO_SUCH_GROUP, "no such group") from None
         members = await self.groups.members(REALM, group)
         return GroupInfo(group, fields.get("creator", ""), fields.get("name", ""), fields.get("notice", ""),
                          fields.get("snap", ""), members)
@@ -88,7 +81,7 @@ class GroupService:
         _check_text(name, "name", MAX_NAME_CHARS, required=True)
         members = list(dict.fromkeys([creator, *members]))
         if len(members) > self.max_members:
-            raise ApiError(400, f"more than {self.max_members} members")
+            raise Refused(errors.FULL, f"more than {self.max_members} members")
         group = await self.groups.create(REALM, {"creator": creator, "name": name, "notice": "", "snap": ""},
                                          members)
         await self._redraw_quietly(group)
@@ -97,11 +90,11 @@ class GroupService:
     async def add_members(self, group: str, members: list[str]) -> None:
         current = await self.info(group)
         if len(set(current.members) | set(members)) > self.max_members:
-            raise ApiError(400, f"more than {self.max_members} members")
+            raise Refused(errors.FULL, f"more than {self.max_members} members")
         try:
             changed = await self.groups.add_members(REALM, group, members)
         except NoSuchGroup:
-            raise ApiError(404, "no such group") from None
+            raise Refused(errors.NO_SUCH_GROUP, "no such group") from None
         if changed:
             await self._redraw_quietly(group)
 
@@ -109,7 +102,7 @@ class GroupService:
         try:
             changed = await self.groups.remove_members(REALM, group, members)
         except NoSuchGroup:
-            raise ApiError(404, "no such group") from None
+            raise Refused(errors.NO_SUCH_GROUP, "no such group") from None
         if changed:
             await self._redraw_quietly(group)
 
@@ -122,18 +115,18 @@ class GroupService:
             _check_text(notice, "notice", MAX_NOTICE_CHARS, required=False)
             fields["notice"] = notice if notice.strip() else ""
         if not fields:
-            raise ApiError(400, "nothing to change: give name or notice")
+            raise Refused(errors.BAD_REQUEST, "nothing to change: give name or notice")
         try:
             await self.groups.update(REALM, group, fields)
         except NoSuchGroup:
-            raise ApiError(404, "no such group") from None
+            raise Refused(errors.NO_SUCH_GROUP, "no such group") from None
 
     async def groups_of(self, user: str) -> list[GroupInfo]:
         infos = []
         for group in await self.groups.groups_of(REALM, user):
             try:
                 infos.append(await self.info(group))
-            except ApiError:  # removed meanwhile
+            except Refused:  # removed meanwhile
                 continue
         return infos
 
@@ -153,7 +146,7 @@ class GroupService:
         """The membership change stands even if the picture cannot be drawn (it is logged)."""
         try:
             await self.redraw(group)
-        except ApiError:
+        except Refused:
             pass  # the group went away meanwhile
         except Exception:
             self._log.failure("drawing the picture of boss group {group} failed", group=group)
@@ -175,6 +168,6 @@ async def _none() -> None:
 
 def _check_text(value: str | None, what: str, max_chars: int, *, required: bool) -> None:
     if required and not (value or "").strip():
-        raise ApiError(400, f"missing {what}")
+        raise Refused(errors.BAD_REQUEST, f"missing {what}")
     if value is not None and len(value) > max_chars:
-        raise ApiError(400, f"{what} longer than {max_chars} characters")
+        raise Refused(errors.TOO_LONG, f"{what} longer than {max_chars} characters")

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import av
 from PIL import Image, ImageDraw
 
+from heihei.core.errors import Refused
+
 #: demuxers accepted for audio uploads (names as FFmpeg matches them)
 AUDIO_DEMUXERS = "mp3,mov,wav,ogg,flac,aac,amr,matroska,caf,aiff,asf"
 #: video uploads must be ISO BMFF (what `.mp4` promises to the clients)
@@ -39,13 +41,17 @@ PICTURE_GAP = 10
 MAX_PICTURE_TILES = 9
 
 
-class MediaError(Exception):
-    """The file is not what the endpoint takes, is corrupt or too long; `code` is for the answer."""
+#: refusal reasons of uploads (the HTTP surface gives each its code)
+UNSUPPORTED_MEDIA = "unsupported-media"
+TOO_LARGE = "too-large"
 
-    def __init__(self, code: int, message: str, *, wrong_type: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+
+class MediaError(Refused):
+    """The file is not what the endpoint takes, is corrupt or too long (reason UNSUPPORTED_MEDIA
+    unless said otherwise)."""
+
+    def __init__(self, detail: str, *, reason: str = UNSUPPORTED_MEDIA, wrong_type: bool = False) -> None:
+        super().__init__(reason, detail)
         #: the file is simply not of the kind asked for (rather than too long, silent ...)
         self.wrong_type = wrong_type
 
@@ -97,9 +103,9 @@ def probe_audio(path: str, max_seconds: float) -> AudioInfo:
     try:
         with _open(path, AUDIO_DEMUXERS) as container:
             if _real_video_streams(container):
-                raise MediaError(415, "expected an audio file, got a video", wrong_type=True)
+                raise MediaError("expected an audio file, got a video", wrong_type=True)
             if not container.streams.audio:
-                raise MediaError(415, "not an audio file", wrong_type=True)
+                raise MediaError("not an audio file", wrong_type=True)
             stream = container.streams.audio[0]
             samples = 0
             rate = stream.codec_context.sample_rate or 0
@@ -107,14 +113,14 @@ def probe_audio(path: str, max_seconds: float) -> AudioInfo:
                 samples += frame.samples
                 rate = frame.sample_rate or rate
                 if rate and samples / rate > max_seconds:
-                    raise MediaError(415, f"audio longer than {int(max_seconds)} seconds")
+                    raise MediaError(f"audio longer than {int(max_seconds)} seconds")
             if not samples or not rate:
-                raise MediaError(415, "audio file without any sound")
+                raise MediaError("audio file without any sound")
             return AudioInfo(container.format.name, stream.codec_context.name, samples / rate)
     except MediaError:
         raise
     except Exception as e:
-        raise MediaError(415, f"not a readable audio file ({_why(e)})", wrong_type=True) from None
+        raise MediaError(f"not a readable audio file ({_why(e)})", wrong_type=True) from None
 
 
 def transcode_to_mp3(src: str, dst: str, max_seconds: float) -> float:
@@ -122,7 +128,7 @@ def transcode_to_mp3(src: str, dst: str, max_seconds: float) -> float:
     try:
         with _open(src, AUDIO_DEMUXERS) as container:
             if not container.streams.audio:
-                raise MediaError(415, "not an audio file")
+                raise MediaError("not an audio file")
             in_stream = container.streams.audio[0]
             in_rate = in_stream.codec_context.sample_rate or 44100
             rate = in_rate if in_rate in MP3_RATES else 44100
@@ -139,7 +145,7 @@ def transcode_to_mp3(src: str, dst: str, max_seconds: float) -> float:
                         for packet in out_stream.encode(converted):
                             out.mux(packet)
                     if samples / rate > max_seconds:
-                        raise MediaError(415, f"audio longer than {int(max_seconds)} seconds")
+                        raise MediaError(f"audio longer than {int(max_seconds)} seconds")
                 for converted in resampler.resample(None):
                     samples += converted.samples
                     for packet in out_stream.encode(converted):
@@ -147,12 +153,12 @@ def transcode_to_mp3(src: str, dst: str, max_seconds: float) -> float:
                 for packet in out_stream.encode(None):
                     out.mux(packet)
             if not samples:
-                raise MediaError(415, "audio file without any sound")
+                raise MediaError("audio file without any sound")
             return samples / rate
     except MediaError:
         raise
     except Exception as e:
-        raise MediaError(415, f"cannot convert the audio to MP3 ({_why(e)})") from None
+        raise MediaError(f"cannot convert the audio to MP3 ({_why(e)})") from None
 
 
 # -- images -------------------------------------------------------------------------------------
@@ -162,9 +168,9 @@ def _open_image(source) -> Image.Image:
     image = Image.open(source, formats=IMAGE_FORMATS)
     width, height = image.size
     if width <= 0 or height <= 0:
-        raise MediaError(415, "image without pixels")
+        raise MediaError("image without pixels")
     if width * height > MAX_IMAGE_PIXELS:
-        raise MediaError(415, f"image larger than {MAX_IMAGE_PIXELS} pixels")
+        raise MediaError(f"image larger than {MAX_IMAGE_PIXELS} pixels")
     image.load()  # a truncated or corrupt file fails here
     return image
 
@@ -196,7 +202,7 @@ def image_to_jpeg(src: str, dst: str) -> ImageInfo:
     except MediaError:
         raise
     except Exception as e:
-        raise MediaError(415, f"not a readable image ({_why(e)})") from None
+        raise MediaError(f"not a readable image ({_why(e)})") from None
 
 
 def _flatten(image: Image.Image) -> Image.Image:
@@ -218,7 +224,7 @@ def probe_video(path: str, max_seconds: float) -> VideoInfo:
         with _open(path, VIDEO_DEMUXERS) as container:
             streams = _real_video_streams(container)
             if not streams:
-                raise MediaError(415, "not a video (no video stream)")
+                raise MediaError("not a video (no video stream)")
             stream = streams[0]
             width, height = stream.codec_context.width, stream.codec_context.height
             if container.duration is not None:
@@ -228,18 +234,18 @@ def probe_video(path: str, max_seconds: float) -> VideoInfo:
             else:
                 duration = 0.0
             if duration > max_seconds:
-                raise MediaError(415, f"video longer than {int(max_seconds)} seconds")
+                raise MediaError(f"video longer than {int(max_seconds)} seconds")
             for _frame in container.decode(stream):  # the first picture must decode
                 break
             else:
-                raise MediaError(415, "video without any picture")
+                raise MediaError("video without any picture")
             if width <= 0 or height <= 0:
-                raise MediaError(415, "video without a size")
+                raise MediaError("video without a size")
             return VideoInfo(width, height, duration)
     except MediaError:
         raise
     except Exception as e:
-        raise MediaError(415, f"not a readable MP4 video ({_why(e)})") from None
+        raise MediaError(f"not a readable MP4 video ({_why(e)})") from None
 
 
 def _why(e: Exception) -> str:

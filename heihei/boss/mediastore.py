@@ -31,7 +31,8 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from heihei.boss import media
-from heihei.boss.media import MediaError
+from heihei.boss.media import TOO_LARGE, MediaError
+from heihei.core import errors
 
 AUDIO_DIR = "emopic"
 IMAGE_DIR = "emopic"
@@ -89,11 +90,11 @@ class MediaStore:
     async def upload(self, endpoint: str, data: bytes) -> Stored:
         """Check, convert and store an upload; `MediaError` says why not."""
         if endpoint not in ENDPOINTS:
-            raise MediaError(404, "no such upload endpoint")
+            raise MediaError("no such upload endpoint", reason=errors.NOT_FOUND)
         if not data:
-            raise MediaError(400, "empty file")
+            raise MediaError("empty file", reason=errors.BAD_REQUEST)
         if len(data) > self.max_upload_bytes:
-            raise MediaError(413, f"file larger than {self.max_upload_bytes} bytes")
+            raise MediaError(f"file larger than {self.max_upload_bytes} bytes", reason=TOO_LARGE)
         return await self._in_thread(self._process, endpoint, data)
 
     def _process(self, endpoint: str, data: bytes) -> Stored:
@@ -104,7 +105,7 @@ class MediaStore:
                 f.write(data)
             if endpoint != "writev2" and media.is_image(source):
                 wanted = "an audio file" if endpoint == "writev1" else "an MP4 video"
-                raise MediaError(415, f"expected {wanted}, got an image", wrong_type=True)
+                raise MediaError(f"expected {wanted}, got an image", wrong_type=True)
             if endpoint == "writev1":
                 folder, path, suffix = self._audio(source, work)
             elif endpoint == "writev2":
@@ -115,7 +116,7 @@ class MediaStore:
                         folder, path, suffix = self._audio(source, work)
                     except MediaError as e:
                         if e.wrong_type:
-                            raise MediaError(415, "expected an image or an audio file") from None
+                            raise MediaError("expected an image or an audio file") from None
                         raise
             else:
                 info = media.probe_video(source, self.max_media_seconds)

@@ -38,3 +38,25 @@ class Moderation:
         if self._pattern is None or not text:
             return text
         return self._pattern.sub(lambda m: "*" * len(m.group(0)), text)
+
+
+class ModerationOperators:
+    """The operators' face of this node's banned words (the admin API and the manhole's
+    `operators["moderation"]`): each node keeps its own list."""
+
+    def __init__(self, moderation: Moderation, banned_words_file: str = "") -> None:
+        self.moderation = moderation
+        self.banned_words_file = banned_words_file
+
+    def banned_words(self) -> list[str]:
+        return list(self.moderation.words)
+
+    def set_banned_words(self, words: list[str]) -> int:
+        """Replace this node's list until the next reload or restart."""
+        self.moderation.set_words(list(words))
+        return len(self.moderation.words)
+
+    def reload_banned_words(self) -> int:
+        """Read `[moderation] banned_words_file` again (after editing it); OSError if it cannot."""
+        self.moderation.set_words(Moderation.from_file(self.banned_words_file).words)
+        return len(self.moderation.words)

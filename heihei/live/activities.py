@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from heihei.core.errors import BAD_REQUEST, Refused
 from heihei.core.history import history_key
 from heihei.core.model import room_conversation
 from heihei.store.keys import key
@@ -57,8 +58,11 @@ return existed
 """)
 
 
-class InvalidActivity(ValueError):
-    """The fields do not describe an activity; the message says which and why."""
+class InvalidActivity(Refused):
+    """The fields do not describe an activity; the detail says which and why."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(BAD_REQUEST, detail)
 
 
 def valid_id(activity_id: object) -> bool:

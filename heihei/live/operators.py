@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from heihei.core import errors
+from heihei.core.errors import Refused
 from heihei.core.model import room_conversation
-from heihei.core.moderation import Moderation
 from heihei.live.activities import REALM, Activity, valid_id
 from heihei.live.mutes import MAX_USER_CHARS
 from heihei.live.service import LiveService
@@ -25,22 +26,28 @@ from heihei.live.service import LiveService
 MAX_LISTING = 1000
 
 
-class NoSuchActivity(LookupError):
-    pass
+class NoSuchActivity(Refused):
+    def __init__(self, activity_id: str) -> None:
+        super().__init__(errors.NOT_FOUND, "no such activity")
+        self.activity_id = activity_id
 
 
-class NoSuchMessage(LookupError):
-    pass
+class NoSuchMessage(Refused):
+    def __init__(self, message_id: str) -> None:
+        super().__init__(errors.NOT_FOUND, "no such message")
+        self.message_id = message_id
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(Refused):
     """Operator input that cannot be right (bad user id, count, duration ...)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(errors.BAD_REQUEST, detail)
 
 
 class LiveOperators:
-    def __init__(self, service: LiveService, banned_words_file: str = "") -> None:
+    def __init__(self, service: LiveService) -> None:
         self.service = service
-        self.banned_words_file = banned_words_file
 
     # -- activities --------------------------------------------------------------
 
@@ -112,21 +119,6 @@ class LiveOperators:
         if removed is None:
             raise NoSuchMessage(text)
         return {"id": str(removed.id), "user": removed.sender, **removed.body}
-
-    # -- banned words (every realm; this node's list) -------------------------------------
-
-    def banned_words(self) -> list[str]:
-        return list(self.service.hub.moderation.words)
-
-    def set_banned_words(self, words: list[str]) -> int:
-        """Replace this node's list until the next reload or restart."""
-        self.service.hub.moderation.set_words(list(words))
-        return len(self.service.hub.moderation.words)
-
-    def reload_banned_words(self) -> int:
-        """Read `[moderation] banned_words_file` again (after editing it)."""
-        self.service.hub.moderation.set_words(Moderation.from_file(self.banned_words_file).words)
-        return len(self.service.hub.moderation.words)
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -1,13 +1,18 @@
 """
-The operators' HTTP API under `/admin/` on the `--http` site.
+The operators' HTTP API under `/admin/` on the `--http` site: node-wide, each
+realm contributing its own routes (heihei/realms.py mounts them).
 
 Every request needs `Authorization: Bearer <token>`, where the token is
 `[admin] token`, or, when that is empty, a random one generated at the first
 start into `<data_dir>/admin-token` (mode 0600; the log names the file, never
-the token). Comparison is constant-time. Without it: 401, whatever the path.
+the token). Comparison is constant-time. Without it: 401, whatever the path
+(an unknown path or method is not even admitted to exist).
 
 Answers are JSON. Errors are `{"error": "<reason>"}` with 400 (bad input),
 401, 404 (no such activity/message/path), 405, 503 (Redis unavailable) or 500.
+
+    GET    /admin/moderation/banned-words                       this node's banned words
+    POST   /admin/moderation/banned-words/reload                re-read the file on this node
 
 Live activities (docs/live.md), all backed by `LiveOperators`, which the
 manhole exposes too:
@@ -21,202 +26,188 @@ manhole exposes too:
     DELETE /admin/live/activities/{id}/mutes/{user}             unmute
     GET    /admin/live/activities/{id}/messages?count=50        newest last, with message ids
     DELETE /admin/live/activities/{id}/messages/{messageId}     remove from history
-    GET    /admin/moderation/banned-words                       this node's banned words
-    POST   /admin/moderation/banned-words/reload                re-read the file on this node
 """
 
 from __future__ import annotations
 
-import functools
-import hmac
 import os
 from typing import Any
 
-from klein import Klein
 from twisted.logger import Logger
-from werkzeug.exceptions import HTTPException
 
+from heihei.core import errors
+from heihei.core.errors import Refused
+from heihei.core.moderation import ModerationOperators
+from heihei.jsonsafe import encode_json
+from heihei.live.operators import LiveOperators
 from heihei.paths import load_or_create_secret
-from heihei.jsonsafe import BadJSON, decode_json_object, encode_json
-from heihei.live.activities import InvalidActivity
-from heihei.live.operators import InvalidRequest, LiveOperators, NoSuchActivity, NoSuchMessage
-from heihei.store.client import StoreUnavailable
+from heihei.web.kit import auth, readers
+from heihei.web.kit.params import BadParameter, json_object, path, string
+from heihei.web.kit.routes import Answer, Routes, Surface, WireError, endpoint, new_app
 
 _log = Logger()
 
 TOKEN_FILE = "admin-token"
-
-
-class Unauthorized(Exception):
-    pass
+UNAUTHORIZED = WireError(401, "unauthorized: send Authorization: Bearer <admin token>", status=401,
+                         headers=((b"www-authenticate", b'Bearer realm="heihei-admin"'),))
+#: domain refusal -> HTTP status
+REFUSALS = {errors.NOT_FOUND: 404, errors.BAD_REQUEST: 400, errors.NO_SUCH_GROUP: 404, errors.FORBIDDEN: 403}
 
 
 def admin_token(configured: str, data_dir: str) -> str:
     """`[admin] token`, or the one generated once into the data dir."""
     if configured:
         return configured
-    path = os.path.join(data_dir, TOKEN_FILE)
-    existed = os.path.exists(path)
+    file = os.path.join(data_dir, TOKEN_FILE)
+    existed = os.path.exists(file)
     token = load_or_create_secret(data_dir, TOKEN_FILE, 24)
     _log.info("admin API: [admin] token is not set; using the token {how} {path}",
-              how="kept in" if existed else "generated into", path=path)
+              how="kept in" if existed else "generated into", path=file)
     return token
 
 
-def authorized(route):
-    """Every admin route starts by checking the bearer token."""
-
-    @functools.wraps(route)
-    async def checked(self, request, *args, **kwargs):
-        self.check(request)
-        return await route(self, request, *args, **kwargs)
-
-    return checked
-
-
-class AdminApp:
-    app = Klein()
-
-    def __init__(self, token: str, *, live: LiveOperators, max_body_bytes: int) -> None:
-        self._token = token.encode("utf-8")
-        self.live = live
-        self.max_body_bytes = max_body_bytes
-
-    def resource(self):
-        return self.app.resource()
-
-    def check(self, request) -> None:
-        header = request.getHeader(b"authorization") or b""
-        scheme, _, given = header.partition(b" ")
-        if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self._token):
-            raise Unauthorized()
-
-    def _body(self, request, *, optional: bool = False) -> dict[str, Any]:
-        raw = request.content.read() if request.content is not None else b""
-        if optional and not raw.strip():
-            return {}
+def _read(request) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for name, values in (request.args or {}).items():
         try:
-            return decode_json_object(raw, max_bytes=self.max_body_bytes)
-        except BadJSON as e:
-            raise InvalidRequest(f"body: {e.reason}") from None
+            raw[name.decode("utf-8")] = values[0].decode("utf-8")
+        except (UnicodeDecodeError, IndexError):
+            continue
+    if request.method in (b"PUT", b"POST", b"PATCH"):
+        raw["body"] = readers.json_body(request, readers.site_limit(request), optional=True)
+    return raw
 
-    # -- activities ----------------------------------------------------------------
 
-    @app.route("/live/activities", methods=["GET"])
-    @authorized
-    async def list_activities(self, request):
-        return _json(request, 200, {"activities": await self.live.activities()})
+def _translate(e: Exception) -> WireError:
+    if isinstance(e, BadParameter):
+        return WireError(400, f"{e.name}: {e.why}", status=400)
+    if isinstance(e, auth.Unauthorized):
+        return UNAUTHORIZED
+    if isinstance(e, Refused):
+        status = REFUSALS.get(e.reason, 400)
+        return WireError(status, e.detail or e.reason, status=status)
+    raise TypeError(e)
 
-    @app.route("/live/activities/<aid>", methods=["PUT"])
-    @authorized
-    async def put_activity(self, request, aid):
-        result = await self.live.put_activity(aid, self._body(request))
+
+ADMIN = Surface(
+    name="admin", read=_read, translate=_translate,
+    ok=lambda request, result: encode_json(result),
+    error=lambda request, error: encode_json({"error": error.detail}),
+    not_found=WireError(404, "not found", status=404),
+    method_not_allowed=WireError(405, "method not allowed", status=405),
+    unavailable=WireError(503, "storage unavailable, retry later", status=503),
+    internal=WireError(500, "internal error", status=500),
+    envelope_schema={"type": "object", "description": "the result, or {\"error\": reason}"},
+)
+
+
+class AdminRoutes(Routes):
+    """A group of operator routes: bearer token by default, unknown paths answered only to operators."""
+
+    surface = ADMIN
+    default_auth = "bearer"
+
+    def __init__(self, token: str) -> None:
+        self.strategies = {"bearer": auth.Bearer(token)}
+
+
+class AdminFallback(AdminRoutes):
+    """Any path under /admin/ that no group claims: 401 or, to an operator, 404."""
+
+    app = new_app(ADMIN, check_auth_first=True)
+    prefix = "/admin"
+
+
+class ModerationAdmin(AdminRoutes):
+    app = new_app(ADMIN, check_auth_first=True)
+    prefix = "/admin/moderation"
+
+    def __init__(self, token: str, moderation: ModerationOperators) -> None:
+        super().__init__(token)
+        self.moderation = moderation
+
+    @endpoint(app, "/banned-words", "This node's banned words", methods=("GET",))
+    async def banned_words(self, call, a):
+        return {"words": self.moderation.banned_words()}
+
+    @endpoint(app, "/banned-words/reload", "Read the banned words file again (this node)", methods=("POST",))
+    async def reload_banned_words(self, call, a):
+        try:
+            count = self.moderation.reload_banned_words()
+        except OSError as e:
+            raise WireError(500, f"cannot read the banned words file: {e.strerror}", status=500) from None
+        return {"words": count}
+
+
+def _count(value: str) -> int:
+    if not value.isdigit() or len(value) > 6:
+        raise Refused(errors.BAD_REQUEST, "count must be an integer")
+    return int(value)
+
+
+AID = path("aid", max_length=1024)
+
+
+class LiveAdmin(AdminRoutes):
+    """The live realm's activities, mutes and messages (heihei.live.operators)."""
+
+    app = new_app(ADMIN, check_auth_first=True)
+    prefix = "/admin/live"
+
+    def __init__(self, token: str, live: LiveOperators) -> None:
+        super().__init__(token)
+        self.live = live
+
+    @endpoint(app, "/activities", "Every activity", methods=("GET",))
+    async def list_activities(self, call, a):
+        return {"activities": await self.live.activities()}
+
+    @endpoint(app, "/activities/<aid>", "Create (201) or replace an activity", AID,
+              json_object("body", description="the activity's fields (seed names, times in Unix seconds)"),
+              methods=("PUT",))
+    async def put_activity(self, call, a):
+        result = await self.live.put_activity(a["aid"], a["body"])
         created = result.pop("created")
-        return _json(request, 201 if created else 200, result)
+        return Answer(result, 201 if created else 200)
 
-    @app.route("/live/activities/<aid>", methods=["GET"])
-    @authorized
-    async def get_activity(self, request, aid):
-        return _json(request, 200, await self.live.activity(aid))
+    @endpoint(app, "/activities/<aid>", "An activity with its state and online total", AID, methods=("GET",))
+    async def get_activity(self, call, a):
+        return await self.live.activity(a["aid"])
 
-    @app.route("/live/activities/<aid>", methods=["DELETE"])
-    @authorized
-    async def delete_activity(self, request, aid):
-        await self.live.remove_activity(aid)
-        return _json(request, 200, {"removed": aid})
+    @endpoint(app, "/activities/<aid>", "Remove an activity: open rooms get -1005 and close", AID,
+              methods=("DELETE",))
+    async def delete_activity(self, call, a):
+        await self.live.remove_activity(a["aid"])
+        return {"removed": a["aid"]}
 
-    # -- mutes -----------------------------------------------------------------------
+    @endpoint(app, "/activities/<aid>/mutes", "Muted users -> end of the mute (Unix s or null)", AID,
+              methods=("GET",))
+    async def list_mutes(self, call, a):
+        return {"activityId": a["aid"], "muted": await self.live.muted(a["aid"])}
 
-    @app.route("/live/activities/<aid>/mutes", methods=["GET"])
-    @authorized
-    async def list_mutes(self, request, aid):
-        return _json(request, 200, {"activityId": aid, "muted": await self.live.muted(aid)})
-
-    @app.route("/live/activities/<aid>/mutes/<user>", methods=["PUT"])
-    @authorized
-    async def mute(self, request, aid, user):
-        body = self._body(request, optional=True)
+    @endpoint(app, "/activities/<aid>/mutes/<user>", "Mute a user (for duration_s, or until unmuted)", AID,
+              path("user", max_length=1024), json_object("body", required=False, description='{"duration_s": n}'),
+              methods=("PUT",))
+    async def mute(self, call, a):
+        body = a["body"] or {}
         unknown = set(body) - {"duration_s"}
         if unknown:
-            raise InvalidRequest(f"unknown fields: {', '.join(sorted(unknown))}")
-        return _json(request, 200, await self.live.mute(aid, user, body.get("duration_s")))
+            raise Refused(errors.BAD_REQUEST, f"unknown fields: {', '.join(sorted(unknown))}")
+        return await self.live.mute(a["aid"], a["user"], body.get("duration_s"))
 
-    @app.route("/live/activities/<aid>/mutes/<user>", methods=["DELETE"])
-    @authorized
-    async def unmute(self, request, aid, user):
-        was = await self.live.unmute(aid, user)
-        return _json(request, 200, {"activityId": aid, "user": user, "wasMuted": was})
+    @endpoint(app, "/activities/<aid>/mutes/<user>", "Unmute a user", AID, path("user", max_length=1024),
+              methods=("DELETE",))
+    async def unmute(self, call, a):
+        was = await self.live.unmute(a["aid"], a["user"])
+        return {"activityId": a["aid"], "user": a["user"], "wasMuted": was}
 
-    # -- history ------------------------------------------------------------------------
+    @endpoint(app, "/activities/<aid>/messages", "The newest messages, oldest first, with their ids", AID,
+              string("count", required=False, default=50, max_length=16, convert=_count), methods=("GET",))
+    async def messages(self, call, a):
+        return {"activityId": a["aid"], "messages": await self.live.messages(a["aid"], a["count"])}
 
-    @app.route("/live/activities/<aid>/messages", methods=["GET"])
-    @authorized
-    async def messages(self, request, aid):
-        raw = (request.args.get(b"count") or [b"50"])[0]
-        if not raw.isdigit() or len(raw) > 6:
-            raise InvalidRequest("count must be an integer")
-        return _json(request, 200, {"activityId": aid, "messages": await self.live.messages(aid, int(raw))})
+    @endpoint(app, "/activities/<aid>/messages/<mid>", "Remove a message from the history", AID,
+              path("mid", max_length=64), methods=("DELETE",))
+    async def remove_message(self, call, a):
+        return {"removed": await self.live.remove_message(a["aid"], a["mid"])}
 
-    @app.route("/live/activities/<aid>/messages/<mid>", methods=["DELETE"])
-    @authorized
-    async def remove_message(self, request, aid, mid):
-        return _json(request, 200, {"removed": await self.live.remove_message(aid, mid)})
-
-    # -- banned words (this node) -----------------------------------------------------------
-
-    @app.route("/moderation/banned-words", methods=["GET"])
-    @authorized
-    async def banned_words(self, request):
-        return _json(request, 200, {"words": self.live.banned_words()})
-
-    @app.route("/moderation/banned-words/reload", methods=["POST"])
-    @authorized
-    async def reload_banned_words(self, request):
-        try:
-            count = self.live.reload_banned_words()
-        except OSError as e:
-            return _json(request, 500, {"error": f"cannot read the banned words file: {e.strerror}"})
-        return _json(request, 200, {"words": count})
-
-    # -- errors ---------------------------------------------------------------------------
-
-    @app.handle_errors(Unauthorized)
-    def unauthorized(self, request, failure):
-        request.setHeader(b"www-authenticate", b'Bearer realm="heihei-admin"')
-        return _json(request, 401, {"error": "unauthorized: send Authorization: Bearer <admin token>"})
-
-    @app.handle_errors(InvalidActivity, InvalidRequest)
-    def bad_request(self, request, failure):
-        return _json(request, 400, {"error": str(failure.value)})
-
-    @app.handle_errors(NoSuchActivity)
-    def no_activity(self, request, failure):
-        return _json(request, 404, {"error": "no such activity"})
-
-    @app.handle_errors(NoSuchMessage)
-    def no_message(self, request, failure):
-        return _json(request, 404, {"error": "no such message"})
-
-    @app.handle_errors(StoreUnavailable)
-    def unavailable(self, request, failure):
-        return _json(request, 503, {"error": "storage unavailable, retry later"})
-
-    @app.handle_errors(HTTPException)
-    def routing(self, request, failure):
-        # unknown path or method: still no hint to an unauthenticated caller
-        try:
-            self.check(request)
-        except Unauthorized:
-            return self.unauthorized(request, failure)
-        return _json(request, failure.value.code or 404, {"error": failure.value.name.lower()})
-
-    @app.handle_errors(Exception)
-    def internal(self, request, failure):
-        _log.failure("admin request {uri} failed", failure=failure, uri=request.uri)
-        return _json(request, 500, {"error": "internal error"})
-
-
-def _json(request, code: int, value: Any) -> bytes:
-    request.setResponseCode(code)
-    request.setHeader(b"content-type", b"application/json; charset=utf-8")
-    return encode_json(value)

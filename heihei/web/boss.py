@@ -23,39 +23,151 @@ calls need nothing, as with the original server. Media files are public.
 
 from __future__ import annotations
 
-import hmac
 import re
-from dataclasses import dataclass
 from typing import Any
 
-from klein import Klein
-from twisted.logger import Logger
 from twisted.web import static
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import NotFound
 
+from heihei.boss import media
+from heihei.boss.groups import GroupInfo, GroupService, parse_ids
 from heihei.boss.ids import ID_RE
-from heihei.boss.groups import ApiError, GroupInfo, GroupService, parse_ids
-from heihei.boss.media import MediaError
 from heihei.boss.mediastore import AUDIO_DIR, DEFAULT_AVATAR, PICTURE_DIR, VIDEO_DIR, MediaStore
 from heihei.boss.profiles import MAX_NICKNAME_CHARS, Profile, Profiles, valid_url
 from heihei.boss.tickets import TicketError, check_ticket
+from heihei.core import errors
+from heihei.core.errors import Refused
 from heihei.jsonsafe import encode_json
-from heihei.store.client import StoreUnavailable
+from heihei.web.kit import auth, readers
+from heihei.web.kit.params import MISSING, BadParameter, Param, string, upload
+from heihei.web.kit.routes import Routes, Surface, WireError, endpoint, new_app
 
 HOST_RE = re.compile(r"[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 MAX_PARAM_CHARS = 8192
 IMMUTABLE = b"public, max-age=31536000, immutable"
+#: domain refusal -> the answer's code
+REFUSALS = {
+    errors.BAD_REQUEST: 400, errors.TOO_LONG: 400, errors.FULL: 400,
+    errors.FORBIDDEN: 403, errors.NOT_A_MEMBER: 403,
+    errors.NO_SUCH_GROUP: 404, errors.NOT_FOUND: 404,
+    media.TOO_LARGE: 413, media.UNSUPPORTED_MEDIA: 415,
+}
 
 
-@dataclass(frozen=True)
-class Caller:
-    trusted: bool  # api key or insecure mode: acts for anyone
-    user: str | None = None  # proven by a ticket
+def _translate(e: Exception) -> WireError:
+    if isinstance(e, BadParameter):
+        if e.problem == MISSING and (e.param is None or e.param.missing is None):
+            return WireError(400, f"missing {e.name}")
+        return WireError(400, e.why)
+    if isinstance(e, auth.Unauthorized):
+        return WireError(403, e.detail or "api_key or userid and ticket required")
+    if isinstance(e, Refused):
+        return WireError(REFUSALS.get(e.reason, 400), e.detail or e.reason)
+    raise TypeError(e)
 
 
-class BossWeb:
-    app = Klein()
-    _log = Logger()
+def _ok(request, result: Any) -> bytes:
+    result = result or {}
+    answer: dict[str, Any] = {"code": result.get("code", 1), "message": result.get("message", "OK")}
+    if "data" in result:
+        answer["data"] = result["data"]
+    return encode_json(answer)
+
+
+def _error(request, error: WireError) -> bytes:
+    return encode_json({"code": error.code, "message": error.detail})
+
+
+#: the boss site's HTTP side: `{"code": 1, "message": "OK"[, "data"]}`, refusals HTTP 200 with the code
+BOSS = Surface(
+    name="boss",
+    read=lambda request: readers.query_form(request, MAX_PARAM_CHARS, files=("file",)),
+    ok=_ok, error=_error, translate=_translate,
+    not_found=WireError(404, "not found", status=404),
+    method_not_allowed=WireError(405, "method not allowed", status=405),
+    unavailable=WireError(503, "service unavailable, try again"),
+    internal=WireError(500, "internal error", status=500),
+    envelope_schema={"type": "object", "required": ["code", "message"], "additionalProperties": False,
+                     "properties": {"code": {"type": "integer", "description": "1 (0 for uploads) on success, "
+                                                                               "else 400 403 404 413 415 503"},
+                                    "message": {"type": "string"}, "data": {}}},
+)
+
+
+class BossCaller:
+    """Who calls the boss API: a back end with `[boss] api_key` (header `X-Api-Key` or parameter
+    `api_key`) is trusted; an app user proves who they are with their login `ticket` and the id they
+    act as (`userid`, or the first of `acting` given); with `insecure_http` nobody needs anything."""
+
+    scheme = "boss"
+    params = ()
+
+    def __init__(self, settings, clock, acting: tuple[str, ...] = ("userid",)) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.acting = acting
+        self.api_key = auth.ApiKey(lambda: settings.api_key, param="api_key")
+
+    async def authenticate(self, request, raw: dict[str, Any]) -> auth.Caller:
+        s = self.settings
+        key = self.api_key.given(request, raw)
+        if key is not None:
+            if s.api_key and auth.same_secret(key, s.api_key):
+                return auth.Caller(trusted=True)
+            if not s.insecure_http:
+                raise auth.Unauthorized(auth.BAD_API_KEY, "invalid api key")
+        ticket = raw.get("ticket")
+        if ticket is not None:
+            acting = next((raw[name].strip() for name in self.acting if raw.get(name)), "")
+            if not acting or not ID_RE.fullmatch(acting):
+                raise WireError(400, "missing userid for the ticket")
+            try:
+                check_ticket(s.login_secret, acting, ticket, self.clock.seconds())
+            except TicketError as e:
+                raise auth.Unauthorized(auth.BAD_TICKET, str(e)) from None
+            return auth.Caller(user=acting)
+        if s.insecure_http:
+            return auth.Caller(trusted=True)
+        raise auth.Unauthorized(auth.NO_CREDENTIALS, "api_key or userid and ticket required")
+
+
+def _user_id(value: str) -> str:
+    value = value.strip()
+    if not ID_RE.fullmatch(value):
+        raise WireError(400, "missing or bad userid")
+    return value
+
+
+def _group_id(value: str) -> str:
+    group = value.strip()
+    if not group:
+        raise WireError(400, "missing groupid")
+    if not group.isdigit() or len(group) > 18:
+        raise WireError(404, "no such group")
+    return group
+
+
+def _creator(value: str) -> str:
+    value = value.strip()
+    if not ID_RE.fullmatch(value):
+        raise WireError(400, "missing or bad creator")
+    return value
+
+
+GROUPID = Param("groupid", convert=_group_id, missing="missing groupid", description="a group id (digits)")
+USERID = Param("userid", convert=_user_id, missing="missing or bad userid", description="the user acted for")
+ACTING = string("userid", required=False, max_length=64, description="with `ticket`: the user the ticket is for")
+TICKET = string("ticket", required=False, max_length=128, description="the user's login ticket")
+#: ids separated by commas (a trailing comma allowed, as the original did)
+MEMBERS = string("members", required=False, max_length=MAX_PARAM_CHARS)
+
+
+class BossWeb(Routes):
+    """The group API, the profile push, uploads and the media they serve (docs/boss.md)."""
+
+    app = new_app(BOSS)
+    surface = BOSS
+    default_auth = "boss"
 
     def __init__(self, settings, *, clock, groups: GroupService, profiles: Profiles, media: MediaStore) -> None:
         self.settings = settings
@@ -63,54 +175,10 @@ class BossWeb:
         self.groups = groups
         self.profiles = profiles
         self.media = media
-
-    def resource(self):
-        return self.app.resource()
+        self.strategies = {"boss": BossCaller(settings, clock),
+                           "boss-creator": BossCaller(settings, clock, acting=("userid", "creator"))}
 
     # -- plumbing --------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _json(request, value: Any, status: int = 200) -> bytes:
-        request.setResponseCode(status)
-        request.setHeader(b"content-type", b"application/json; charset=utf-8")
-        return encode_json(value)
-
-    @app.handle_errors(ApiError, MediaError)
-    def _refused(self, request, failure):
-        e = failure.value
-        return self._json(request, {"code": e.code, "message": e.message})
-
-    @app.handle_errors(StoreUnavailable)
-    def _unavailable(self, request, failure):
-        return self._json(request, {"code": 503, "message": "service unavailable, try again"})
-
-    @app.handle_errors(NotFound)
-    def _not_found(self, request, failure):
-        return self._json(request, {"code": 404, "message": "not found"}, 404)
-
-    @app.handle_errors(MethodNotAllowed)
-    def _bad_method(self, request, failure):
-        return self._json(request, {"code": 405, "message": "method not allowed"}, 405)
-
-    @app.handle_errors
-    def _failed(self, request, failure):
-        self._log.failure("boss HTTP {path} failed", failure=failure, path=request.path)
-        return self._json(request, {"code": 500, "message": "internal error"}, 500)
-
-    @staticmethod
-    def _params(request) -> dict[str, str]:
-        params = {}
-        for name, values in (request.args or {}).items():
-            if name == b"file" or not values:
-                continue
-            try:
-                key, value = name.decode("utf-8"), values[0].decode("utf-8")
-            except UnicodeDecodeError:
-                continue  # not text: not one of ours (a missing one is reported by name)
-            if len(value) > MAX_PARAM_CHARS:
-                raise ApiError(400, f"parameter {key} too long")
-            params[key] = value
-        return params
 
     def _base(self, request) -> str:
         """Where our media is reached: `public_url`, else this request's own host (and /wsim)."""
@@ -130,41 +198,14 @@ class BossWeb:
     def _snap_url(self, request, name: str) -> str:
         return f"{self._base(request)}/{PICTURE_DIR}/{name}" if name else ""
 
-    def _caller(self, request, params: dict[str, str], acting: str | None) -> Caller:
-        s = self.settings
-        key = request.getHeader(b"x-api-key")
-        key = key.decode("latin-1") if key is not None else params.get("api_key")
-        if key is not None:
-            if s.api_key and hmac.compare_digest(key.encode("utf-8"), s.api_key.encode("utf-8")):
-                return Caller(trusted=True)
-            if not s.insecure_http:
-                raise ApiError(403, "invalid api key")
-        ticket = params.get("ticket")
-        if ticket is not None:
-            if not acting or not ID_RE.fullmatch(acting):
-                raise ApiError(400, "missing userid for the ticket")
-            try:
-                check_ticket(s.login_secret, acting, ticket, self.clock.seconds())
-            except TicketError as e:
-                raise ApiError(403, str(e)) from None
-            return Caller(trusted=False, user=acting)
-        if s.insecure_http:
-            return Caller(trusted=True)
-        raise ApiError(403, "api_key or userid and ticket required")
-
-    async def _member_or_trusted(self, caller: Caller, group: str) -> GroupInfo:
+    async def _member_or_trusted(self, caller: auth.Caller, group: str) -> GroupInfo:
         info = await self.groups.info(group)  # 404 before 403
         if not caller.trusted and caller.user not in info.members:
-            raise ApiError(403, "not a member of this group")
+            raise Refused(errors.NOT_A_MEMBER, "not a member of this group")
         return info
 
-    def _group_id(self, params: dict[str, str]) -> str:
-        group = params.get("groupid", "").strip()
-        if not group:
-            raise ApiError(400, "missing groupid")
-        if not group.isdigit() or len(group) > 18:
-            raise ApiError(404, "no such group")
-        return group
+    def _members(self, text: str | None) -> list[str]:
+        return parse_ids(text, "members", self.settings.max_group_members)
 
     def _members_json(self, request, info: GroupInfo, profiles: dict[str, Profile]) -> list[dict[str, str]]:
         default = self._default_avatar(request)
@@ -178,117 +219,87 @@ class BossWeb:
         return {"groupid": info.groupid, "creator": info.creator, "name": info.name, "notice": info.notice,
                 "snap": self._snap_url(request, info.snap), "members": members}
 
-    def _ok(self, request, data: Any = None) -> bytes:
-        answer: dict[str, Any] = {"code": 1, "message": "OK"}
-        if data is not None:
-            answer["data"] = data
-        return self._json(request, answer)
-
     # -- group API -------------------------------------------------------------------------------------
 
-    @app.route("/creategrp", methods=["GET", "POST"])
-    async def creategrp(self, request):
-        params = self._params(request)
-        creator = params.get("creator", "").strip()
-        caller = self._caller(request, params, params.get("userid") or creator)
-        if not creator or not ID_RE.fullmatch(creator):
-            raise ApiError(400, "missing or bad creator")
-        if not caller.trusted and caller.user != creator:
-            raise ApiError(403, "the creator must be the ticket's user")
-        members = parse_ids(params.get("members"), "members", self.settings.max_group_members)
-        info = await self.groups.create(creator, members, params.get("name", "").strip())
-        return self._ok(request, self._group_json(request, info, info.members))
+    @endpoint(app, "/creategrp", "Create a group (the creator is a member)",
+              Param("creator", convert=_creator, missing="missing or bad creator"), MEMBERS,
+              string("name", required=False, max_length=MAX_PARAM_CHARS), ACTING, TICKET,
+              auth="boss-creator", errors=(400, 403), returns=("data",))
+    async def creategrp(self, call, a):
+        if not call.caller.trusted and call.user != a["creator"]:
+            raise Refused(errors.FORBIDDEN, "the creator must be the ticket's user")
+        info = await self.groups.create(a["creator"], self._members(a["members"]), (a["name"] or "").strip())
+        return {"data": self._group_json(call.request, info, info.members)}
 
-    @app.route("/addmembers", methods=["GET", "POST"])
-    async def addmembers(self, request):
-        params = self._params(request)
-        caller = self._caller(request, params, params.get("userid"))
-        group = self._group_id(params)
-        members = parse_ids(params.get("members"), "members", self.settings.max_group_members)
-        await self._member_or_trusted(caller, group)
-        await self.groups.add_members(group, members)
-        return self._ok(request)
+    @endpoint(app, "/addmembers", "Add members to a group", GROUPID, MEMBERS, ACTING, TICKET,
+              errors=(400, 403, 404))
+    async def addmembers(self, call, a):
+        members = self._members(a["members"])
+        await self._member_or_trusted(call.caller, a["groupid"])
+        await self.groups.add_members(a["groupid"], members)
 
-    @app.route("/delmembers", methods=["GET", "POST"])
-    async def delmembers(self, request):
-        params = self._params(request)
-        caller = self._caller(request, params, params.get("userid"))
-        group = self._group_id(params)
-        members = parse_ids(params.get("members"), "members", self.settings.max_group_members)
-        info = await self._member_or_trusted(caller, group)
-        if not caller.trusted and members != [caller.user] and caller.user != info.creator:
-            raise ApiError(403, "only the creator removes other members")
-        await self.groups.remove_members(group, members)
-        return self._ok(request)
+    @endpoint(app, "/delmembers", "Remove members (a member may remove themself; the creator anyone)",
+              GROUPID, MEMBERS, ACTING, TICKET, errors=(400, 403, 404))
+    async def delmembers(self, call, a):
+        members = self._members(a["members"])
+        info = await self._member_or_trusted(call.caller, a["groupid"])
+        if not call.caller.trusted and members != [call.user] and call.user != info.creator:
+            raise Refused(errors.FORBIDDEN, "only the creator removes other members")
+        await self.groups.remove_members(a["groupid"], members)
 
-    @app.route("/editgrp", methods=["GET", "POST"])
-    async def editgrp(self, request):
-        params = self._params(request)
-        caller = self._caller(request, params, params.get("userid"))
-        group = self._group_id(params)
-        await self._member_or_trusted(caller, group)
-        await self.groups.edit(group, params.get("name"), params.get("notice"))
-        return self._ok(request)
+    @endpoint(app, "/editgrp", "Rename a group or change its notice", GROUPID,
+              string("name", required=False, max_length=MAX_PARAM_CHARS, empty_is_absent=False),
+              string("notice", required=False, max_length=MAX_PARAM_CHARS, empty_is_absent=False),
+              ACTING, TICKET, errors=(400, 403, 404))
+    async def editgrp(self, call, a):
+        await self._member_or_trusted(call.caller, a["groupid"])
+        await self.groups.edit(a["groupid"], a["name"], a["notice"])
 
-    @app.route("/querymygrps", methods=["GET", "POST"])
-    async def querymygrps(self, request):
-        params = self._params(request)
-        user = params.get("userid", "").strip()
-        if not user or not ID_RE.fullmatch(user):
-            raise ApiError(400, "missing or bad userid")
-        self._caller(request, params, user)  # a ticket is checked for this very user
-        infos = await self.groups.groups_of(user)
+    @endpoint(app, "/querymygrps", "The groups of a user, with their members", USERID, TICKET,
+              errors=(400, 403), returns=("data",))
+    async def querymygrps(self, call, a):
+        infos = await self.groups.groups_of(a["userid"])
         profiles = await self.groups.profiles_of([m for info in infos for m in info.members])
-        return self._ok(request, [self._group_json(request, info, self._members_json(request, info, profiles))
-                                  for info in infos])
+        return {"data": [self._group_json(call.request, info, self._members_json(call.request, info, profiles))
+                         for info in infos]}
 
-    @app.route("/grpinfo", methods=["GET", "POST"])
-    async def grpinfo(self, request):
-        params = self._params(request)
-        caller = self._caller(request, params, params.get("userid"))
-        info = await self._member_or_trusted(caller, self._group_id(params))
+    @endpoint(app, "/grpinfo", "A group with its members", GROUPID, ACTING, TICKET, errors=(400, 403, 404),
+              returns=("data",))
+    async def grpinfo(self, call, a):
+        info = await self._member_or_trusted(call.caller, a["groupid"])
         profiles = await self.groups.profiles_of(info.members)
-        return self._ok(request, self._group_json(request, info, self._members_json(request, info, profiles)))
+        return {"data": self._group_json(call.request, info, self._members_json(call.request, info, profiles))}
 
-    @app.route("/refreshgrp", methods=["GET", "POST"])
-    async def refreshgrp(self, request):
-        params = self._params(request)
-        caller = self._caller(request, params, params.get("userid"))
-        group = self._group_id(params)
-        await self._member_or_trusted(caller, group)
-        await self.groups.redraw(group)
-        return self._ok(request)
+    @endpoint(app, "/refreshgrp", "Draw the group's picture again", GROUPID, ACTING, TICKET,
+              errors=(400, 403, 404))
+    async def refreshgrp(self, call, a):
+        await self._member_or_trusted(call.caller, a["groupid"])
+        await self.groups.redraw(a["groupid"])
 
-    @app.route("/setuser", methods=["GET", "POST"])
-    async def setuser(self, request):
-        params = self._params(request)
-        user = params.get("userid", "").strip()
-        if not user or not ID_RE.fullmatch(user):
-            raise ApiError(400, "missing or bad userid")
-        self._caller(request, params, user)
-        nickname, snap = params.get("nickname"), params.get("snap")
+    @endpoint(app, "/setuser", "Push a user's nickname and avatar", USERID,
+              string("nickname", required=False, max_length=MAX_PARAM_CHARS, empty_is_absent=False),
+              string("snap", required=False, max_length=MAX_PARAM_CHARS, empty_is_absent=False),
+              TICKET, errors=(400, 403))
+    async def setuser(self, call, a):
+        nickname, snap = a["nickname"], a["snap"]
         if nickname is None and snap is None:
-            raise ApiError(400, "nothing to set: give nickname or snap")
+            raise Refused(errors.BAD_REQUEST, "nothing to set: give nickname or snap")
         if nickname is not None and (not nickname.strip() or len(nickname) > MAX_NICKNAME_CHARS):
-            raise ApiError(400, f"nickname must be 1 to {MAX_NICKNAME_CHARS} characters")
+            raise Refused(errors.BAD_REQUEST, f"nickname must be 1 to {MAX_NICKNAME_CHARS} characters")
         if snap is not None and not valid_url(snap):
-            raise ApiError(400, "snap must be an http(s) URL")
-        await self.profiles.push(user, nickname, snap)
-        return self._ok(request)
+            raise Refused(errors.BAD_REQUEST, "snap must be an http(s) URL")
+        await self.profiles.push(a["userid"], nickname, snap)
 
     # -- uploads and media --------------------------------------------------------------------------------
 
-    @app.route("/upload/<which>", methods=["POST"])
-    async def upload(self, request, which):
-        params = self._params(request)
-        self._caller(request, params, params.get("userid"))
-        files = (request.args or {}).get(b"file")
-        if not files:
-            raise ApiError(400, "missing multipart field file")
-        stored = await self.media.upload(which, files[0])
-        message = "Succeeded" if which == "writev3" else "OK"
-        return self._json(request, {"code": 0, "message": message,
-                                    "data": f"{self._base(request)}/{stored.folder}/{stored.name}"})
+    @endpoint(app, "/upload/<which>", "Upload audio (writev1), an image (writev2) or a video (writev3)",
+              upload("file", missing="missing multipart field file"), ACTING, TICKET,
+              methods=("POST",), errors=(400, 403, 404, 413, 415), returns=("data",))
+    async def upload(self, call, a):
+        which = call.raw["which"]
+        stored = await self.media.upload(which, a["file"])
+        return {"code": 0, "message": "Succeeded" if which == "writev3" else "OK",
+                "data": f"{self._base(call.request)}/{stored.folder}/{stored.name}"}
 
     @app.route(f"/{AUDIO_DIR}/<name>", methods=["GET", "HEAD"])
     def emopic(self, request, name):

@@ -17,19 +17,18 @@ every call unless `[jim] insecure_api` is on.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from typing import Any
 
 import orjson
-from klein import Klein
-from twisted.logger import Logger
 
 from heihei.config import JimSettings
-from heihei.jim.service import Jim, JimError, NoAgent
+from heihei.core.errors import Refused
+from heihei.jim.service import NO_AGENT, Jim
 from heihei.jim.store import USER_TYPES, VISITOR
-from heihei.jsonsafe import BadJSON, decode_json_object
-from heihei.store.client import StoreUnavailable
+from heihei.web.kit import auth, readers
+from heihei.web.kit.params import MISSING, BadParameter, Param
+from heihei.web.kit.routes import Routes, Surface, WireError, endpoint, new_app
 
 MAX_ID_CHARS = 128
 MAX_TOKEN_CHARS = 256
@@ -38,38 +37,47 @@ MAX_EXTRAS_BYTES = 4096
 JSON_TYPE = b"application/json;charset=UTF-8"
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+def _id(name: str):
+    def convert(value: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or len(value) > MAX_ID_CHARS or not value.isprintable():
+            raise WireError(400, f"{name} must be a string of at most {MAX_ID_CHARS} printable characters",
+                            status=400)
+        return value
+
+    return convert
 
 
-def _id(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
-    value = body.get(name)
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if value is None or value == "":
-        if required:
-            raise ApiError(400, f"{name} is required")
-        return None
-    if not isinstance(value, str) or len(value) > MAX_ID_CHARS or not value.isprintable():
-        raise ApiError(400, f"{name} must be a string of at most {MAX_ID_CHARS} printable characters")
+def _choice(name: str, allowed: tuple[int, ...]):
+    def convert(value: Any) -> int:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or value not in allowed:
+            raise WireError(400, f"{name} must be one of {', '.join(map(str, allowed))}", status=400)
+        return value
+
+    return convert
+
+
+def _token(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > MAX_TOKEN_CHARS or not value.isprintable() or " " in value:
+        raise WireError(400, f"token must be a string of at most {MAX_TOKEN_CHARS} printable characters, no spaces",
+                        status=400)
     return value
 
 
-def _choice(body: dict[str, Any], name: str, allowed: tuple[int, ...], default: int | None,
-            *, required: bool = False) -> int | None:
-    value = body.get(name)
-    if value is None or value == "":
-        if required:
-            raise ApiError(400, f"{name} is required")
-        return default
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value not in allowed:
-        raise ApiError(400, f"{name} must be one of {', '.join(map(str, allowed))}")
-    return value
+def user_id(name: str, *, required: bool = True) -> Param:
+    return Param(name, convert=_id(name), required=required, max_length=MAX_ID_CHARS)
+
+
+def choice(name: str, allowed: tuple[int, ...], default: int | None = None, *, required: bool = False) -> Param:
+    return Param(name, "int", convert=_choice(name, allowed), required=required, default=default,
+                 description="one of " + ", ".join(map(str, allowed)))
+
+
+TOKEN = Param("token", convert=_token, required=False, max_length=MAX_TOKEN_CHARS,
+              description="the connection token to bind (generated when absent)")
 
 
 def _fields(body: dict[str, Any]) -> dict[str, str]:
@@ -79,26 +87,17 @@ def _fields(body: dict[str, Any]) -> dict[str, str]:
         if value is None:
             continue
         if not isinstance(value, str) or len(value) > limit:
-            raise ApiError(400, f"{name} must be a string of at most {limit} characters")
+            raise WireError(400, f"{name} must be a string of at most {limit} characters", status=400)
         fields[name] = value
     extras = body.get("extras")
     if extras is not None:
         if not isinstance(extras, dict):
-            raise ApiError(400, "extras must be a JSON object")
+            raise WireError(400, "extras must be a JSON object", status=400)
         text = orjson.dumps(extras)
         if len(text) > MAX_EXTRAS_BYTES:
-            raise ApiError(400, f"extras larger than {MAX_EXTRAS_BYTES} bytes")
+            raise WireError(400, f"extras larger than {MAX_EXTRAS_BYTES} bytes", status=400)
         fields["extras"] = text.decode("utf-8")
     return fields
-
-
-def _token(body: dict[str, Any]) -> str | None:
-    token = body.get("token")
-    if token is None or token == "":
-        return None
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or not token.isprintable() or " " in token:
-        raise ApiError(400, f"token must be a string of at most {MAX_TOKEN_CHARS} printable characters, no spaces")
-    return token
 
 
 def receiver_json(user: str, record: dict[str, str], online: bool) -> dict[str, Any]:
@@ -110,113 +109,98 @@ def receiver_json(user: str, record: dict[str, str], online: bool) -> dict[str, 
             "extras": orjson.loads(extras) if extras else None}
 
 
-class VankeApp:
-    app = Klein()
-    _log = Logger()
+def _translate(e: Exception) -> WireError:
+    if isinstance(e, BadParameter):
+        if e.problem == MISSING:
+            return WireError(400, f"{e.name} is required", status=400)
+        if e.name == "body":
+            return WireError(400, f"body must be a JSON object: {e.why}", status=400)
+        return WireError(400, f"{e.name}: {e.why}", status=400)
+    if isinstance(e, auth.Unauthorized):
+        if e.reason == auth.NOT_CONFIGURED:
+            return WireError(401, "the jim API is closed: set [jim] api_key (or insecure_api)", status=401)
+        return WireError(401, "missing or wrong X-Api-Key", status=401)
+    if isinstance(e, Refused):
+        status = 503 if e.reason == NO_AGENT else 400
+        return WireError(status, e.detail or e.reason, status=status)
+    raise TypeError(e)
 
-    def __init__(self, jim: Jim, settings: JimSettings, *, max_body_bytes: int) -> None:
+
+def _ok(request, result: Any) -> bytes:
+    data, extra = result if isinstance(result, tuple) else (result, {})
+    return orjson.dumps({"code": 200, "msg": "success", "data": data, **extra})
+
+
+def _error(request, error: WireError) -> bytes:
+    return orjson.dumps({"code": error.code, "msg": error.detail, "data": None})
+
+
+#: J-IM's back-end API: `{"code": 200, "msg": "success", "data": ...}`, errors with the HTTP status as code
+VANKE = Surface(
+    name="jim",
+    read=lambda request: readers.json_body(request, readers.site_limit(request)),
+    ok=_ok, error=_error, translate=_translate,
+    not_found=lambda request: WireError(404, f"no such jim API: {request.path.decode('utf-8', 'replace')}",
+                                        status=404),
+    method_not_allowed=WireError(405, "use POST with a JSON body", status=405),
+    unavailable=WireError(503, "storage unavailable, try again", status=503),
+    internal=WireError(500, "internal error", status=500),
+    envelope_schema={"type": "object", "required": ["code", "msg", "data"],
+                     "properties": {"code": {"type": "integer", "description": "200, or the HTTP status"},
+                                    "msg": {"type": "string"}, "data": {"nullable": True},
+                                    "token": {"type": "string", "description": "a generated connection token"}}},
+    headers=((b"content-type", JSON_TYPE),),
+)
+
+
+class VankeApp(Routes):
+    app = new_app(VANKE)
+    prefix = "/im"
+    surface = VANKE
+    default_auth = "api-key"
+
+    def __init__(self, jim: Jim, settings: JimSettings) -> None:
         self.jim = jim
         self.settings = settings
-        self.max_body_bytes = max_body_bytes
+        self.strategies = {"api-key": auth.ApiKey(lambda: settings.api_key, insecure=lambda: settings.insecure_api)}
 
-    def resource(self):
-        return self.app.resource()
-
-    # -- plumbing ------------------------------------------------------------------------
-
-    @staticmethod
-    def _answer(request, status: int, msg: str, data: Any = None, **extra: Any) -> bytes:
-        request.setResponseCode(status)
-        request.setHeader(b"content-type", JSON_TYPE)
-        return orjson.dumps({"code": status, "msg": msg, "data": data, **extra})
-
-    def _authorize(self, request) -> None:
-        key = self.settings.api_key
-        if not key:
-            if self.settings.insecure_api:
-                return
-            raise ApiError(401, "the jim API is closed: set [jim] api_key (or insecure_api)")
-        given = request.getHeader(b"x-api-key") or b""
-        if not hmac.compare_digest(given, key.encode("utf-8")):
-            raise ApiError(401, "missing or wrong X-Api-Key")
-
-    def _body(self, request) -> dict[str, Any]:
-        if request.method != b"POST":
-            raise ApiError(405, "use POST with a JSON body")
-        self._authorize(request)
-        try:
-            return decode_json_object(request.content.read(), max_bytes=self.max_body_bytes)
-        except BadJSON as e:
-            raise ApiError(400, f"body must be a JSON object: {e.reason}") from None
-
-    @app.handle_errors(ApiError)
-    def _api_error(self, request, failure):
-        e = failure.value
-        return self._answer(request, e.status, e.reason)
-
-    @app.handle_errors(StoreUnavailable)
-    def _store_error(self, request, failure):
-        self._log.warn("jim API: storage unavailable: {why}", why=failure.getErrorMessage())
-        return self._answer(request, 503, "storage unavailable, try again")
-
-    @app.handle_errors(Exception)
-    def _bug(self, request, failure):
-        self._log.failure("jim API request {path} failed", failure=failure, path=request.path)
-        return self._answer(request, 500, "internal error")
-
-    # -- routes -----------------------------------------------------------------------------
-
-    async def _register(self, body: dict[str, Any]) -> tuple[str, int, str | None]:
-        user = _id(body, "senderId")
-        user_type = _choice(body, "type", USER_TYPES, None)
-        fields = _fields(body)
-        token = _token(body)
-        generated = None
+    async def _register(self, a: dict[str, Any], raw: dict[str, Any]) -> tuple[str, int, str | None]:
+        fields = _fields(raw)
+        token = generated = a["token"]
         if token is None:
             token = generated = secrets.token_hex(16)
-        registered = await self.jim.register(user, user_type, fields, token)
-        return user, registered, generated
+        else:
+            generated = None
+        registered = await self.jim.register(a["senderId"], a["type"], fields, token)
+        return a["senderId"], registered, generated
 
-    @app.route("/vanke/initUser", branch=False)
-    async def init_user(self, request):
-        body = self._body(request)
-        _, _, generated = await self._register(body)
-        return self._answer(request, 200, "success", {"token": generated} if generated else None)
+    @endpoint(app, "/vanke/initUser", "Register or update a user and bind their connection token",
+              user_id("senderId"), choice("type", USER_TYPES), TOKEN, methods=("POST",), errors=(400, 401))
+    async def init_user(self, call, a):
+        _, _, generated = await self._register(a, call.raw)
+        return {"token": generated} if generated else None
 
-    @app.route("/vanke/getReceiver", branch=False)
-    async def get_receiver(self, request):
-        body = self._body(request)
-        receiver = _id(body, "receiverId", required=False)
-        if receiver is not None and receiver == _id(body, "senderId"):
-            raise ApiError(400, "receiverId cannot be the sender")
-        if receiver is None and _choice(body, "type", USER_TYPES, None) not in (None, VISITOR):
-            raise ApiError(400, "receiverId is required unless the sender is a visitor (type 0)")
-        user, user_type, generated = await self._register(body)
-        try:
-            partner = await self.jim.receiver_for(user, user_type, receiver)
-        except NoAgent as e:
-            raise ApiError(503, e.detail) from None
-        except JimError as e:
-            raise ApiError(400, e.detail) from None
+    @endpoint(app, "/vanke/getReceiver", "Register the user, then their partner (an agent for a visitor)",
+              user_id("senderId"), user_id("receiverId", required=False), choice("type", USER_TYPES), TOKEN,
+              methods=("POST",), errors=(400, 401, 503), returns=("data", "token"))
+    async def get_receiver(self, call, a):
+        receiver = a["receiverId"]
+        if receiver is not None and receiver == a["senderId"]:
+            raise WireError(400, "receiverId cannot be the sender", status=400)
+        if receiver is None and a["type"] not in (None, VISITOR):
+            raise WireError(400, "receiverId is required unless the sender is a visitor (type 0)", status=400)
+        user, user_type, generated = await self._register(a, call.raw)
+        partner = await self.jim.receiver_for(user, user_type, receiver)
         record = await self.jim.user(partner)
         online = await self.jim.is_online(partner)
-        extra = {"token": generated} if generated else {}
-        return self._answer(request, 200, "success", receiver_json(partner, record, online), **extra)
+        return receiver_json(partner, record, online), ({"token": generated} if generated else {})
 
-    @app.route("/vanke/chatInfo", branch=False)
-    async def chat_info(self, request):
-        body = self._body(request)
-        to = _id(body, "to")
-        frm = _id(body, "from")
-        op = _choice(body, "op", (1, 2), None, required=True)
-        new_member = _choice(body, "isNewMember", (0, 1), 0)
-        concurrent = _choice(body, "isConcurrent", (0, 1), 0)
+    @endpoint(app, "/vanke/chatInfo", "Chat-list counters of `to` for `from`",
+              user_id("to"), user_id("from"), choice("op", (1, 2), required=True), choice("isNewMember", (0, 1), 0),
+              choice("isConcurrent", (0, 1), 0), methods=("POST",), errors=(400, 401))
+    async def chat_info(self, call, a):
+        to, frm = a["to"], a["from"]
         if to == frm:
-            raise ApiError(400, "to and from must differ")
-        counters = await self.jim.chat_info(to, frm, op, bool(new_member), bool(concurrent))
-        return self._answer(request, 200, "success", {"to": to, "from": frm, **counters})
-
-    @app.route("/", branch=True)
-    def not_found(self, request):
-        return self._answer(request, 404, f"no such jim API: {request.path.decode('utf-8', 'replace')}")
-
+            raise WireError(400, "to and from must differ", status=400)
+        counters = await self.jim.chat_info(to, frm, a["op"], bool(a["isNewMember"]), bool(a["isConcurrent"]))
+        return {"to": to, "from": frm, **counters}

@@ -231,7 +231,7 @@ async def test_operators_in_the_manhole_namespace(nodes, wechat, clock):
         assert await ops.messages("7") == []
         await ops.mute("7", "o-alice")
         assert await ops.muted("7") == {"o-alice": None}
-        assert ops.set_banned_words(["x"]) == 1 and ops.banned_words() == ["x"]
+        assert node.operators["moderation"].set_banned_words(["x"]) == 1 and node.operators["moderation"].banned_words() == ["x"]
         await ops.remove_activity("7")
         assert (await viewer.next())["code"] == -1005
         assert await ops.activities() == []

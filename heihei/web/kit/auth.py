@@ -155,6 +155,8 @@ class ApiKey:
         self.param = param
         self.insecure = insecure
         self.params = ()
+        #: a key only in a header is checked before the body is read
+        self.headers_only = param is None
 
     def given(self, request, raw: dict[str, Any]) -> str | bytes | None:
         value = request.getHeader(self.header)
@@ -181,6 +183,7 @@ class Bearer:
 
     scheme = "bearer"
     params: tuple[Param, ...] = ()
+    headers_only = True
 
     def __init__(self, token: str) -> None:
         self._token = token

@@ -80,6 +80,8 @@ class Param:
     where: str = "query"
     #: treat an empty string as absent (the usual reading of forms)
     empty_is_absent: bool = True
+    #: a surface's own words for "required and absent" (else it words it itself)
+    missing: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -160,7 +162,7 @@ def validate(endpoint: Endpoint, raw: dict[str, Any]) -> dict[str, Any]:
             needed = str(raw.get(other, "")) == expected
         if value is None:
             if needed:
-                raise BadParameter(p.name, MISSING, "required", p)
+                raise BadParameter(p.name, MISSING, p.missing or "required", p)
             out[p.name] = p.default
             continue
         out[p.name] = p.convert(value) if p.convert is not None else convert(p, value)

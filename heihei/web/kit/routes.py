@@ -91,8 +91,8 @@ class Surface:
     error: Callable[[Any, WireError], bytes]
     #: BadParameter | Unauthorized | Refused -> WireError
     translate: Callable[[Exception], WireError]
-    #: unknown path, wrong method, unreachable Redis, a bug
-    not_found: WireError
+    #: unknown path (or a function of the request giving it), wrong method, unreachable Redis, a bug
+    not_found: WireError | Callable[[Any], WireError]
     method_not_allowed: WireError
     unavailable: WireError
     internal: WireError
@@ -120,7 +120,10 @@ def new_app(surface: Surface, *, check_auth_first: bool = False) -> Klein:
                 await owner.strategy(None).authenticate(request, {})
             except Unauthorized as e:
                 return _render_error(surface, request, surface.translate(e))
-        error = surface.method_not_allowed if isinstance(failure.value, MethodNotAllowed) else surface.not_found
+        if isinstance(failure.value, MethodNotAllowed):
+            error = surface.method_not_allowed
+        else:
+            error = surface.not_found(request) if callable(surface.not_found) else surface.not_found
         return _render_error(surface, request, error)
 
     return app
@@ -152,9 +155,16 @@ def endpoint(app: Klein, path: str, summary: str, *params: Param, auth: str | No
 async def handle(owner: "Routes", spec: Endpoint, handler: Handler, request, segments: dict[str, Any]) -> bytes:
     surface = owner.surface
     try:
-        raw = surface.read(request)
+        strategy = owner.strategy(spec.auth)
+        if getattr(strategy, "headers_only", False):
+            # decided from the headers before a byte of the body is read (an unauthenticated
+            # caller cannot make the node parse, or hold, what it sends)
+            caller = await strategy.authenticate(request, {})
+            raw = surface.read(request)
+        else:
+            raw = surface.read(request)
+            caller = await strategy.authenticate(request, raw)
         raw.update(segments)
-        caller = await owner.strategy(spec.auth).authenticate(request, raw)
         args = validate(spec, raw)
         result = await handler(owner, Call(request, raw, caller), args)
     except (BadParameter, Unauthorized, Refused) as e:
