@@ -196,11 +196,11 @@ class Node(MultiService):
         """One site per site listener (`--http`, `--boss`) with the realms' resources on it, and
         each realm's WebSockets where it asks: at paths of a site or as a listener of its own."""
         roots = {"http": RootResource(fallback=HealthApp(self).resource()), "boss": RootResource()}
-        admin = RootResource(fallback=AdminFallback(self.admin_token).resource())
-        admin.mount("moderation", ModerationAdmin(self.admin_token, self.operators["moderation"]).resource())
-        for realm in self.realms:
-            if realm.admin is not None:
-                admin.mount(*realm.admin)
+        groups = [ModerationAdmin(self.admin_token, self.operators["moderation"])]
+        groups += [realm.admin for realm in self.realms if realm.admin is not None]
+        admin = RootResource(fallback=AdminFallback(self.admin_token, [type(g) for g in groups]).resource())
+        for group in groups:
+            admin.mount(group.prefix.removeprefix("/admin/"), group.resource())
         roots["http"].mount("admin", admin)
         body_bytes = {name: self.settings.http.max_body_bytes for name in roots}
         for realm in self.realms:

@@ -77,8 +77,8 @@ class Realm:
     services: list[IService] = field(default_factory=list)
     #: shown in the manhole as operators[<name>]; the admin API routes of the realm use it too
     operators: object | None = None
-    #: its operator routes: (the path under /admin/, the resource)
-    admin: tuple[str, IResource] | None = None
+    #: its operator routes (heihei.web.admin.AdminRoutes), mounted under /admin/ at their prefix
+    admin: object | None = None
     #: the request body a listener's site must accept for this realm (uploads)
     body_bytes: dict[str, int] = field(default_factory=dict)
 
@@ -128,7 +128,7 @@ def build_live(core: Core) -> Realm:
     factory = _factory(core, REALM, settings, LiveProtocol, sessions, service)
     operators = LiveOperators(service)
     return Realm(REALM, factory, listener="live", services=[sessions, service], operators=operators,
-                 admin=("live", LiveAdmin(core.admin_token, operators).resource()))
+                 admin=LiveAdmin(core.admin_token, operators))
 
 
 # -- seed 002: boss underscore chat ----------------------------------------------------------------

@@ -251,6 +251,12 @@ def cleared_key(realm: str, user: str) -> str:
     return key("cleared", realm, user)
 
 
+def conversation_keys(realm: str, conversation: str) -> list[str]:
+    """Every key a conversation's history occupies, for a realm that deletes the conversation
+    atomically with keys of its own (a removed live activity)."""
+    return [history_key(realm, conversation), key("lastid", realm, conversation)]
+
+
 class History:
     def __init__(self, store, clock, retention: Retention) -> None:
         self.store = store

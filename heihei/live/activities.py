@@ -8,8 +8,8 @@ form and the `Open` answer use one vocabulary. Times are Unix seconds.
 Layout (keys from `heihei.store.keys`):
 - `live:activity:<id>` STRING, the activity as JSON
 - `live:activities` SET of every activity id (for listings)
-- a removed activity also loses its chat history (`hist:live:r:<id>`, with
-  its id counter) and its mute list, in the same atomic step.
+- a removed activity also loses its chat history (the core's
+  `conversation_keys`) and its mute list, in the same atomic step.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from heihei.core.errors import BAD_REQUEST, Refused
-from heihei.core.history import history_key
+from heihei.core.history import conversation_keys
 from heihei.core.model import room_conversation
 from heihei.store.keys import key
 from heihei.store.scripts import Script
@@ -189,8 +189,8 @@ class Activities:
         if not valid_id(activity_id):
             return False
         conversation = room_conversation(activity_id)
-        keys = [activity_key(activity_id), INDEX_KEY, history_key(REALM, conversation),
-                key("lastid", REALM, conversation), mutes_key(activity_id)]
+        keys = [activity_key(activity_id), INDEX_KEY, *conversation_keys(REALM, conversation),
+                mutes_key(activity_id)]
         return int(await DELETE_ACTIVITY(self.store, keys, [activity_id])) == 1
 
     async def ids(self) -> list[str]:

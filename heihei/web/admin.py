@@ -41,8 +41,8 @@ from heihei.core.moderation import ModerationOperators
 from heihei.jsonsafe import encode_json
 from heihei.live.operators import LiveOperators
 from heihei.paths import load_or_create_secret
-from heihei.web.kit import auth, readers
-from heihei.web.kit.params import BadParameter, json_object, path, string
+from heihei.web.kit import auth, openapi, readers
+from heihei.web.kit.params import BadParameter, integer, json_object, path
 from heihei.web.kit.routes import Answer, Routes, Surface, WireError, endpoint, new_app
 
 _log = Logger()
@@ -112,10 +112,21 @@ class AdminRoutes(Routes):
 
 
 class AdminFallback(AdminRoutes):
-    """Any path under /admin/ that no group claims: 401 or, to an operator, 404."""
+    """Any path under /admin/ that no group claims: 401 or, to an operator, 404; and the
+    OpenAPI document of every group (`groups`: their Routes classes)."""
 
     app = new_app(ADMIN, check_auth_first=True)
     prefix = "/admin"
+
+    def __init__(self, token: str, groups: list[type[AdminRoutes]]) -> None:
+        super().__init__(token)
+        self.groups = groups
+
+    @endpoint(app, "/openapi.json", "This API's OpenAPI document", methods=("GET",))
+    async def openapi(self, call, a):
+        return openapi.document([openapi.group(g, envelope="AdminAnswer", body=("json",))
+                                 for g in [type(self), *self.groups]],
+                                title="heihei operators' API", server_url="/", version="1.0")
 
 
 class ModerationAdmin(AdminRoutes):
@@ -202,7 +213,7 @@ class LiveAdmin(AdminRoutes):
         return {"activityId": a["aid"], "user": a["user"], "wasMuted": was}
 
     @endpoint(app, "/activities/<aid>/messages", "The newest messages, oldest first, with their ids", AID,
-              string("count", required=False, default=50, max_length=16, convert=_count), methods=("GET",))
+              integer("count", required=False, default=50, minimum=1, convert=_count), methods=("GET",))
     async def messages(self, call, a):
         return {"activityId": a["aid"], "messages": await self.live.messages(a["aid"], a["count"])}
 

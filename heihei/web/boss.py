@@ -38,8 +38,8 @@ from heihei.boss.tickets import TicketError, check_ticket
 from heihei.core import errors
 from heihei.core.errors import Refused
 from heihei.jsonsafe import encode_json
-from heihei.web.kit import auth, readers
-from heihei.web.kit.params import MISSING, BadParameter, Param, string, upload
+from heihei.web.kit import auth, openapi, readers
+from heihei.web.kit.params import MISSING, BadParameter, Param, path, string, upload
 from heihei.web.kit.routes import Routes, Surface, WireError, endpoint, new_app
 
 HOST_RE = re.compile(r"[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
@@ -293,13 +293,24 @@ class BossWeb(Routes):
     # -- uploads and media --------------------------------------------------------------------------------
 
     @endpoint(app, "/upload/<which>", "Upload audio (writev1), an image (writev2) or a video (writev3)",
+              path("which", max_length=16, description="writev1 (audio), writev2 (image) or writev3 (video)"),
               upload("file", missing="missing multipart field file"), ACTING, TICKET,
               methods=("POST",), errors=(400, 403, 404, 413, 415), returns=("data",))
     async def upload(self, call, a):
-        which = call.raw["which"]
+        which = a["which"]
         stored = await self.media.upload(which, a["file"])
         return {"code": 0, "message": "Succeeded" if which == "writev3" else "OK",
                 "data": f"{self._base(call.request)}/{stored.folder}/{stored.name}"}
+
+    @app.route("/openapi.json", methods=["GET"])
+    def openapi(self, request):
+        """This API's OpenAPI document (the media files are not in it)."""
+        request.setHeader(b"content-type", b"application/json; charset=utf-8")
+        return encode_json(openapi.document(
+            [openapi.group(BossWeb, envelope="BossAnswer", body=("form",))], title="heihei boss API (seed 002)",
+            server_url=self._base(request), version="1.0",
+            description="Every route also answers under /wsim/. A trusted back end sends X-Api-Key (or api_key); "
+                        "an app user sends userid and its login ticket."))
 
     @app.route(f"/{AUDIO_DIR}/<name>", methods=["GET", "HEAD"])
     def emopic(self, request, name):

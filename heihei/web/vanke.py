@@ -26,7 +26,7 @@ from heihei.config import JimSettings
 from heihei.core.errors import Refused
 from heihei.jim.service import NO_AGENT, Jim
 from heihei.jim.store import USER_TYPES, VISITOR
-from heihei.web.kit import auth, readers
+from heihei.web.kit import auth, openapi, readers
 from heihei.web.kit.params import MISSING, BadParameter, Param
 from heihei.web.kit.routes import Routes, Surface, WireError, endpoint, new_app
 
@@ -173,6 +173,13 @@ class VankeApp(Routes):
             generated = None
         registered = await self.jim.register(a["senderId"], a["type"], fields, token)
         return a["senderId"], registered, generated
+
+    @app.route("/openapi.json", methods=["GET"])
+    def openapi(self, request):
+        request.setHeader(b"content-type", JSON_TYPE)
+        return orjson.dumps(openapi.document([openapi.group(VankeApp, envelope="VankeAnswer", body=("json",))],
+                                             title="heihei J-IM back-end API (seed 003)", server_url="/",
+                                             version="1.0"))
 
     @endpoint(app, "/vanke/initUser", "Register or update a user and bind their connection token",
               user_id("senderId"), choice("type", USER_TYPES), TOKEN, methods=("POST",), errors=(400, 401))

@@ -89,6 +89,8 @@ def operations(ep: Endpoint, *, envelope: str, auth_params: dict[str, tuple[Para
     """The path item of one endpoint: an operation per method."""
     segments = set(_SEGMENT.findall(ep.path))
     params = ep.all_params(auth_params)
+    declared = {p.name for p in params}
+    params += tuple(Param(name, where="path") for name in sorted(segments - declared))
     in_path = [p for p in params if p.name in segments]
     rest = tuple(p for p in params if p.name not in segments)
     codes = sorted(set(ep.errors))
@@ -153,3 +155,10 @@ def document(groups: list[dict[str, Any]], *, title: str, server_url: str, versi
     return {"openapi": "3.0.3",
             "info": {"title": title, "version": version, **({"description": description} if description else {})},
             "servers": [{"url": server_url}], "paths": paths, "components": components}
+
+
+def group(routes, *, envelope: str, auth_params: dict[str, tuple[Param, ...]] | None = None,
+          error_text: dict[int, str] | None = None, body: tuple[str, ...] = ("form", "json")) -> dict[str, Any]:
+    """One group of routes (a `Routes` class) as `document` takes it."""
+    return {"endpoints": routes.endpoints(), "envelope": envelope, "schema": routes.surface.envelope_schema,
+            "auth_params": auth_params or {}, "error_text": error_text or {}, "body": body}
