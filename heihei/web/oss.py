@@ -3,12 +3,19 @@ The node's object storage over HTTP, speaking enough of OSS for Aliyun's own
 SDKs (oss2, alibabacloud-oss-v2, the mobile SDKs) to upload with the
 credentials heihei/heihei/nodeoss.py issues.
 
-Mount it at `/<bucket>/` on a site: OSS clients address an object as
-`<endpoint>/<bucket>/<key>` (path style, which oss2 uses for an IP endpoint or
-with `is_path_style=True`) and sign `/<bucket>/<key>` whatever the URL looks
-like, so a proxy that maps `<bucket>.<host>/<key>` (virtual-host style) to
-`/<bucket>/<key>` works too. oss2 drops any path from its endpoint, so no
-other prefix (`/oss/...`) is reachable from it.
+The object key is the path below the resource, so it can be mounted two ways:
+
+- at `/<bucket>/` on a shared site (the `--http` one): path style,
+  `<endpoint>/<bucket>/<key>`, which oss2 uses for an IP endpoint or with
+  `is_path_style=True`, alibabacloud-oss-v2 with `use_path_style`;
+- as the root of a site or virtual host of its own: CNAME style,
+  `<endpoint>/<key>` (oss2 `is_cname=True`, alibabacloud-oss-v2 `use_cname`;
+  Aliyun's mobile SDKs are said to pick it for hosts outside aliyuncs.com,
+  not checked here).
+
+Every client signs `/<bucket>/<key>` whatever the URL, so a proxy mapping
+virtual-host style (`<bucket>.<host>/<key>`) onto either works too. oss2 drops
+any path from its endpoint: a prefix such as `/oss/` is unreachable from it.
 
     PUT  /<bucket>/<module>/<fileName>   OSS-signed (V1 or V4) with the issued credentials
          -> 200, ETag "<MD5 hex>", Content-MD5, x-oss-request-id

@@ -101,14 +101,18 @@ class Storage:
         self.sessions.append(session.session)
         return oss2.Bucket(auth, self.site_url, BUCKET, session=session, region=REGION)
 
-    def v2_client(self, issued) -> ossv2.Client:
+    def v2_client(self, issued, *, cname_endpoint: str = "") -> ossv2.Client:
         c = issued.credentials
         config = ossv2.config.load_default()
         config.credentials_provider = ossv2.credentials.StaticCredentialsProvider(
             c.access_key_id, c.access_key_secret, c.security_token)
         config.region = REGION
-        config.endpoint = self.site_url
-        config.use_path_style = True
+        if cname_endpoint:
+            config.endpoint = cname_endpoint
+            config.use_cname = True
+        else:
+            config.endpoint = self.site_url
+            config.use_path_style = True
         config.retry_max_attempts = 1
         http = ossv2.transport.RequestsHttpClient()
         self.sessions.append(http)
@@ -405,3 +409,33 @@ async def test_errors_are_oss_xml(storage):
     anonymous = oss2.Bucket(oss2.AnonymousAuth(), storage.site_url, BUCKET, session=oss2.Session())
     storage.sessions.append(anonymous.session.session)
     assert await in_thread(anonymous.object_exists, "record/2017020812_1_abcdefghij.mp3") is False
+
+
+@pytest_twisted.ensureDeferred
+async def test_as_the_root_of_its_own_site_it_serves_cname_style(storage):
+    """Aliyun's SDKs address a custom-domain (CNAME) endpoint as `<endpoint>/<key>`, signing
+    `/<bucket>/<key>` all the same; the resource as the root of a site of its own serves that.
+    (alibabacloud-oss-v2 with use_cname; oss2 forces path style for IPs and for `localhost`.)"""
+    resource = OssResource(storage.oss, storage.store, clock=storage.clock, reactor=reactor)
+    site = TrackingSite(resource, max_body_bytes=SITE_MAX_BODY_BYTES, request_deadline_s=30, reactor=reactor)
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    try:
+        endpoint = f"http://localhost:{port.getHost().port}"
+        issued = await storage.issue(module="avatar", fmt="png")
+        client = storage.v2_client(issued, cname_endpoint=endpoint)
+        data = png_bytes()
+        await in_thread(client.put_object, ossv2.PutObjectRequest(bucket=BUCKET, key=key_of(issued), body=data))
+        assert storage.resource.schemes == []  # not through the /<bucket>/ mount
+        answer = await treq.get(f"{endpoint}/{key_of(issued)}")
+        assert answer.code == 200 and await answer.content() == data
+        other = await storage.issue(module="avatar", fmt="png")
+        with pytest.raises(ossv2.exceptions.OperationError) as info:
+            await in_thread(client.put_object, ossv2.PutObjectRequest(bucket=BUCKET, key=key_of(other), body=data))
+        assert info.value.unwrap().code == "AccessDenied"
+    finally:
+        for session in storage.sessions:
+            session.close()
+        for channel in site.channels:
+            if channel.transport is not None and channel.transport.connected:
+                channel.transport.abortConnection()
+        await port.stopListening()
