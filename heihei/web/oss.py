@@ -87,7 +87,8 @@ class OssResource(Resource):
             try:
                 return self._get(request)
             except OssDenied as e:
-                return self._error(request, request_id, e)
+                document = self._error(request, request_id, e)
+                return b"" if method == b"HEAD" else document  # Twisted would log a HEAD body
         return self._error(request, request_id,
                            OssDenied(405, "MethodNotAllowed", "The specified method is not allowed against this "
                                                               "resource.", Method=method.decode("latin-1")[:16]))

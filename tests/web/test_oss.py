@@ -409,6 +409,12 @@ async def test_errors_are_oss_xml(storage):
     anonymous = oss2.Bucket(oss2.AnonymousAuth(), storage.site_url, BUCKET, session=oss2.Session())
     storage.sessions.append(anonymous.session.session)
     assert await in_thread(anonymous.object_exists, "record/2017020812_1_abcdefghij.mp3") is False
+    with pytest.raises(oss2.exceptions.NoSuchKey) as info:
+        await in_thread(anonymous.head_object, "record/2017020812_1_abcdefghij.mp3")
+    assert info.value.details["Code"] == "NoSuchKey" and info.value.request_id
+    head = await treq.head(f"{storage.site_url}/{BUCKET}/")
+    assert head.code == 403 and await head.content() == b""
+    assert b"<Code>AccessDenied</Code>" in base64.b64decode(head.headers.getRawHeaders("x-oss-err")[0])
 
 
 @pytest_twisted.ensureDeferred
