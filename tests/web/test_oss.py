@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import os
 import socket
 import time
@@ -19,6 +20,7 @@ import oss2
 import pytest
 import pytest_twisted
 import treq
+from PIL import Image
 from twisted.internet import reactor, task, threads
 from twisted.web.resource import Resource
 
@@ -262,6 +264,20 @@ async def test_oss2_is_refused_over_the_size_cap(storage):
     assert os.listdir(storage.store.tmp) == []
     # under the cap it goes through
     await in_thread(storage.oss2_bucket(issued).put_object, key_of(issued), png_bytes())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_body_spooled_to_disk_is_stored_and_served_whole(storage):
+    """Over 100 kB twisted.web spools the body to a temporary file: the worker reads it from there."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (300, 300), os.urandom(300 * 300 * 3)).save(out, "PNG")
+    data = out.getvalue()
+    assert 100_000 < len(data) < DEFAULT_MAX_BYTES["message"]["png"]
+    issued = await storage.issue(module="message", fmt="png")
+    result = await in_thread(storage.oss2_bucket(issued).put_object, key_of(issued), data)
+    assert result.etag == hashlib.md5(data).hexdigest().upper()
+    answer = await treq.get(issued.file.url)
+    assert await answer.content() == data
 
 
 @pytest_twisted.ensureDeferred
