@@ -20,7 +20,7 @@ under a key derived from `[uploads] secret`, 32 hex digits like the seed's,
 so every node with the same secret verifies it and nobody without it can
 make one for a name of their choosing.
 
-Storage sits behind `StorageProvider`: the node itself (heihei/heihei/nodeoss.py,
+Storage sits behind `StorageProvider`: the node itself (heihei/web/oss_signing.py,
 the default, serving heihei/web/oss.py) or Aliyun OSS through STS
 (heihei/outbound/aliyun_oss.py). Providers take `now_s` from the caller and
 never read a clock.

@@ -1,7 +1,7 @@
 """
 The node's object storage over HTTP, speaking enough of OSS for Aliyun's own
 SDKs (oss2, alibabacloud-oss-v2, the mobile SDKs) to upload with the
-credentials heihei/heihei/nodeoss.py issues.
+credentials heihei/web/oss_signing.py issues.
 
 The object key is the path below the resource, so it can be mounted two ways:
 
@@ -49,8 +49,8 @@ from twisted.web import static
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from heihei.heihei.nodeoss import SINGLE_HEADERS, NodeOss, OssDenied, SignedRequest
-from heihei.heihei.objectstore import Body, ObjectStore
+from heihei.web.oss_signing import SINGLE_HEADERS, NodeOss, OssDenied, SignedRequest
+from heihei.web.oss_store import Body, ObjectStore
 from heihei.heihei.uploads import CONTENT_TYPES, format_of
 
 MAX_JOBS = 2

@@ -13,8 +13,8 @@ import time
 import oss2
 import pytest
 
-from heihei.heihei.nodeoss import Grant, NodeOss, OssDenied, SignedRequest
-from heihei.heihei.objectstore import Body, ObjectStore
+from heihei.web.oss_signing import Grant, NodeOss, OssDenied, SignedRequest
+from heihei.web.oss_store import Body, ObjectStore
 from tests.boss.conftest import mp3_bytes, png_bytes
 
 SECRET = "uploads-test-secret-0123456789abcdef"

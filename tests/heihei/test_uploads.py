@@ -8,7 +8,7 @@ import re
 import pytest
 import pytest_twisted
 
-from heihei.heihei.nodeoss import NodeOss
+from heihei.web.oss_signing import NodeOss
 from heihei.heihei.uploads import (
     DEFAULT_MAX_BYTES,
     UploadRefused,

@@ -24,8 +24,8 @@ from PIL import Image
 from twisted.internet import reactor, task, threads
 from twisted.web.resource import Resource
 
-from heihei.heihei.nodeoss import NodeOss
-from heihei.heihei.objectstore import ObjectStore
+from heihei.web.oss_signing import NodeOss
+from heihei.web.oss_store import ObjectStore
 from heihei.heihei.uploads import DEFAULT_MAX_BYTES, Uploads
 from heihei.web.limits import BoundedSite
 from heihei.web.oss import OssResource

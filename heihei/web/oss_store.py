@@ -34,7 +34,7 @@ import tempfile
 from dataclasses import dataclass
 
 from heihei.heihei import sniff
-from heihei.heihei.nodeoss import Grant, OssDenied
+from heihei.web.oss_signing import Grant, OssDenied
 from heihei.heihei.uploads import KEY_RE, MODULES, format_of
 
 CHUNK_BYTES = 64 * 1024
