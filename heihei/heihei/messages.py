@@ -74,9 +74,10 @@ def peer_of(conversation: str, uid: str) -> str | None:
 class Messaging:
     _log = Logger()
 
-    def __init__(self, *, store, hub, clock, accounts, blocks, pusher, rooms, settings) -> None:
+    def __init__(self, *, store, hub, clock, accounts, blocks, pusher, rooms, follows, settings) -> None:
         self.store = store
         self.rooms = rooms
+        self.follow_graph = follows
         self.hub = hub
         self.clock = clock
         self.accounts = accounts
@@ -93,8 +94,8 @@ class Messaging:
         return (self.now_ms() << 20) | (n & 0xFFFFF)
 
     async def follows(self, viewer: str, target: str) -> bool:
-        """Does `viewer` follow `target`? (`following:heihei:<viewer>` ZSET, filled by the follow module.)"""
-        return await self.store.zscore(key("following", REALM, viewer), target) is not None
+        """Does `viewer` follow `target`? (heihei.heihei.follows)"""
+        return await self.follow_graph.follows(viewer, target)
 
     # -- sending -------------------------------------------------------------------------
 

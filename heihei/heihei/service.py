@@ -20,6 +20,7 @@ from heihei.config import ConfigError
 from heihei.heihei import push as push_mod
 from heihei.heihei import sms as sms_mod
 from heihei.heihei.accounts import Accounts, Blocks, Tokens
+from heihei.heihei.follows import Follows
 from heihei.heihei.messages import Messaging
 from heihei.heihei.oauth import WeChat, Weibo
 from heihei.heihei.rooms import Rooms
@@ -50,9 +51,11 @@ class Social(Service):
         self.devices = push_mod.Devices(store, clock, max_per_user=settings.push.max_devices_per_user,
                                         token_ttl_s=h.token_ttl_s)
         self.pusher = push_mod.Pusher(self.accounts, self.devices, push_provider or outbound.push, metrics)
+        self.follows = Follows(store, clock)
         self.rooms = Rooms(store, hub, clock)
         self.messaging = Messaging(store=store, hub=hub, clock=clock, accounts=self.accounts, blocks=self.blocks,
-                                   pusher=self.pusher, rooms=self.rooms, settings=h)
+                                   pusher=self.pusher, rooms=self.rooms, follows=self.follows,
+                                   settings=h)
 
     @property
     def public_url(self) -> str:
