@@ -160,9 +160,12 @@ class Hub:
 
     async def start(self) -> None:
         self.bus.start()
+        self.store.on_resubscribed.append(self._catch_up_all)
         await self.presence.start()
 
     async def stop(self) -> None:
+        if self._catch_up_all in self.store.on_resubscribed:
+            self.store.on_resubscribed.remove(self._catch_up_all)
         self.bus.stop()
         await self.acks.flush()
         await self.presence.stop()
@@ -445,6 +448,28 @@ class Hub:
         for client in clients:
             groups.setdefault(renderer.variant(message, client), []).append(client)
         return list(groups.items())
+
+    def _catch_up_all(self) -> None:
+        """The bus is back after Redis went away: messages published meanwhile reached nobody, but
+        they are in the inboxes, so every connection that replays its inbox gets it again."""
+        sessions = [c.session for users in self.presence.users.values() for conns in users.values() for c in conns
+                    if getattr(c, "session", None) is not None]
+        self._log.info("the bus is back: {n} connections catch up on their inboxes", n=len(sessions))
+        for session in sessions:
+            defer.Deferred.fromCoroutine(session.catch_up()).addErrback(
+                lambda f: self._log.failure("catching up after the bus came back failed", failure=f))
+
+    async def catch_up(self, client: IClient) -> int:
+        """`deliver_pending` again for a connection that is already logged in (live messages held)."""
+        self._held.setdefault(client, [])
+        return await self.deliver_pending(client)
+
+    def release_held(self, client: IClient) -> int:
+        """Send the live messages held for a connection since `connect(replay=True)`, without a replay."""
+        held = self._held.pop(client, ())
+        for message, on_delivered in held:
+            self._deliver_local(message, [client], on_delivered=on_delivered)
+        return len(held)
 
     async def deliver_pending(self, client: IClient) -> int:
         """Send the user's inbox to this (new) connection, oldest first.

@@ -106,6 +106,30 @@ end
 return #KEYS - 1
 """)
 
+ASSERT_COUNTS = Script("presence_assert_counts", r"""
+-- KEYS: 1 this node's index set, then hashes. ARGV: 1 node id, then one count per hash.
+-- This node's exact presence: its count in every hash it has connections in, and its field
+-- gone from every other hash it had one in (a lost -1, a Redis restored from an older AOF).
+-- Returns how many stale fields it removed.
+local keep = {}
+for i = 2, #KEYS do
+  keep[KEYS[i]] = true
+  redis.call('HSET', KEYS[i], ARGV[1], ARGV[i])
+  redis.call('SADD', KEYS[1], KEYS[i])
+end
+local removed = 0
+for _, hash in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if not keep[hash] then
+    removed = removed + redis.call('HDEL', hash, ARGV[1])
+    redis.call('SREM', KEYS[1], hash)
+  end
+end
+return removed
+""")
+
+#: every this many presence refreshes, the node asserts its exact presence (ASSERT_COUNTS)
+ASSERT_EVERY_REFRESHES = 3
+
 
 def user_key(realm: str, user: str) -> str:
     return key("pres", realm, user)
@@ -139,6 +163,7 @@ class Presence:
         self.rooms: dict[tuple[str, str], set] = {}
         self.client_rooms: dict[object, set[tuple[str, str]]] = {}
         self._loop: task.LoopingCall | None = None
+        self._ticks = 0
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -180,20 +205,41 @@ class Presence:
         expires = self.now_ms() + int(self.ttl_s * 1000)
         return int(await self.store.zadd(NODES_KEY, expires, self.node_id)) == 1
 
-    async def resync(self) -> int:
-        """Write this node's absolute connection counts for every local user and room."""
+    def _local_counts(self) -> list[tuple[str, int]]:
         counts = [(user_key(realm, user), len(conns)) for realm, users in self.users.items()
                   for user, conns in users.items() if conns]
         counts += [(room_key(realm, room), len(members)) for (realm, room), members in self.rooms.items() if members]
+        return counts
+
+    async def resync(self) -> int:
+        """Write this node's absolute connection counts for every local user and room."""
+        counts = self._local_counts()
         if counts:
             await SET_COUNTS(self.store, [node_index_key(self.node_id)] + [k for k, _ in counts],
                              [self.node_id] + [n for _, n in counts])
         return len(counts)
 
+    async def assert_exact(self) -> int:
+        """This node's presence in Redis becomes exactly its local map; returns the stale fields removed.
+
+        Counts in Redis are +1/-1 updates, so a -1 lost to an outage (a user who
+        disconnected while Redis was frozen) would stay forever; this puts them
+        right. The snapshot is taken and sent without an await between, and every
+        presence command of this node travels the same pipelined connection in the
+        order it was issued, so no change made meanwhile is overwritten."""
+        counts = self._local_counts()
+        return int(await ASSERT_COUNTS(self.store, [node_index_key(self.node_id)] + [k for k, _ in counts],
+                                       [self.node_id] + [n for _, n in counts]))
+
     async def _refresh_and_sweep(self) -> None:
+        self._ticks += 1
         if await self.refresh():
             n = await self.resync()
             self._log.warn("node {node} was missing from Redis presence; rewrote {n} entries", node=self.node_id, n=n)
+        if self._ticks % ASSERT_EVERY_REFRESHES == 0:
+            stale = await self.assert_exact()
+            if stale:
+                self._log.warn("node {node}: removed {n} stale presence entries", node=self.node_id, n=stale)
         long_dead = self.now_ms() - int(self.ttl_s * 1000 * SWEEP_AFTER_TTLS)
         for node in await self.store.zrangebyscore(NODES_KEY, "-inf", long_dead):
             if node != self.node_id:

@@ -93,6 +93,8 @@ class Session:
         self.id = session_id
         self._hooks: list[CleanupHook] = []
         self._closed = False
+        #: the realm sends this connection the user's inbox at login (and again after Redis comes back)
+        self.replays = False
 
     @property
     def hub(self):
@@ -105,15 +107,19 @@ class Session:
 
     # -- login ---------------------------------------------------------------------
 
-    async def login(self, user: str, *, rooms: tuple[str, ...] | list[str] = (), replay: bool = False) -> bool:
+    async def login(self, user: str, *, rooms: tuple[str, ...] | list[str] = (), replay: bool = False,
+                    hold: bool = False) -> bool:
         """Register `user` on this connection and join `rooms`; False if the connection went meanwhile.
 
         With `replay`, live messages for the connection wait until `replay()`
-        has sent the stored ones, so none overtakes them or arrives twice. A
+        has sent the stored ones, so none overtakes them or arrives twice; with
+        `hold` (a realm whose clients pull their inbox) they wait until
+        `release()`, so the login answer is the first thing the client reads. A
         connection closed meanwhile is cleaned up by `closed()` as usual."""
         conn = self.conn
         conn.user = user
-        await self.hub.connect(conn, replay=replay)
+        self.replays = replay
+        await self.hub.connect(conn, replay=replay or hold)
         for room in rooms:
             if not conn.connection_open:
                 return False
@@ -123,6 +129,17 @@ class Session:
     async def replay(self) -> int:
         """Send the inbox to this connection, oldest first (see `Hub.deliver_pending`)."""
         return await self.hub.deliver_pending(self.conn)
+
+    def release(self) -> int:
+        """Send the live messages held since `login(hold=True)`; returns how many."""
+        return self.hub.release_held(self.conn)
+
+    async def catch_up(self) -> int:
+        """Send what the inbox holds again (after the bus was down, live delivery may have missed it),
+        live messages held meanwhile; only for connections that replay at login."""
+        if not self.replays or self._closed or not self.conn.connection_open:
+            return 0
+        return await self.hub.catch_up(self.conn)
 
     async def rebind(self, user: str) -> None:
         """From now on this connection is `user` (the live realm's Login on an open page)."""

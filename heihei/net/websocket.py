@@ -35,8 +35,11 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 SHUTDOWN_GRACE_S = 3.0
 #: prefix of the pings that confirm delivery (Autobahn's own auto-pings differ)
 CONFIRM_PING_PREFIX = b"hh-confirm-"
-#: a client this many confirmation pings behind is not reading: cut it off
-MAX_UNANSWERED_CONFIRM_PINGS = 256
+#: confirmation pings in flight per connection; frames written meanwhile wait for the next one,
+#: which confirms them all (cumulative: a pong proves everything written before its ping). So a
+#: distant client is never judged by how many confirmations it owes, only by bytes queued
+#: (`send_queue_max_bytes`) and by silence (its realm's liveness)
+MAX_CONFIRM_PINGS_IN_FLIGHT = 4
 #: inputs of one connection waiting to be handled before it is told to slow down
 MAX_INBOUND_PENDING = 64
 
@@ -384,9 +387,8 @@ class BaseProtocol(WebSocketServerProtocol):
     def _send_confirm_ping(self) -> None:
         if self._awaiting_pong is None:
             self._awaiting_pong = {}
-        elif len(self._awaiting_pong) >= MAX_UNANSWERED_CONFIRM_PINGS:
-            self._cut_off_slow_reader()
-            return
+        elif len(self._awaiting_pong) >= MAX_CONFIRM_PINGS_IN_FLIGHT:
+            return  # the frames stay unconfirmed until a pong makes room (onPong)
         self._confirm_seq += 1
         token = CONFIRM_PING_PREFIX + b"%012d" % self._confirm_seq  # fixed width: orders as bytes
         self._awaiting_pong[token] = self._unconfirmed
@@ -423,6 +425,8 @@ class BaseProtocol(WebSocketServerProtocol):
             callbacks = self._awaiting_pong.pop(token) + callbacks
         if not self._awaiting_pong:
             self._awaiting_pong = None
+        if self._unconfirmed and self.state == OPEN and not self.cut_off:
+            self._send_confirm_ping()  # everything written since the last ping, in one
         for callback in callbacks:
             try:
                 callback()

@@ -326,7 +326,8 @@ class JimProtocol(BaseProtocol):
     async def _login(self) -> None:
         try:
             groups = await self.jim.login(self.user)
-            if not await self.session.login(self.user, rooms=[group_room(g) for g in groups]):
+            # hold=True: nothing overtakes the login answer (J-IM clients ignore frames before it)
+            if not await self.session.login(self.user, rooms=[group_room(g) for g in groups], hold=True):
                 return
             record = await self.jim.user(self.user)
         except Exception:
@@ -342,6 +343,7 @@ class JimProtocol(BaseProtocol):
             data["token"] = self.token
         data["user"] = self._user_json(self.user, record)
         self.send_text(frame(6, 10007, data))
+        self.session.release()
         for group in groups:
             await self.jim.announce(group, GROUP_JOINED, self.user, record, skip=self.session.id)
 

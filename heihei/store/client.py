@@ -25,6 +25,13 @@ from twisted.python.failure import Failure
 from heihei.config import RedisAddress
 from heihei.net.sendpath import BatchedTransport, batcher_for
 from heihei.store.commands import LeanCommands
+from heihei.store.scripts import LATE
+
+#: a script must have run this long before its caller would give up (heihei.store.scripts): the
+#: estimate of Redis's clock may be this far off without a refused write being applied later
+DEADLINE_MARGIN_S = 0.5
+#: how often the offset between this node's clock and Redis's is measured again
+CLOCK_SYNC_INTERVAL_S = 60.0
 
 
 class StoreUnavailable(Exception):
@@ -97,6 +104,12 @@ class Store(Service):
         self._subscriber: _Subscriber | None = None
         self._handlers: dict[str, list[MessageHandler]] = {}
         self._ready = defer.Deferred()
+        #: Redis's clock minus ours, in ms (scripts' deadlines are in Redis's clock)
+        self.clock_offset_ms = 0.0
+        self._clock_sync = None
+        #: called (with no argument) each time the subscriber connection is up again after a loss
+        self.on_resubscribed: list[Callable[[], None]] = []
+        self._subscriber_was_up = False
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -137,8 +150,37 @@ class Store(Service):
 
     def _pool_ready(self, _):
         self._log.info("connected to {where}", where=self.address.describe())
+        from twisted.internet import task
+
+        self._clock_sync = task.LoopingCall(lambda: defer.Deferred.fromCoroutine(self.sync_clock()).addErrback(
+            lambda f: self._log.debug("measuring Redis's clock failed: {why}", why=f.getErrorMessage())))
+        self._clock_sync.clock = self.reactor
+        if not self._ready.called:
+            # the first measurement before anyone may write
+            defer.Deferred.fromCoroutine(self.sync_clock()).addBoth(self._first_sync_done)
+
+    def _first_sync_done(self, result):
+        if isinstance(result, Failure):
+            self._log.warn("measuring Redis's clock failed: {why}", why=result.getErrorMessage())
+        if self.running and self._clock_sync is not None and not self._clock_sync.running:
+            self._clock_sync.start(CLOCK_SYNC_INTERVAL_S, now=False).addErrback(
+                lambda f: self._log.failure("clock sync loop died", failure=f))
         if not self._ready.called:
             self._ready.callback(self)
+
+    async def sync_clock(self) -> float:
+        """Measure Redis's clock against ours (the middle of a TIME round trip); returns the offset."""
+        before = self.reactor.seconds()
+        seconds, micros = await self.execute_command("TIME")
+        after = self.reactor.seconds()
+        redis_ms = int(seconds) * 1000 + int(micros) / 1000
+        self.clock_offset_ms = redis_ms - (before + after) * 500
+        return self.clock_offset_ms
+
+    def deadline_ms(self) -> int:
+        """When, in Redis's clock, a write sent now must have run (heihei.store.scripts)."""
+        now_ms = self.reactor.seconds() * 1000 + self.clock_offset_ms
+        return int(now_ms + (self.reply_timeout_s - DEADLINE_MARGIN_S) * 1000)
 
     def _pool_failed(self, failure):
         self._log.error("cannot use {where}: {why}", where=self.address.describe(), why=failure.getErrorMessage())
@@ -159,6 +201,8 @@ class Store(Service):
         return d
 
     async def stop(self) -> None:
+        if self._clock_sync is not None and self._clock_sync.running:
+            self._clock_sync.stop()
         for factory in (self._sub_factory, self._pool_factory):
             if factory is not None:
                 await factory.disconnect()
@@ -213,6 +257,8 @@ class Store(Service):
     def _translate(failure: Failure, what: str):
         if failure.check(defer.TimeoutError, defer.CancelledError, txredisapi.ConnectionError):
             raise StoreUnavailable(f"redis {what}: {failure.getErrorMessage() or 'timed out'}")
+        if failure.check(txredisapi.ResponseError) and LATE in failure.getErrorMessage():
+            raise StoreUnavailable(f"redis {what}: ran after its deadline, refused itself")
         return failure
 
     async def ping(self) -> bool:
@@ -245,9 +291,20 @@ class Store(Service):
     def _subscriber_connected(self, conn: _Subscriber) -> None:
         self._subscriber = conn
         channels = list(self._handlers)
-        if channels:
-            conn.subscribe(channels).addErrback(self._subscribe_failed, channels)
+        d = conn.subscribe(channels) if channels else defer.succeed(None)
+        d.addErrback(self._subscribe_failed, channels)
         self._log.debug("subscriber connected, {n} channels", n=len(channels))
+        if self._subscriber_was_up:
+            # what was published while we were not subscribed went nowhere: let the owners catch up
+            d.addCallback(lambda _: self._resubscribed())
+        self._subscriber_was_up = True
+
+    def _resubscribed(self) -> None:
+        for hook in list(self.on_resubscribed):
+            try:
+                hook()
+            except Exception:
+                self._log.failure("a resubscription hook failed")
 
     def _subscribe_failed(self, failure, channel):
         self._log.error("subscribing to {channel} failed: {why}", channel=channel, why=failure.getErrorMessage())
