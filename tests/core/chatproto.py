@@ -5,12 +5,15 @@ realm protocols. `ChatListeners.add(node)` puts it on its own loopback listener 
 as realm "test".
 
 Client frames: {"to": user, "text", "cid"} | {"room": r, "join": true} |
-{"room": r, "text"} | {"group": g, "members": [...], "text"}.
+{"room": r, "leave": true} | {"room": r, "text"} | {"group": g, "members": [...], "text"}.
 Server frames: {"ready": n} after connect, {"ok": id, "dup", "online", "offline"},
-and delivered messages {"from", "text", "id", "conv", "kind"}.
+{"joined": r, "total"} | {"left": r, "total"}, and delivered messages
+{"from", "text", "id", "conv", "kind"}.
 """
 
 import json
+
+from twisted.internet import defer
 
 from heihei.core.hub import Renderer
 from heihei.net.websocket import BaseProtocol
@@ -58,6 +61,10 @@ class TestChat(BaseProtocol):
             total = await hub.join_room(self, cmd["room"])
             self.send_text(json.dumps({"joined": cmd["room"], "total": total}))
             return
+        elif cmd.get("leave"):
+            total = await hub.leave_room(self, cmd["room"])
+            self.send_text(json.dumps({"left": cmd["room"], "total": total}))
+            return
         else:
             r = await hub.send_to_room(REALM, self.user, cmd["room"], {"text": cmd["text"]})
         if self.connection_open:
@@ -66,7 +73,22 @@ class TestChat(BaseProtocol):
 
     def connectionLost(self, reason):
         super().connectionLost(reason)
-        self.spawn(self.factory.hub.disconnect(self), "disconnect")
+        self.factory.disconnects.append(self.spawn(self.factory.hub.disconnect(self), "disconnect"))
+
+
+async def user(url, name, **flags):
+    """A TestChat client logged in as `name`; `early` holds the stored messages sent before `ready`."""
+    from tests.wsclient import connect
+
+    query = "&".join([f"user={name}"] + [k for k, v in flags.items() if v])
+    client = await connect(f"{url}?{query}")
+    client.early = []  # stored messages delivered at login, before the ready frame
+    while True:
+        frame = await client.next_json()
+        if "ready" in frame:
+            client.pending_sent = frame["ready"]
+            return client
+        client.early.append(frame)
 
 
 class ChatListeners:
@@ -86,10 +108,15 @@ class ChatListeners:
         factory = HardenedFactory(REALM, ws, TestChat, reactor=reactor)
         factory.hub = node.hub
         factory.metrics = node.metrics
+        factory.disconnects = []  # one Deferred per lost connection: the hub has forgotten it when it fires
         node.hub.register_realm(REALM, JsonRenderer())
         port = reactor.listenTCP(0, factory, interface="127.0.0.1")
         self.ports.append((port, factory))
         return f"ws://127.0.0.1:{port.getHost().port}/"
+
+    async def disconnects_done(self):
+        """Wait until the hub has handled every connection lost so far (its hooks have run)."""
+        await defer.gatherResults([d for _, factory in self.ports for d in factory.disconnects])
 
     async def stop_all(self):
         for port, factory in self.ports:
