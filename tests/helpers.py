@@ -29,7 +29,7 @@ async def sleep(seconds: float) -> None:
 
 
 async def wait_until(condition: Callable[[], Any | Awaitable[Any]], *, timeout_s: float = WAIT_TIMEOUT_S,
-                     what: str | None = None) -> Any:
+                     interval_s: float = POLL_INTERVAL_S, what: str | None = None) -> Any:
     """Poll `condition` (a plain or an async callable) until it returns something true; return that.
 
     Fails the test with `what` (or the condition's repr) after `timeout_s`."""
@@ -42,4 +42,4 @@ async def wait_until(condition: Callable[[], Any | Awaitable[Any]], *, timeout_s
             return result
         if reactor.seconds() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition!r}")
-        await sleep(POLL_INTERVAL_S)
+        await sleep(interval_s)

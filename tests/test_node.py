@@ -5,10 +5,12 @@ import json
 import pytest
 import pytest_twisted
 import treq
-from twisted.internet import reactor, task
+from twisted.internet import reactor
 
 from heihei.net.websocket import BaseProtocol
+from heihei.store.client import StoreUnavailable
 from tests.conftest import http_url, ws_url
+from tests.helpers import sleep, wait_until
 from tests.wsclient import WSError, connect
 
 
@@ -162,17 +164,18 @@ async def test_embedded_redis_is_restarted_after_a_crash(tmp_path, redis):
     try:
         await node.ready()
         await node.store.set("hh:test:k", "v")
-        await task.deferLater(reactor, 1.2, lambda: None)  # appendfsync everysec
+        await sleep(1.2)  # appendfsync everysec
         node.embedded_redis.kill_for_test()
-        await task.deferLater(reactor, 0.3, lambda: None)
+        await sleep(0.3)
         await node.embedded_redis.ready()
         assert node.embedded_redis.restarts == 1
-        for _ in range(100):
+
+        async def read_back():
             try:
-                value = await node.store.get("hh:test:k")
-                break
-            except Exception:
-                await task.deferLater(reactor, 0.1, lambda: None)
-        assert value == "v"
+                return await node.store.get("hh:test:k")
+            except StoreUnavailable:  # the pool is still reconnecting to the new redis-server
+                return None
+
+        assert await wait_until(read_back, interval_s=0.1, what="the value, read back") == "v"
     finally:
         await node.stopService()

@@ -13,10 +13,6 @@ from tests.helpers import sleep, wait_until
 from tests.wsclient import connect
 
 
-async def next_json(client, timeout=5.0):
-    return await client.next_json(timeout)
-
-
 async def inbox_empty(node, name):
     """Wait until `name`'s inbox on `node`'s Redis is empty (confirmations are removed in batches)."""
     await wait_until(lambda: _count_is(node, name, 0), what=f"{name}'s inbox to be empty")
@@ -40,15 +36,15 @@ async def test_user_on_node_a_reaches_user_on_node_b(nodes, chat):
     alice = await user(chat.add(a), "alice")
     bob = await user(chat.add(b), "bob")
     alice.send(json.dumps({"to": "bob", "text": "hi across nodes"}))
-    ack = await next_json(alice)
+    ack = await alice.next_json()
     assert ack["online"] == ["bob"] and ack["offline"] == []
-    got = await next_json(bob)
+    got = await bob.next_json()
     assert got["from"] == "alice" and got["text"] == "hi across nodes" and got["id"] == ack["ok"]
     assert got["conv"] == pair_conversation("alice", "bob")
     # and back
     bob.send(json.dumps({"to": "alice", "text": "hi back"}))
-    await next_json(bob)
-    assert (await next_json(alice))["text"] == "hi back"
+    await bob.next_json()
+    assert (await alice.next_json())["text"] == "hi back"
     # delivered means confirmed: nothing is left in bob's inbox
     await inbox_empty(b, "bob")
     for c in (alice, bob):
@@ -63,7 +59,7 @@ async def test_room_members_on_both_nodes_get_every_message_exactly_once(nodes, 
     totals = []
     for m in members:
         m.send(json.dumps({"room": "lobby", "join": True}))
-        totals.append((await next_json(m))["total"])
+        totals.append((await m.next_json())["total"])
     assert totals == [1, 2, 3, 4]  # exact across nodes
     assert await a.hub.presence.room_total(REALM, "lobby") == 4
     sender = members[0]
@@ -101,7 +97,7 @@ async def test_a_crashed_node_drops_out_and_messages_to_its_users_wait_in_the_in
     assert not await a.hub.presence.is_online(REALM, "bob")
     assert await a.hub.presence.is_online(REALM, "alice")
     alice.send(json.dumps({"to": "bob", "text": "are you there?"}))
-    ack = await next_json(alice)
+    ack = await alice.next_json()
     assert ack["offline"] == ["bob"]
     inbox = await a.hub.inbox.pending(REALM, "bob")
     assert [m.body["text"] for m in inbox] == ["are you there?"]
@@ -129,7 +125,7 @@ async def test_inbox_survives_a_restart_of_the_whole_server(nodes, chat, tmp_pat
     alice = await user(chat.add(node), "alice")
     for i in range(3):
         alice.send(json.dumps({"to": "bob", "text": f"offline {i}"}))
-        assert (await next_json(alice))["offline"] == ["bob"]
+        assert (await alice.next_json())["offline"] == ["bob"]
     await alice.close()
     await sleep(1.1)  # appendfsync everysec
     await chat.stop_all()
@@ -178,19 +174,19 @@ async def test_duplicate_client_message_ids_are_stored_and_delivered_once(nodes,
     alice, bob = await user(url, "alice"), await user(url, "bob")
     for _ in range(3):
         alice.send(json.dumps({"to": "bob", "text": "once", "cid": "c-1"}))
-    acks = [await next_json(alice) for _ in range(3)]
+    acks = [await alice.next_json() for _ in range(3)]
     assert len({a["ok"] for a in acks}) == 1
     assert [a["dup"] for a in acks] == [False, True, True]
-    assert (await next_json(bob))["text"] == "once"
+    assert (await bob.next_json())["text"] == "once"
     # a second copy would come the same way as this next message, and before it
     alice.send(json.dumps({"to": "bob", "text": "after"}))
-    assert (await next_json(alice))["dup"] is False
-    assert (await next_json(bob))["text"] == "after", "a duplicate was delivered"
+    assert (await alice.next_json())["dup"] is False
+    assert (await bob.next_json())["text"] == "after", "a duplicate was delivered"
     stored = await node.hub.history.latest(REALM, pair_conversation("alice", "bob"), 10)
     assert [m.body["text"] for m in stored] == ["once", "after"]  # stored once
     # the same id from another sender is a different message
     bob.send(json.dumps({"to": "alice", "text": "mine", "cid": "c-1"}))
-    assert (await next_json(bob))["dup"] is False
+    assert (await bob.next_json())["dup"] is False
     await alice.close()
     await bob.close()
 
@@ -202,7 +198,7 @@ async def test_a_slow_reader_is_cut_off_while_others_keep_receiving(nodes, chat)
     slow, fast = await user(url, "slow"), await user(url, "fast")
     for c in (slow, fast):
         c.send(json.dumps({"room": "big", "join": True}))
-        await next_json(c)
+        await c.next_json()
     slow.protocol.transport.pauseProducing()  # stops reading its socket
     payload = "y" * 30000
     count = 200  # 6 MB: far beyond socket buffers plus the 256 KiB queue
@@ -253,15 +249,15 @@ async def test_group_message_reaches_online_members_and_waits_for_offline_ones(n
     u3 = await user(chat.ports[0] and chat.add(b), "u3")
     members = await a.hub.groups.members(REALM, g)
     u1.send(json.dumps({"group": g, "members": members, "text": "hello team"}))
-    ack = await next_json(u1)
+    ack = await u1.next_json()
     assert sorted(ack["online"]) == ["u2", "u3"] and ack["offline"] == ["u4"]
     for c in (u2, u3):
-        got = await next_json(c)
+        got = await c.next_json()
         assert (got["from"], got["text"], got["kind"]) == ("u1", "hello team", "group")
     # not to the sender: a message to u1 sent after the group message is the first u1 gets
     u2.send(json.dumps({"to": "u1", "text": "marker"}))
-    assert (await next_json(u2))["online"] == ["u1"]
-    assert (await next_json(u1))["text"] == "marker", "the sender got a copy of its group message"
+    assert (await u2.next_json())["online"] == ["u1"]
+    assert (await u1.next_json())["text"] == "marker", "the sender got a copy of its group message"
     assert [m.body["text"] for m in await a.hub.inbox.pending(REALM, "u4")] == ["hello team"]
     for c in (u1, u2, u3):
         await c.close()
@@ -283,7 +279,7 @@ async def test_confirmed_deliveries_leave_the_inboxes_in_batches_and_before_a_cl
         for r in ("r1", "r2", "r3"):
             alice.send(json.dumps({"to": r, "text": f"{r}-{i}"}))
     for name, reader in zip(("r1", "r2", "r3"), readers):
-        assert [(await next_json(reader))["text"] for _ in range(5)] == [f"{name}-{i}" for i in range(5)]
+        assert [(await reader.next_json())["text"] for _ in range(5)] == [f"{name}-{i}" for i in range(5)]
     pending = lambda: sum(map(len, b.hub.acks.pending.get(REALM, {}).values()))  # noqa: E731
     removed = lambda: sum(len(entries) for c in calls for entries in c.values())  # noqa: E731
     await wait_until(lambda: pending() + removed() == 15, what="all 15 deliveries confirmed by pong")
@@ -298,7 +294,7 @@ async def test_confirmed_deliveries_leave_the_inboxes_in_batches_and_before_a_cl
     # confirmed but not removed yet when the node stops (the batch clock does not move): a clean
     # stop removes them first
     alice.send(json.dumps({"to": "r1", "text": "last"}))
-    assert (await next_json(readers[0]))["text"] == "last"
+    assert (await readers[0].next_json())["text"] == "last"
     await wait_until(lambda: b.hub.acks.pending, what="the confirmation of 'last'")
     assert await b.hub.inbox.count(REALM, "r1") == 1
     await nodes.stop(b)
