@@ -507,10 +507,6 @@ def test_constructor_rejects_nonsense_limits():
 # ================================================== real-socket layer
 
 
-async def wait_for(predicate: Callable[[], bool], timeout_s: float = REAL_WAIT_S) -> None:
-    await wait_until(predicate, timeout_s=timeout_s)
-
-
 async def within(d: Deferred, timeout_s: float = REAL_WAIT_S):
     return await d.addTimeout(timeout_s, reactor)
 
@@ -602,9 +598,9 @@ async def net(no_leaks):
             client.transport.abortConnection()
         await within(client.closed)
     try:
-        await wait_for(
+        await wait_until(
             lambda: all(t.disconnected for t in net.server_transports),
-            REFUSAL_LINGER_S + 1,
+            timeout_s=REFUSAL_LINGER_S + 1,
         )
     finally:
         for t in net.server_transports:
@@ -625,7 +621,7 @@ async def test_real_small_post_is_echoed(net):
     port = net.listen(real_site())
     client = await net.connect(port)
     client.transport.write(post(b"hello world"))
-    await wait_for(lambda: client.has_complete_responses(1))
+    await wait_until(lambda: client.has_complete_responses(1))
     [(code, _, body)] = client.responses()
     assert (code, json.loads(body)) == (200, {"received": 11})
     client.transport.loseConnection()
@@ -716,11 +712,11 @@ async def test_real_keepalive_serves_two_requests_on_one_connection(net):
     port = net.listen(real_site())
     client = await net.connect(port)
     client.transport.write(post(b"12345"))
-    await wait_for(lambda: client.has_complete_responses(1))
+    await wait_until(lambda: client.has_complete_responses(1))
     # Longer than the deadline between requests, then a pipelined pair.
     await sleep(REAL_DEADLINE_S * 1.5)
     client.transport.write(post(b"1234567") + post(b"x" * MAX_BODY_BYTES))
-    await wait_for(lambda: client.has_complete_responses(3))
+    await wait_until(lambda: client.has_complete_responses(3))
     assert [(c, json.loads(b)) for c, _, b in client.responses()] == [
         (200, {"received": 5}),
         (200, {"received": 7}),
@@ -766,7 +762,7 @@ async def test_real_websocket_upgrade_outlives_the_deadline(net):
         client = await within(client_factory.opened)
         await sleep(REAL_DEADLINE_S * 2.5)
         client.sendMessage(b"still here")
-        await wait_for(lambda: client_factory.messages == [b"still here"])
+        await wait_until(lambda: client_factory.messages == [b"still here"])
         # The deadline was cancelled when the upgrade request was complete,
         # not fired into a channel that no longer owns the transport.
         [channel] = net.server_channels
