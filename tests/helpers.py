@@ -43,3 +43,13 @@ async def wait_until(condition: Callable[[], Any | Awaitable[Any]], *, timeout_s
         if reactor.seconds() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition!r}")
         await sleep(interval_s)
+
+
+async def inbox_holds(node, realm: str, user: str, count: int) -> None:
+    """Wait until `user`'s inbox in `realm` holds `count` messages: a delivery leaves the inbox
+    once confirmed, and confirmations are removed in batches (heihei/core/acks.py)."""
+
+    async def holds():
+        return await node.hub.inbox.count(realm, user) == count
+
+    await wait_until(holds, what=f"{count} messages in {user}'s {realm} inbox")

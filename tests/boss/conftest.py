@@ -17,7 +17,6 @@ from twisted.web import resource, server
 
 from heihei.boss.tickets import make_ticket
 from tests.conftest import ws_url
-from tests.helpers import wait_until
 from tests.wsclient import connect
 
 SECRET = "test-login-secret"
@@ -50,15 +49,6 @@ async def inputs_done(client) -> None:
     in order, so the answer to this one comes after all of them (a message needs no answer)."""
     client.send("members_404")
     assert await client.next() == "error_404_no such group 404"
-
-
-async def inbox_count_is(node, user: str, n: int) -> None:
-    """Wait until `user`'s inbox holds `n` messages (confirmed deliveries are removed in batches)."""
-
-    async def count_is_n():
-        return await node.hub.inbox.count("boss", user) == n
-
-    await wait_until(count_is_n, what=f"{n} messages in {user}'s inbox")
 
 
 def check_delivery(frame: str, kind: str, sender: str, content: str, type_: str, group: str, extension: str,

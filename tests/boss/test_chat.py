@@ -6,9 +6,9 @@ import pytest
 import pytest_twisted
 
 from heihei.core.model import group_conversation
-from tests.boss.conftest import boss_settings, check_delivery, inbox_count_is, inputs_done, login, ticket
+from tests.boss.conftest import boss_settings, check_delivery, inputs_done, login, ticket
 from tests.conftest import ws_url
-from tests.helpers import sleep, wait_until
+from tests.helpers import inbox_holds, sleep, wait_until
 from tests.wsclient import connect
 
 EXT = json.dumps({"sender": "张_三", "senderAvartar": "http://a.example/x_y.png",
@@ -35,8 +35,8 @@ async def test_two_users_chat_both_ways_with_underscores_in_text_and_extension(n
     bob.send("text_1001_marker_unicast_")
     check_delivery(await alice.next(), "text", "1002", "marker", "unicast", "1002", "")
     # delivered means confirmed: the inboxes are empty
-    await inbox_count_is(node, "1002", 0)
-    await inbox_count_is(node, "1001", 0)
+    await inbox_holds(node, "boss", "1002", 0)
+    await inbox_holds(node, "boss", "1001", 0)
     await alice.close()
     await bob.close()
 
@@ -101,7 +101,7 @@ async def test_offline_messages_arrive_in_order_after_reconnect(nodes):
     # a copy of any of them would come before a later message
     alice.send("text_2_end_unicast_")
     check_delivery(await bob.next(), "text", "1", "end", "unicast", "1", "")
-    await inbox_count_is(node, "2", 0)
+    await inbox_holds(node, "boss", "2", 0)
     await alice.close()
     await bob.close()
 

@@ -9,17 +9,8 @@ from twisted.internet import task
 from heihei.core.acks import ACK_BATCH_S, InboxAcks
 from heihei.core.model import pair_conversation
 from tests.core.chatproto import REALM, user
-from tests.helpers import sleep, wait_until
+from tests.helpers import inbox_holds, sleep, wait_until
 from tests.wsclient import connect
-
-
-async def inbox_empty(node, name):
-    """Wait until `name`'s inbox on `node`'s Redis is empty (confirmations are removed in batches)."""
-    await wait_until(lambda: _count_is(node, name, 0), what=f"{name}'s inbox to be empty")
-
-
-async def _count_is(node, name, n):
-    return await node.hub.inbox.count(REALM, name) == n
 
 
 async def next_delivery(client):
@@ -46,7 +37,7 @@ async def test_user_on_node_a_reaches_user_on_node_b(nodes, chat):
     await bob.next_json()
     assert (await alice.next_json())["text"] == "hi back"
     # delivered means confirmed: nothing is left in bob's inbox
-    await inbox_empty(b, "bob")
+    await inbox_holds(b, REALM, "bob", 0)
     for c in (alice, bob):
         await c.close()
 
@@ -113,7 +104,7 @@ async def test_a_crashed_node_drops_out_and_messages_to_its_users_wait_in_the_in
     bob = await user(chat.add(b2), "bob")
     assert bob.pending_sent == 1
     assert [f["text"] for f in bob.early] == ["are you there?"]
-    await inbox_empty(b2, "bob")
+    await inbox_holds(b2, REALM, "bob", 0)
     await alice.close()
     await bob.close()
 
@@ -163,7 +154,7 @@ async def test_a_connection_dropping_mid_delivery_loses_nothing(nodes, chat):
     frames = [json.loads(x) for x in first.received if x.startswith("{\"from")]
     seen |= {f["text"][:5] for f in frames}
     assert seen == {f"n{i:04d}" for i in range(total)}
-    await inbox_empty(node, "bob")
+    await inbox_holds(node, REALM, "bob", 0)
     await second.close()
 
 
@@ -287,7 +278,7 @@ async def test_confirmed_deliveries_leave_the_inboxes_in_batches_and_before_a_cl
     assert len(batch_clock.getDelayedCalls()) == 1  # one timer for the whole batch
     batch_clock.advance(ACK_BATCH_S)
     for r in ("r1", "r2", "r3"):
-        await inbox_empty(b, r)
+        await inbox_holds(b, REALM, r, 0)
     # one Redis call removed the 15 confirmations of the three readers
     assert [{user: len(entries) for user, entries in c.items()} for c in calls] == [{"r1": 5, "r2": 5, "r3": 5}]
 

@@ -10,8 +10,7 @@ from heihei.config import ConfigError, parse_redis_url
 from heihei.core.history import History, Inbox, Retention
 from heihei.core.model import Message, group_conversation
 from tests.core.chatproto import REALM, user
-from tests.core.test_delivery import inbox_empty
-from tests.helpers import sleep, wait_until
+from tests.helpers import inbox_holds, sleep, wait_until
 from tests.wsclient import connect
 
 
@@ -25,7 +24,7 @@ async def test_a_large_inbox_is_replayed_in_confirmed_chunks_not_cut_off(nodes, 
     bob = await user(url, "bob")
     assert bob.pending_sent == total
     assert [f["text"][:5] for f in bob.early] == [f"{i:05d}" for i in range(total)]
-    await inbox_empty(node, "bob")
+    await inbox_holds(node, REALM, "bob", 0)
     await bob.close()
 
 
