@@ -1,6 +1,6 @@
 """
-Small helpers every real-socket test shares: letting real time pass and
-waiting for a condition, on the running reactor.
+Small helpers every real-socket test shares: letting real time pass, waiting
+for a condition on the running reactor, waiting for an inbox to settle.
 
 `sleep` only lets time pass that the behaviour under test needs (Redis's
 once-a-second fsync, a deadline on the real clock). To wait *for* something,

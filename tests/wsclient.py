@@ -9,6 +9,8 @@ from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientPr
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
+from tests.helpers import sleep
+
 DEFAULT_TIMEOUT_S = 5.0
 
 
@@ -101,8 +103,6 @@ class WSClient:
         The last resort: it proves nothing about what arrives later, and it costs
         `wait` on every run. Prefer a marker that must arrive after what must not,
         then assert the marker is the next message."""
-        from tests.helpers import sleep
-
         await sleep(wait)
         assert not self.messages.pending, f"unexpected messages: {self.messages.pending!r}"
 
