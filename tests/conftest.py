@@ -5,9 +5,7 @@ ephemeral loopback ports, and a leak check after every test.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,12 +14,13 @@ import pytest
 import pytest_twisted
 import redis as redis_sync
 from treq.api import set_global_pool
-from twisted.internet import defer, reactor, task
+from twisted.internet import reactor
 from twisted.web.client import HTTPConnectionPool
 
 from heihei.config import build_settings
 from heihei.node import Node
 from heihei.store.embedded import free_loopback_port, redis_server_binary
+from tests.helpers import sleep
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
 
@@ -136,7 +135,7 @@ async def leak_check():
             return
         if time.monotonic() > deadline:
             break
-        await task.deferLater(reactor, 0.05, lambda: None)
+        await sleep(0.05)
     described = [f"{c.func!r} {c.args!r}" for c in calls]
     for c in calls:
         c.cancel()

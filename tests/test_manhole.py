@@ -21,11 +21,11 @@ import pytest_twisted
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.conch.ssh import keys
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from heihei.manhole import make_manhole_service
+from tests.helpers import sleep
 
 CLIENT_TIMEOUT_S = 5.0
 _ANSI = re.compile(rb"\x1b(\[[0-9;?]*[A-Za-z]|[A-Za-z])")
@@ -202,11 +202,11 @@ async def test_authorized_key_gets_prompt_and_namespace(reactor, paths, operator
 @pytest_twisted.ensureDeferred
 async def test_coroutine_at_prompt_is_run_and_its_result_shown(reactor, paths, operator_key, log_events):
     async def ping(n):
-        await deferLater(reactor, 0, lambda: None)
+        await sleep(0)
         return f"pong-{n}"
 
     async def explode():
-        await deferLater(reactor, 0, lambda: None)
+        await sleep(0)
         raise ValueError("kaboom")
 
     namespace = {"ping": ping, "explode": explode}

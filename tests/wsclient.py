@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
+from tests.helpers import sleep
+
 DEFAULT_TIMEOUT_S = 5.0
 
 
 class WSError(Exception):
-    pass
+    """The opening handshake failed; `status` is the server's HTTP status (None if it sent none)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _http_status(protocol) -> int | None:
+    """The status code of the server's handshake answer, once Autobahn has parsed its status line."""
+    line = getattr(protocol, "http_status_line", None)
+    parts = line.split() if line else []
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
 
 
 class _Protocol(WebSocketClientProtocol):
@@ -35,7 +49,7 @@ class _Protocol(WebSocketClientProtocol):
         self.factory.client._message(payload, isBinary)
 
     def onClose(self, wasClean, code, reason):
-        self.factory.client._closed(wasClean, code, reason)
+        self.factory.client._closed(wasClean, code, reason, _http_status(self))
 
 
 class WSClient:
@@ -50,9 +64,12 @@ class WSClient:
         self.closed = defer.Deferred()
         self.close_code = None
         self.close_reason = None
+        #: HTTP status of the handshake answer (101 when it opened)
+        self.status = None
 
     def _opened(self, protocol):
         self.protocol = protocol
+        self.status = _http_status(protocol)
         self.open.callback(self)
 
     def _message(self, payload, is_binary):
@@ -60,10 +77,12 @@ class WSClient:
         self.received.append(value)
         self.messages.put(value)
 
-    def _closed(self, was_clean, code, reason):
+    def _closed(self, was_clean, code, reason, status=None):
         self.close_code, self.close_reason = code, reason
+        if self.status is None:
+            self.status = status
         if not self.open.called:
-            self.open.errback(WSError(f"handshake failed: {reason}"))
+            self.open.errback(WSError(f"handshake failed ({status}): {reason}", status))
         if not self.closed.called:
             self.closed.callback((code, reason))
 
@@ -77,11 +96,25 @@ class WSClient:
         d.addTimeout(timeout, reactor)
         return await d
 
-    async def no_message(self, wait: float = 0.3) -> None:
-        """Assert nothing arrives within `wait` seconds."""
-        from twisted.internet import task
+    async def next_json(self, timeout: float = DEFAULT_TIMEOUT_S):
+        return json.loads(await self.next(timeout))
 
-        await task.deferLater(reactor, wait, lambda: None)
+    async def drain(self, quiet_s: float) -> list:
+        """Everything that arrives until nothing has for `quiet_s` seconds (for a burst of unknown length)."""
+        got = []
+        while True:
+            try:
+                got.append(await self.next(quiet_s))
+            except defer.TimeoutError:  # the quiet that ends the burst; any other error is the test's
+                return got
+
+    async def no_message(self, wait: float = 0.3) -> None:
+        """Assert nothing arrives within `wait` seconds.
+
+        The last resort: it proves nothing about what arrives later, and it costs
+        `wait` on every run. Prefer a marker that must arrive after what must not,
+        then assert the marker is the next message."""
+        await sleep(wait)
         assert not self.messages.pending, f"unexpected messages: {self.messages.pending!r}"
 
     async def wait_closed(self, timeout: float = DEFAULT_TIMEOUT_S):

@@ -29,6 +29,7 @@ from heihei.store.scripts import LATE
 
 #: a script must have run this long before its caller would give up (heihei.store.scripts): the
 #: estimate of Redis's clock may be this far off without a refused write being applied later
+#: (at most a quarter of the reply timeout)
 DEADLINE_MARGIN_S = 0.5
 #: how often the offset between this node's clock and Redis's is measured again
 CLOCK_SYNC_INTERVAL_S = 60.0
@@ -180,7 +181,8 @@ class Store(Service):
     def deadline_ms(self) -> int:
         """When, in Redis's clock, a write sent now must have run (heihei.store.scripts)."""
         now_ms = self.reactor.seconds() * 1000 + self.clock_offset_ms
-        return int(now_ms + (self.reply_timeout_s - DEADLINE_MARGIN_S) * 1000)
+        margin_s = min(DEADLINE_MARGIN_S, self.reply_timeout_s / 4)
+        return int(now_ms + (self.reply_timeout_s - margin_s) * 1000)
 
     def _pool_failed(self, failure):
         self._log.error("cannot use {where}: {why}", where=self.address.describe(), why=failure.getErrorMessage())

@@ -12,7 +12,7 @@ import time
 import av
 import pytest_twisted
 from PIL import Image
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor
 from twisted.web import resource, server
 
 from heihei.boss.tickets import make_ticket
@@ -34,10 +34,6 @@ def ticket(user: str, expiry: int = 4_000_000_000, secret: str = SECRET) -> str:
     return make_ticket(secret, user, expiry)
 
 
-async def sleep(seconds: float) -> None:
-    await task.deferLater(reactor, seconds, lambda: None)
-
-
 async def login(node, user: str, *, path: str = "/entry", plain: bool = False, expect_early: int = 0):
     """A connected, logged-in client; `client.early` holds the stored messages sent after `ok`."""
     client = await connect(ws_url(node, "boss", path))
@@ -46,6 +42,13 @@ async def login(node, user: str, *, path: str = "/entry", plain: bool = False, e
     assert answer == "ok", answer
     client.early = [await client.next() for _ in range(expect_early)]
     return client
+
+
+async def inputs_done(client) -> None:
+    """Every frame `client` sent so far has been handled: the server handles a connection's frames
+    in order, so the answer to this one comes after all of them (a message needs no answer)."""
+    client.send("members_404")
+    assert await client.next() == "error_404_no such group 404"
 
 
 def check_delivery(frame: str, kind: str, sender: str, content: str, type_: str, group: str, extension: str,

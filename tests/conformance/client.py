@@ -3,9 +3,9 @@ The conformance suite's WebSocket client: tests/wsclient.py plus the two
 things the shared checks need from the client side.
 
 - `answer_pings=False` (tests/wsclient.py) makes a peer that has gone quiet.
-- A refused handshake keeps its HTTP status (`handshake_status`), so a test
-  can tell "refused with 401" from "refused" or "connection failed". Autobahn
-  only folds the status line into a reason string.
+- A refused handshake raises `HandshakeRefused` with the server's HTTP status
+  (tests/wsclient.py records it), so a test can tell "refused with 401" from
+  "refused" or "connection failed".
 
 `changed()` wakes a waiter on every frame and on the close, so a session can
 wait for "a frame like this one" without polling or sleeping.
@@ -26,31 +26,20 @@ class HandshakeRefused(WSError):
     """The server answered the opening handshake with `status` instead of 101."""
 
     def __init__(self, status: int | None, reason: str) -> None:
-        super().__init__(f"handshake refused with HTTP {status}: {reason}")
-        self.status = status
-
-
-class _ConformanceProtocol(_Protocol):
-    def failHandshake(self, reason: str) -> None:
-        status_line = getattr(self, "http_status_line", "") or ""
-        parts = status_line.split()
-        if len(parts) >= 2 and parts[1].isdigit():
-            self.factory.client.handshake_status = int(parts[1])
-        super().failHandshake(reason)
+        super().__init__(f"handshake refused with HTTP {status}: {reason}", status)
 
 
 class Client(WSClient):
     def __init__(self, answer_pings: bool = True) -> None:
         super().__init__(answer_pings=answer_pings)
-        self.handshake_status: int | None = None
         self._waiters: list[defer.Deferred] = []
 
     def _message(self, payload, is_binary):
         super()._message(payload, is_binary)
         self._wake()
 
-    def _closed(self, was_clean, code, reason):
-        super()._closed(was_clean, code, reason)
+    def _closed(self, was_clean, code, reason, status=None):
+        super()._closed(was_clean, code, reason, status)
         self._wake()
 
     def _wake(self) -> None:
@@ -86,7 +75,7 @@ async def connect(url: str, *, answer_pings: bool = True, timeout: float = DEFAU
     client = Client(answer_pings=answer_pings)
     factory = WebSocketClientFactory(url)
     factory.setProtocolOptions(openHandshakeTimeout=timeout)
-    factory.protocol = _ConformanceProtocol
+    factory.protocol = _Protocol
     factory.client = client
     parts = urlsplit(url)
     endpoint = TCP4ClientEndpoint(reactor, parts.hostname, parts.port, timeout=timeout)
@@ -95,7 +84,7 @@ async def connect(url: str, *, answer_pings: bool = True, timeout: float = DEFAU
     try:
         await client.open
     except WSError as e:
-        if client.handshake_status is not None:
-            raise HandshakeRefused(client.handshake_status, str(e)) from None
+        if e.status is not None:
+            raise HandshakeRefused(e.status, str(e)) from None
         raise
     return client

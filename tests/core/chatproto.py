@@ -5,13 +5,16 @@ realm protocols. `ChatListeners.add(node)` puts it on its own loopback listener 
 as realm "test".
 
 Client frames: {"to": user, "text", "cid"} | {"room": r, "join": true} |
-{"room": r, "text"} | {"group": g, "members": [...], "text"} (the group is created
-with those members if it does not exist).
+{"room": r, "leave": true} | {"room": r, "text"} | {"group": g, "members": [...], "text"} (the group
+is created with those members if it does not exist).
 Server frames: {"ready": n} after connect, {"ok": id, "dup", "online", "offline"},
-and delivered messages {"from", "text", "id", "conv", "kind"}.
+{"joined": r, "total"} | {"left": r, "total"}, and delivered messages
+{"from", "text", "id", "conv", "kind"}.
 """
 
 import json
+
+from twisted.internet import defer
 
 from heihei.core.hub import Renderer
 from heihei.net.websocket import BaseProtocol
@@ -61,6 +64,10 @@ class TestChat(BaseProtocol):
             total = await hub.join_room(self, cmd["room"])
             self.send_text(json.dumps({"joined": cmd["room"], "total": total}))
             return
+        elif cmd.get("leave"):
+            total = await hub.leave_room(self, cmd["room"])
+            self.send_text(json.dumps({"left": cmd["room"], "total": total}))
+            return
         else:
             r = await hub.send_to_room(REALM, self.user, cmd["room"], {"text": cmd["text"]})
         if self.connection_open:
@@ -69,11 +76,27 @@ class TestChat(BaseProtocol):
 
 
 
+async def user(url, name, **flags):
+    """A TestChat client logged in as `name`; `early` holds the stored messages sent before `ready`."""
+    from tests.wsclient import connect
+
+    query = "&".join([f"user={name}"] + [k for k, v in flags.items() if v])
+    client = await connect(f"{url}?{query}")
+    client.early = []  # stored messages delivered at login, before the ready frame
+    while True:
+        frame = await client.next_json()
+        if "ready" in frame:
+            client.pending_sent = frame["ready"]
+            return client
+        client.early.append(frame)
+
+
 class ChatListeners:
     """Test listeners speaking TestChat on given nodes; closed by `stop_all`."""
 
     def __init__(self):
         self.ports = []
+        self.nodes = []
 
     def add(self, node, **settings):
         from dataclasses import replace
@@ -89,7 +112,13 @@ class ChatListeners:
         node.hub.register_realm(REALM, JsonRenderer())
         port = reactor.listenTCP(0, factory, interface="127.0.0.1")
         self.ports.append((port, factory))
+        self.nodes.append(node)
         return f"ws://127.0.0.1:{port.getHost().port}/"
+
+    async def disconnects_done(self):
+        """Wait until the hub has handled every connection lost so far (its hooks have run)."""
+        for node in self.nodes:
+            await node.cleanups.drain()  # every session's clean-up (heihei.core.sessions) has run
 
     async def stop_all(self):
         for port, factory in self.ports:

@@ -9,6 +9,7 @@ import pytest_twisted
 from heihei.core.bus import NODE_CHANNEL_LUA, node_channel
 from heihei.core.presence import NODES_KEY, user_key
 from heihei.net import sendpath
+from tests.helpers import sleep
 
 REALM = "test"
 
@@ -136,7 +137,7 @@ async def test_room_messages_stored_together_go_out_together_in_order(nodes):
 
 @pytest_twisted.ensureDeferred
 async def test_a_slow_or_failing_store_holds_the_others_back_only_briefly(nodes, monkeypatch):
-    from twisted.internet import defer, reactor, task
+    from twisted.internet import defer
 
     from heihei.store.client import StoreUnavailable
 
@@ -155,7 +156,7 @@ async def test_a_slow_or_failing_store_holds_the_others_back_only_briefly(nodes,
     slow = defer.Deferred.fromCoroutine(a.hub.send_to_room("t2", "s", "r", {"frame": "slow"}))
     await first
     assert viewer.got == []  # held: another message of the room is still being stored
-    await task.deferLater(reactor, 0.05, lambda: None)
+    await sleep(0.05)
     assert [frame for frame, _ in viewer.got] == ["quick"]  # ... but not for long
     gate.callback(None)
     try:

@@ -6,7 +6,6 @@ import json
 
 import orjson
 import treq
-from twisted.internet import reactor, task
 
 from tests.conftest import http_url, ws_url
 from tests.wsclient import connect
@@ -16,10 +15,6 @@ API_KEY = "test-api-key"
 
 def extra(**jim) -> dict:
     return {"jim": {"api_key": API_KEY, **jim}}
-
-
-async def sleep(seconds: float) -> None:
-    await task.deferLater(reactor, seconds, lambda: None)
 
 
 async def post(node, path: str, body=None, *, key: str | None = API_KEY, raw: bytes | None = None,
@@ -48,25 +43,21 @@ async def login(node, token: str | None = None, *, query: str | None = None, pat
     """A connected client whose login frame (cmd 6) was read into `client.login`."""
     url = ws_url(node, "jim", f"{path}?{query or 'token=' + token}")
     client = await connect(url, answer_pings=answer_pings)
-    client.login = await next_json(client)
+    client.login = await client.next_json()
     assert client.login["command"] == 6, client.login
     return client
 
 
-async def next_json(client, timeout: float = 5.0) -> dict:
-    return json.loads(await client.next(timeout))
-
-
 async def ask(client, request: dict | str, timeout: float = 5.0) -> dict:
     client.send(request if isinstance(request, str) else json.dumps(request, ensure_ascii=False))
-    return await next_json(client, timeout)
+    return await client.next_json(timeout)
 
 
 async def until(client, command: int, timeout: float = 5.0) -> dict:
     """The next frame with `command`, skipping others (notices) into client.skipped."""
     skipped = client.__dict__.setdefault("skipped", [])
     while True:
-        got = await next_json(client, timeout)
+        got = await client.next_json(timeout)
         if got.get("command") == command:
             return got
         skipped.append(got)

@@ -5,7 +5,8 @@ import re
 
 import pytest_twisted
 
-from tests.jim.helpers import ask, chat, extra, login, next_json, post, register, sleep
+from tests.helpers import sleep
+from tests.jim.helpers import ask, chat, extra, login, post, register
 
 ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -43,7 +44,7 @@ async def test_visitor_gets_an_online_agent_and_they_chat_both_ways(nodes):
     ack = await ask(visitor, chat("098f64aa0ac8ad53", "agent-free", {"asd": "hell,你2好"}, cmd="11",
                                   extras={"nickName": "昵称", "headImg": "http://jjjj.img"}))
     assert ack == {"code": 10000, "command": 12, "msg": "ok 发送成功"}
-    got = await next_json(free)
+    got = await free.next_json()
     assert got["command"] == 11 and set(got) == {"command", "data"}
     message = got["data"]
     assert ID.match(message.pop("id"))
@@ -58,10 +59,12 @@ async def test_visitor_gets_an_online_agent_and_they_chat_both_ways(nodes):
     ack = await ask(free, {"cmd": 11, "from": "agent-free", "to": "098f64aa0ac8ad53", "chatType": "2",
                            "msgType": "0", "content": "您好，请问有什么可以帮您？"})
     assert ack["code"] == 10000
-    got = (await next_json(visitor))["data"]
+    got = (await visitor.next_json())["data"]
     assert got["content"] == "您好，请问有什么可以帮您？" and got["from"] == "agent-free" and got["chatType"] == 2
     assert isinstance(got["createTime"], int)
-    await busy.no_message(0.2)
+    # the busy agent saw none of it: the next thing it gets is this
+    assert (await ask(free, chat("agent-free", "agent-busy", "marker")))["code"] == 10000
+    assert (await busy.next_json())["data"]["content"] == "marker"
 
     # sticky: the same visitor gets the same agent again, even when another is less loaded
     status, answer = await post(node, "getReceiver", {"senderId": "098f64aa0ac8ad53", "type": 0})
@@ -82,7 +85,7 @@ async def test_messages_to_an_offline_agent_wait_and_are_pulled_once(nodes):
         assert ack == {"code": 10001, "command": 12, "msg": "offline 用户不在线"}
 
     agent = await login(node, "tok-agent")
-    await agent.no_message(0.2)  # nothing is pushed at login: J-IM clients pull
+    # nothing is pushed at login, J-IM clients pull: a push would come before the answer below
     # type 2 reads them and leaves them in place
     kept = await ask(agent, {"cmd": 19, "type": "2", "userId": "agent", "fromUserId": "visitor"})
     assert kept["code"] == 10022 and kept["command"] == 20 and kept["msg"] == "ok! 拉取离线消息成功!"
@@ -107,7 +110,7 @@ async def test_messages_to_an_offline_agent_wait_and_are_pulled_once(nodes):
     # messages delivered live never wait in the inbox
     ack = await ask(visitor, chat("visitor", "agent", "live"))
     assert ack["code"] == 10000
-    assert (await next_json(agent))["data"]["content"] == "live"
+    assert (await agent.next_json())["data"]["content"] == "live"
     await sleep(0.2)
     assert (await ask(agent, {"cmd": 19, "type": "2", "userId": "agent"}))["data"]["friends"] == {}
     await visitor.close()
@@ -125,16 +128,16 @@ async def test_an_agent_on_a_second_node_is_assigned_and_served(nodes):
     assert answer["data"]["id"] == "agent-b" and answer["data"]["status"] == "online"
     visitor = await login(a, "tok-v")
     assert (await ask(visitor, chat("visitor", "agent-b", "hello from a")))["code"] == 10000
-    got = await next_json(agent)
+    got = await agent.next_json()
     assert got["data"]["content"] == "hello from a"
     # a recall made on node a reaches the agent on node b
     assert (await ask(visitor, chat("visitor", "agent-b", "wrong window")))["code"] == 10000
-    wrong = (await next_json(agent))["data"]["id"]
+    wrong = (await agent.next_json())["data"]["id"]
     assert (await ask(visitor, {"cmd": 15, "id": wrong}))["code"] == 10000
-    assert await next_json(agent) == {"command": 16, "data": {"chatType": 2, "cmd": 15, "from": "visitor",
+    assert await agent.next_json() == {"command": 16, "data": {"chatType": 2, "cmd": 15, "from": "visitor",
                                                               "id": wrong, "to": "agent-b"}}
     assert (await ask(agent, chat("agent-b", "visitor", "hello from b")))["code"] == 10000
-    assert (await next_json(visitor))["data"]["content"] == "hello from b"
+    assert (await visitor.next_json())["data"]["content"] == "hello from b"
     # counters agree across nodes: the agent replied (read, nothing pending), the visitor has not
     status, info = await post(a, "chatInfo", {"to": "agent-b", "from": "visitor", "op": 1, "isNewMember": 0,
                                               "isConcurrent": 0})

@@ -2,7 +2,7 @@
 
 import pytest_twisted
 
-from tests.jim.helpers import ask, chat, extra, login, next_json, register
+from tests.jim.helpers import ask, chat, extra, login, register
 
 
 @pytest_twisted.ensureDeferred
@@ -34,7 +34,7 @@ async def test_bad_frames_get_jim_errors(nodes):
         assert answer["code"] == 10002 and answer["command"] == 12 and answer["data"]["reason"], request
     # binary frames are read the same way; "from" may be left out
     alice.send(b'{"cmd": 11, "to": "bob", "chatType": 2, "content": "binary"}', binary=True)
-    assert (await next_json(alice))["code"] == 10001
+    assert (await alice.next_json())["code"] == 10001
     waiting = await node.hub.inbox.pending("jim", "bob")
     assert [m.body["content"] for m in waiting] == ["binary"]
     # the connection is still fine

@@ -5,7 +5,8 @@ import pytest_twisted
 
 from heihei.config import JimSettings
 from tests.conftest import ws_url
-from tests.jim.helpers import ask, extra, login, next_json, register, sleep, until
+from tests.helpers import sleep
+from tests.jim.helpers import ask, chat, extra, login, register, until
 from tests.wsclient import connect
 
 DEMO = extra(insecure_login=True, default_groups=["100"])
@@ -26,9 +27,9 @@ async def test_the_jim_demo_page_flow(nodes):
     alice.send('{"cmd":17,"type":"0","userid":"alice"}')
     alice.send('{"cmd":19,"type":"0","userId":"alice"}')
     # every user object has an avatar: the page draws <img src=avatar> for each one
-    assert await next_json(alice) == {"code": 10007, "command": 6, "msg": "ok 登录成功!", "data": {
+    assert await alice.next_json() == {"code": 10007, "command": 6, "msg": "ok 登录成功!", "data": {
         "user": {"avatar": AVATAR, "id": "alice", "nick": "alice", "status": "online", "terminal": "ws"}}}
-    me = await next_json(alice)
+    me = await alice.next_json()
     assert me == {"code": 10005, "command": 18, "msg": "ok 获取所有在线用户信息成功!", "data": {
         "avatar": AVATAR, "friends": [{"group_id": "friends", "name": "我的好友", "users": []}],
         "groups": [{"group_id": "100", "name": "100",
@@ -36,12 +37,12 @@ async def test_the_jim_demo_page_flow(nodes):
                                "terminal": "ws"}]}],
         "id": "alice", "nick": "alice", "status": "online", "terminal": "ws"}}
     assert AVATAR.startswith("data:image/svg+xml,") and '"' not in AVATAR and "'" not in AVATAR
-    offline = await next_json(alice)
+    offline = await alice.next_json()
     assert offline == {"code": 10016, "command": 20, "msg": "get user message ok! 获取离线消息成功!",
                        "data": {"friends": {}, "groups": {}, "userid": "alice"}}
 
     bob = await login(node, path="", query="username=bob&password=123")
-    notice = await next_json(alice)  # the page refreshes its online list on cmd 9
+    notice = await alice.next_json()  # the page refreshes its online list on cmd 9
     assert notice == {"command": 9, "data": {"group": "100", "user": {"id": "bob", "nick": "bob"}}}
     me = await ask(alice, '{"cmd":17,"type":"0","userid":"alice"}')
     assert [u["id"] for u in me["data"]["groups"][0]["users"]] == ["alice", "bob"]
@@ -49,7 +50,7 @@ async def test_the_jim_demo_page_flow(nodes):
     # group chat as the page sends it
     ack = await ask(alice, demo_group_message("alice", "hello everyone"))
     assert ack == {"code": 10000, "command": 12, "msg": "ok 发送成功"}
-    got = await next_json(bob)
+    got = await bob.next_json()
     assert got["command"] == 11
     message = got["data"]
     message.pop("id")
@@ -59,7 +60,7 @@ async def test_the_jim_demo_page_flow(nodes):
     private = ('{"from": "bob","to": "alice","cmd":11,"createTime":1700000000001,"chatType":"2",'
                '"msgType": "0","content": "hi alice"}')
     assert (await ask(bob, private))["code"] == 10000
-    assert (await next_json(alice))["data"]["content"] == "hi alice"
+    assert (await alice.next_json())["data"]["content"] == "hi alice"
     # the page's auth and heartbeat buttons
     auth = await ask(alice, '{"cmd":3,"token":"校验码"}')
     assert auth == {"code": 10010, "command": 4, "msg": "auth failed! 鉴权失败!"}
@@ -74,14 +75,14 @@ async def test_the_jim_demo_page_flow(nodes):
 
     # carol was here once, then left: group messages wait for her
     carol = await login(node, query="username=carol&password=x")
-    assert (await next_json(alice))["command"] == 9
-    assert (await next_json(bob))["command"] == 9
+    assert (await alice.next_json())["command"] == 9
+    assert (await bob.next_json())["command"] == 9
     await carol.close()
     for c in (alice, bob):
-        exit_notice = await next_json(c)
+        exit_notice = await c.next_json()
         assert exit_notice == {"command": 10, "data": {"group": "100", "user": {"id": "carol", "nick": "carol"}}}
     assert (await ask(bob, demo_group_message("bob", "carol, you missed this")))["code"] == 10000
-    await next_json(alice)
+    await alice.next_json()
     carol = await login(node, query="username=carol&password=x")
     offline = await ask(carol, '{"cmd":19,"type":"0","userId":"carol"}')
     assert offline["code"] == 10016
@@ -121,14 +122,15 @@ async def test_join_group_command_and_membership(nodes):
     joined = await ask(bob, {"cmd": 7, "group_id": "vip"})
     assert joined == {"code": 10011, "command": 8, "msg": "join group ok! 加入群组成功!",
                       "data": {"group": "vip", "result": 1}}
-    assert await next_json(carol) == {"command": 9, "data": {"group": "vip", "user": {"id": "bob", "nick": "bob"}}}
-    # joining again changes nothing: no second notice
+    assert await carol.next_json() == {"command": 9, "data": {"group": "vip", "user": {"id": "bob", "nick": "bob"}}}
+    # joining again changes nothing: no second notice (it would come before carol's answer)
     assert (await ask(bob, {"cmd": 7, "group_id": "vip"}))["code"] == 10011
-    await carol.no_message(0.2)
     assert (await ask(carol, {"cmd": 11, "from": "carol", "chatType": 1, "groupId": "vip", "content": "vip only"}))[
         "code"] == 10000
-    assert (await next_json(bob))["data"]["content"] == "vip only"
-    await alice.no_message(0.2)
+    assert (await bob.next_json())["data"]["content"] == "vip only"
+    # not to alice, who is not a member: the next thing she gets is this
+    assert (await ask(bob, chat("bob", "alice", "marker")))["code"] == 10000
+    assert (await alice.next_json())["data"]["content"] == "marker"
     for c in (alice, bob, carol):
         await c.close()
 
@@ -140,9 +142,9 @@ async def test_open_groups_lets_cmd_7_create_and_notify(nodes):
     bob = await login(node, query="username=bob&password=1")
     assert (await ask(alice, {"cmd": 7, "group_id": "room1"}))["code"] == 10011
     assert (await ask(bob, {"cmd": 7, "group_id": "room1"}))["code"] == 10011
-    assert await next_json(alice) == {"command": 9, "data": {"group": "room1", "user": {"id": "bob", "nick": "bob"}}}
+    assert await alice.next_json() == {"command": 9, "data": {"group": "room1", "user": {"id": "bob", "nick": "bob"}}}
     await bob.close()
-    assert await next_json(alice) == {"command": 10, "data": {"group": "room1", "user": {"id": "bob", "nick": "bob"}}}
+    assert await alice.next_json() == {"command": 10, "data": {"group": "room1", "user": {"id": "bob", "nick": "bob"}}}
     await sleep(0.1)
     assert await node.hub.groups.members("jim", "room1") == ["alice", "bob"]
     await alice.close()
@@ -157,7 +159,7 @@ async def test_user_objects_carry_an_avatar_for_the_page(nodes):
     agent = await login(node, "tok-agent")
     assert agent.login["data"]["user"]["avatar"] == "http://img/a.png"
     alice = await connect(ws_url(node, "jim", "?username=alice&password=123"))
-    assert (await next_json(alice))["data"]["user"]["avatar"] == AVATAR
+    assert (await alice.next_json())["data"]["user"]["avatar"] == AVATAR
     me = await ask(alice, '{"cmd":17,"type":"0","userid":"alice"}')
     assert me["data"]["avatar"] == AVATAR
     assert {u["id"]: u["avatar"] for u in me["data"]["groups"][0]["users"]} == {"agent": "http://img/a.png",
@@ -172,7 +174,7 @@ async def test_user_objects_carry_an_avatar_for_the_page(nodes):
     # default_avatar = "" leaves the key out
     plain = await nodes.start("b", extra(insecure_login=True, default_groups=["100"], default_avatar=""))
     bob = await connect(ws_url(plain, "jim", "?username=bob&password=123"))
-    assert "avatar" not in (await next_json(bob))["data"]["user"]
+    assert "avatar" not in (await bob.next_json())["data"]["user"]
     me = await ask(bob, '{"cmd":17,"type":"0","userid":"bob"}')
     assert {u["id"]: u.get("avatar") for u in me["data"]["groups"][0]["users"]} == {
         "agent": "http://img/a.png", "alice": None, "bob": None}

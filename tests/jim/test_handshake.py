@@ -11,7 +11,8 @@ from twisted.internet import defer, reactor
 from twisted.web import resource, server
 
 from tests.conftest import ws_url
-from tests.jim.helpers import extra, login, register, sleep
+from tests.helpers import sleep
+from tests.jim.helpers import extra, login, register
 from tests.wsclient import WSError, connect
 
 SECRET = "hook-secret"

@@ -3,7 +3,8 @@
 import pytest_twisted
 from twisted.internet import task
 
-from tests.jim.helpers import ask, extra, login, register, sleep
+from tests.helpers import sleep
+from tests.jim.helpers import ask, extra, login, register
 
 
 @pytest_twisted.ensureDeferred

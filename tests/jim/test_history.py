@@ -3,7 +3,7 @@
 import pytest_twisted
 from twisted.internet import task
 
-from tests.jim.helpers import ask, chat, extra, login, next_json, register
+from tests.jim.helpers import ask, chat, extra, login, register
 
 T0_S = 1_600_000_000
 
@@ -29,7 +29,7 @@ async def test_history_pages_and_time_ranges(nodes):
         sender, receiver = (u1, u2) if i % 2 == 0 else (u2, u1)
         names = ("u1", "u2") if i % 2 == 0 else ("u2", "u1")
         assert (await ask(sender, chat(names[0], names[1], f"m{i}")))["code"] == 10000
-        assert (await next_json(receiver))["data"]["content"] == f"m{i}"
+        assert (await receiver.next_json())["data"]["content"] == f"m{i}"
     t = lambda i: (T0_S + i + 1) * 1000  # noqa: E731
 
     answer = await history(u1, fromUserId="u2")

@@ -6,7 +6,8 @@ import re
 import pytest_twisted
 from twisted.internet import task
 
-from tests.jim.helpers import ask, chat, extra, login, next_json, post, register, sleep
+from tests.helpers import sleep
+from tests.jim.helpers import ask, chat, extra, login, post, register
 
 DAY_S = 24 * 3600
 
@@ -43,19 +44,19 @@ async def test_friend_list_and_detail_match_chat_info(nodes):
     assert answer["data"]["id"] == "agent"
     v3 = await login(node, "tok-v3")
     assert (await ask(v3, chat("v3", "agent", "old question")))["code"] == 10000
-    await next_json(agent)
+    await agent.next_json()
     await v3.close()
     clock.advance(3 * DAY_S)
     await sleep(0.1)  # presence refreshes on the clock's tick
 
     for text in ("hello", "anyone?"):
         assert (await ask(v1, chat("v1", "agent", {"text": text})))["code"] == 10000
-        await next_json(agent)
+        await agent.next_json()
     assert (await ask(v2, chat("v2", "agent", "price?")))["code"] == 10000
-    await next_json(agent)
+    await agent.next_json()
     clock.advance(1)
     assert (await ask(agent, chat("agent", "v2", "100万")))["code"] == 10000  # replying reads the chat
-    await next_json(v2)
+    await v2.next_json()
 
     friends = await ask(agent, {"cmd": 17, "type": "1", "userId": "agent"})
     assert friends == {"code": 200, "command": 18, "msg": "success ", "data": [
@@ -93,7 +94,7 @@ async def test_friend_list_and_detail_match_chat_info(nodes):
     assert {f["userId"]: f["unReadNum"] for f in (await detail(agent, "agent"))["friends"]}["v1"] == 0
     # a message arriving while the chat is on screen (isConcurrent) is read at once
     assert (await ask(v1, chat("v1", "agent", "ok")))["code"] == 10000
-    await next_json(agent)
+    await agent.next_json()
     await sleep(0.1)  # the agent's pong confirms it ...
     clock.advance(1)  # ... and confirmed entries leave the inbox in a batch on the node's clock
     await sleep(0.1)

@@ -14,7 +14,11 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from tests.conftest import ws_url
+from tests.helpers import sleep
 from tests.wsclient import connect
+
+#: a short real wait for loopback I/O (Redis, pub/sub) to land where nothing tells when it has
+IO_SETTLE_S = 0.05
 
 APPID = "wx-test-appid"
 SECRET = "wx-test-secret"
@@ -177,20 +181,15 @@ class Viewer:
         return answer["data"]["token"]
 
 
-async def settle(seconds: float = 0.05) -> None:
-    """A short real wait for network I/O (Redis, pub/sub) to land."""
-    await task.deferLater(reactor, seconds, lambda: None)
-
-
 async def next_advancing(viewer: Viewer, clock, step_s: float = 1.0, max_steps: int = 10) -> dict:
     """The viewer's next frame, advancing the clock one interval at a time until it comes
     (for pushes that wait on a timer and on a pub/sub hop from another node)."""
     for _ in range(max_steps):
         if viewer.pending:
             break
-        await settle()
+        await sleep(IO_SETTLE_S)
         if viewer.pending:
             break
         clock.advance(step_s)
-        await settle()
+        await sleep(IO_SETTLE_S)
     return await viewer.next()

@@ -2,7 +2,8 @@
 
 import pytest_twisted
 
-from tests.live.conftest import Viewer, next_advancing, put_activity, settle, start_live
+from tests.helpers import sleep
+from tests.live.conftest import Viewer, next_advancing, put_activity, start_live
 
 
 @pytest_twisted.ensureDeferred
@@ -65,7 +66,7 @@ async def test_a_crowd_arriving_at_once_costs_one_total_per_second(nodes, wechat
             viewer.send("Open", activityId="1001")
         for viewer in crowd:
             assert (await viewer.next())["cmd"] == "Open"
-        await settle(0.2)
+        await sleep(0.2)
         # within the second after the first push: nothing more
         assert first.pending == 0 and all(v.pending == 0 for v in crowd)
         clock.advance(1)
@@ -73,24 +74,24 @@ async def test_a_crowd_arriving_at_once_costs_one_total_per_second(nodes, wechat
         assert await first.next() == {"code": 1, "msg": "成功", "cmd": "Total", "data": {"total": 21}}
         for viewer in crowd:
             assert (await viewer.next())["data"] == {"total": 21}
-        await settle(0.2)
+        await sleep(0.2)
         clock.advance(1)  # no change meanwhile: no push at the end of the next second
         await first.no_message(0.2)
 
         # half of them leave at once: again one push per second
         for viewer in crowd[:10]:
             await viewer.close()
-        await settle(0.2)
+        await sleep(0.2)
         got = [await first.next()]
         clock.advance(1)
-        await settle(0.2)
+        await sleep(0.2)
         while first.pending:
             got.append(await first.next())
         assert len(got) <= 2 and got[-1]["data"] == {"total": 11}
         # and once all is quiet the room's state is gone: nothing grows with past rooms
         clock.advance(1)
         clock.advance(1)
-        await settle(0.1)
+        await sleep(0.1)
         assert node.factories["live"].context.totals.pending() == 0
     finally:
         await first.close()

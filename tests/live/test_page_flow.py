@@ -4,7 +4,8 @@ import time
 
 import pytest_twisted
 
-from tests.live.conftest import APPID, T0, USERS, Viewer, put_activity, settle, start_live
+from tests.helpers import sleep
+from tests.live.conftest import APPID, IO_SETTLE_S, T0, USERS, Viewer, put_activity, start_live
 
 
 def local(ts: float) -> str:
@@ -65,7 +66,7 @@ async def test_a_page_from_open_to_leaving(nodes, wechat, clock):
 
         # a viewer leaves: the others get the new total
         await v2.close()
-        await settle()
+        await sleep(IO_SETTLE_S)
         clock.advance(1)
         assert await v1.next() == {"code": 1, "msg": "成功", "cmd": "Total", "data": {"total": 1}}
         assert (await v1.call("Total", activityId="1001")) == {"code": 1, "msg": "成功", "cmd": "Total",
@@ -77,7 +78,8 @@ async def test_a_page_from_open_to_leaving(nodes, wechat, clock):
         assert history["data"]["activityId"] == "1001"
         [item] = history["data"]["messages"]
         assert item == {"id": item["id"], **expected, "my": "1"}
-        await v1.no_message(0.2)
+        # and nothing else was on its way: the answer to the next request is the next frame
+        assert (await v1.call("CheckLogin", activityId="1001", token=token))["cmd"] == "CheckLogin"
     finally:
         await v1.close()
         await v2.close()

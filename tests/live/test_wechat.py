@@ -8,7 +8,8 @@ from heihei.live.wechat import LoginFailed, WeChatLogin
 from heihei.outbound.http import HttpClient
 from heihei.outbound.wechat import WeChatClient
 from heihei.store.embedded import free_loopback_port
-from tests.live.conftest import APPID, SECRET, Viewer, settle, start_live
+from tests.helpers import wait_until
+from tests.live.conftest import APPID, SECRET, Viewer, start_live
 
 FAILED = {"code": -1009, "msg": "登录失败", "cmd": "Login", "data": {}}
 
@@ -34,20 +35,12 @@ async def test_wechat_timeout_is_1009_and_the_call_is_abandoned(nodes, wechat, c
     viewer = await Viewer.connect(node)
     try:
         viewer.send("Login", activityId="1001", code="hang", type="wechat")
-        for _ in range(100):
-            if wechat.hanging:
-                break
-            await settle()
-        assert wechat.hanging
+        await wait_until(lambda: wechat.hanging, what="the login call to reach WeChat")
         clock.advance(2.9)
         await viewer.no_message(0.1)
         clock.advance(0.1)
         assert await viewer.next() == FAILED
-        for _ in range(100):
-            if wechat.aborted:
-                break
-            await settle()
-        assert wechat.aborted, "the HTTP connection to WeChat was left open"
+        await wait_until(lambda: wechat.aborted, what="the HTTP connection to WeChat to be aborted")
     finally:
         await viewer.close()
 

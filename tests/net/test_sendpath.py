@@ -4,12 +4,13 @@ import socket
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
+from twisted.internet import reactor
 
 from heihei.config import WebSocketSettings
 from heihei.net import websocket as base_module
 from heihei.net.websocket import BaseProtocol, HardenedFactory
 from heihei.net.sendpath import write_now
+from tests.helpers import sleep, wait_until
 from tests.wsclient import connect
 
 
@@ -40,10 +41,6 @@ def factory_for(settings):
     return HardenedFactory("test", settings, Quiet, hub=None, sessions=NoSessions(), reactor=reactor)
 
 
-async def sleep(s):
-    await task.deferLater(reactor, s, lambda: None)
-
-
 @pytest_twisted.async_yield_fixture
 async def server():
     settings = WebSocketSettings(send_queue_max_bytes=64 * 1024 * 1024, max_message_bytes=1 << 20,
@@ -55,10 +52,7 @@ async def server():
     async def open_client():
         client = await connect(f"ws://127.0.0.1:{port.getHost().port}/")
         clients.append(client)
-        for _ in range(100):
-            if len(factory.clients) == len(clients):
-                break
-            await sleep(0.01)
+        await wait_until(lambda: len(factory.clients) == len(clients), what="the server side of the connection")
         (proto,) = [p for p in factory.clients if p not in [c.server for c in clients[:-1]]]
         client.server = proto
         return client, proto
@@ -154,10 +148,7 @@ async def test_delivery_confirmation_rides_behind_the_frames(server):
     assert confirmed == []
     for _ in range(10):
         await client.next()
-    for _ in range(50):
-        if confirmed:
-            break
-        await sleep(0.01)
+    await wait_until(lambda: confirmed, what="the confirmation")
     assert confirmed == list(range(10))  # one pong confirmed all ten
 
 
@@ -372,10 +363,7 @@ async def test_an_operator_may_leave_nagle_on():
     port = reactor.listenTCP(0, factory, interface="127.0.0.1")
     client = await connect(f"ws://127.0.0.1:{port.getHost().port}/")
     try:
-        for _ in range(100):
-            if factory.clients:
-                break
-            await sleep(0.01)
+        await wait_until(lambda: factory.clients, what="the server side of the connection")
         (proto,) = factory.clients
         assert proto.transport.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
     finally:

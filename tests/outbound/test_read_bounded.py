@@ -20,6 +20,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from heihei.outbound.http import BodyTooLarge, read_bounded
+from tests.helpers import sleep
 
 LIMIT = 1000
 #: generous bound for anything awaited over a real socket
@@ -190,7 +191,7 @@ async def test_a_stalled_body_waits_until_the_callers_deadline_then_closes(serve
     response = await get(http, server.url + "/stall")
     d = read_bounded(response, LIMIT)
     d.addTimeout(30, clock)
-    await task.deferLater(reactor, 0.2, lambda: None)  # real I/O: the 4 bytes and nothing more arrive
+    await sleep(0.2)  # real I/O: the 4 bytes and nothing more arrive
     assert not d.called
     clock.advance(30)
     with pytest.raises(defer.TimeoutError):

@@ -29,7 +29,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
-from twisted.internet.task import Clock, LoopingCall, deferLater
+from twisted.internet.task import Clock, LoopingCall
 from twisted.internet.testing import StringTransport
 from twisted.internet.threads import deferToThread
 from twisted.logger import formatEvent, globalLogPublisher
@@ -43,6 +43,7 @@ from heihei.web.limits import (
     REFUSAL_LINGER_S,
     BoundedSite,
 )
+from tests.helpers import sleep, wait_until
 
 MAX_BODY_BYTES = 100
 CLOCK_DEADLINE_S = 10.0
@@ -506,14 +507,6 @@ def test_constructor_rejects_nonsense_limits():
 # ================================================== real-socket layer
 
 
-async def wait_for(predicate: Callable[[], bool], timeout_s: float = REAL_WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {predicate}")
-        await deferLater(reactor, 0.01, lambda: None)
-
-
 async def within(d: Deferred, timeout_s: float = REAL_WAIT_S):
     return await d.addTimeout(timeout_s, reactor)
 
@@ -605,9 +598,9 @@ async def net(no_leaks):
             client.transport.abortConnection()
         await within(client.closed)
     try:
-        await wait_for(
+        await wait_until(
             lambda: all(t.disconnected for t in net.server_transports),
-            REFUSAL_LINGER_S + 1,
+            timeout_s=REFUSAL_LINGER_S + 1,
         )
     finally:
         for t in net.server_transports:
@@ -628,7 +621,7 @@ async def test_real_small_post_is_echoed(net):
     port = net.listen(real_site())
     client = await net.connect(port)
     client.transport.write(post(b"hello world"))
-    await wait_for(lambda: client.has_complete_responses(1))
+    await wait_until(lambda: client.has_complete_responses(1))
     [(code, _, body)] = client.responses()
     assert (code, json.loads(body)) == (200, {"received": 11})
     client.transport.loseConnection()
@@ -685,7 +678,7 @@ async def test_real_chunked_body_over_cap_gets_413_and_close(net):
     port = net.listen(real_site(resource))
     client = await net.connect(port)
     client.transport.write(chunked_headers() + chunk(b"a" * 80))
-    await deferLater(reactor, 0.05, lambda: None)
+    await sleep(0.05)
     assert not client.received
     client.transport.write(chunk(b"b" * 80))
     await within(client.closed)
@@ -719,11 +712,11 @@ async def test_real_keepalive_serves_two_requests_on_one_connection(net):
     port = net.listen(real_site())
     client = await net.connect(port)
     client.transport.write(post(b"12345"))
-    await wait_for(lambda: client.has_complete_responses(1))
+    await wait_until(lambda: client.has_complete_responses(1))
     # Longer than the deadline between requests, then a pipelined pair.
-    await deferLater(reactor, REAL_DEADLINE_S * 1.5, lambda: None)
+    await sleep(REAL_DEADLINE_S * 1.5)
     client.transport.write(post(b"1234567") + post(b"x" * MAX_BODY_BYTES))
-    await wait_for(lambda: client.has_complete_responses(3))
+    await wait_until(lambda: client.has_complete_responses(3))
     assert [(c, json.loads(b)) for c, _, b in client.responses()] == [
         (200, {"received": 5}),
         (200, {"received": 7}),
@@ -767,9 +760,9 @@ async def test_real_websocket_upgrade_outlives_the_deadline(net):
     connector = connectWS(client_factory)
     try:
         client = await within(client_factory.opened)
-        await deferLater(reactor, REAL_DEADLINE_S * 2.5, lambda: None)
+        await sleep(REAL_DEADLINE_S * 2.5)
         client.sendMessage(b"still here")
-        await wait_for(lambda: client_factory.messages == [b"still here"])
+        await wait_until(lambda: client_factory.messages == [b"still here"])
         # The deadline was cancelled when the upgrade request was complete,
         # not fired into a channel that no longer owns the transport.
         [channel] = net.server_channels
