@@ -70,6 +70,12 @@ class WebSocketSettings:
     auto_ping_interval_s: float = 30.0
     auto_ping_timeout_s: float = 30.0
     tcp_nodelay: bool = True
+    #: until a connection has logged in, a larger message closes it (1009): an anonymous
+    #: connection cannot hold a large half-received message in memory
+    pre_login_max_message_bytes: int = 8192
+    #: a connection that has not logged in this long after it opened is closed (4401); 0 = never
+    #: (realms that authenticate in the handshake log in at once; live pages may watch anonymously)
+    login_timeout_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,8 @@ class LiveSettings(WebSocketSettings):
 @dataclass(frozen=True)
 class BossSettings(WebSocketSettings):
     """Seed 002: underscore text protocol, group API and uploads (see docs/boss.md)."""
+
+    login_timeout_s: float = 30.0
 
     max_message_bytes: int = 256 * 1024  # transport cap (close 1009); over max_frame_bytes: error_413
     max_frame_bytes: int = 64 * 1024

@@ -87,12 +87,13 @@ def build_realms(core: Core) -> list[Realm]:
     return [build_live(core), build_boss(core), build_jim(core), build_heihei(core)]
 
 
-def _sessions(core: Core, realm: str, *, timeout_s: float, beat_interval_s: float, check_interval_s=None,
-              on_beat: Callable | None = None) -> RealmSessions:
+def _sessions(core: Core, realm: str, settings: WebSocketSettings, *, timeout_s: float, beat_interval_s: float,
+              check_interval_s=None, on_beat: Callable | None = None, credential_check=None) -> RealmSessions:
     extra = {"on_beat": on_beat} if on_beat is not None else {}
     liveness = Liveness(core.clock, timeout_s=timeout_s, beat_interval_s=beat_interval_s,
                         check_interval_s=check_interval_s, on_dead=lambda conn: conn.close_silent(), **extra)
-    return RealmSessions(realm, core.hub, core.cleanups, liveness)
+    return RealmSessions(realm, core.hub, core.cleanups, liveness, login_timeout_s=settings.login_timeout_s,
+                         credential_check=credential_check)
 
 
 def _ping_liveness(settings: WebSocketSettings) -> dict[str, float]:
@@ -124,7 +125,7 @@ def build_live(core: Core) -> Realm:
     provider = WeChatLogin(core.outbound.wechat_for_live)
     service = LiveService(core.hub, core.store, settings, clock=core.clock, provider=provider, frames=LiveFrames())
     core.hub.register_realm(REALM, LiveRenderer(), on_notice=on_notice(service))
-    sessions = _sessions(core, REALM, **_ping_liveness(settings))
+    sessions = _sessions(core, REALM, settings, **_ping_liveness(settings))
     factory = _factory(core, REALM, settings, LiveProtocol, sessions, service)
     operators = LiveOperators(service)
     return Realm(REALM, factory, listener="live", services=[sessions, service], operators=operators,
@@ -149,7 +150,7 @@ def build_boss(core: Core) -> Realm:
                        max_upload_bytes=s.max_upload_bytes, max_media_seconds=s.max_media_seconds)
     chat = BossChat(core.hub, s, clock=core.clock)
     core.hub.register_realm(REALM, BossRenderer())
-    sessions = _sessions(core, REALM, timeout_s=s.dead_after, beat_interval_s=s.heartbeat_interval,
+    sessions = _sessions(core, REALM, s, timeout_s=s.dead_after, beat_interval_s=s.heartbeat_interval,
                          check_interval_s=max(s.dead_after / 3, 0.1) if s.dead_after > 0 else 1.0, on_beat=beat)
     factory = _factory(core, REALM, s, BossProtocol, sessions, chat)
 
@@ -178,8 +179,9 @@ def build_jim(core: Core) -> Realm:
     jim = Jim(core.hub, core.store, s, clock=core.clock, auth_hook=core.outbound.jim_auth)
     core.hub.register_realm(REALM, JimRenderer(), on_notice=on_notice)
     timeout = s.heartbeat_timeout
-    sessions = _sessions(core, REALM, timeout_s=timeout, beat_interval_s=s.auto_ping_interval_s,
-                         check_interval_s=max(0.5, timeout / 4) if timeout > 0 else 1.0)
+    sessions = _sessions(core, REALM, s, timeout_s=timeout, beat_interval_s=s.auto_ping_interval_s,
+                         check_interval_s=max(0.5, timeout / 4) if timeout > 0 else 1.0,
+                         credential_check=jim.tokens_valid)
     factory = _factory(core, REALM, s, JimProtocol, sessions, jim)
     vanke = VankeApp(jim, s).resource()
     return Realm(REALM, factory, listener="jim", http=[Mount("http", "im", vanke)],
@@ -203,7 +205,7 @@ def build_heihei(core: Core) -> Realm:
                     metrics=core.metrics)
     core.hub.register_realm(CHANNEL, ChannelRenderer(), on_notice=on_notice)
     s = core.settings.channel
-    sessions = _sessions(core, CHANNEL, **_ping_liveness(s))
+    sessions = _sessions(core, CHANNEL, s, **_ping_liveness(s), credential_check=social.tokens.valid_many)
     factory = _factory(core, CHANNEL, s, ChannelProtocol, sessions, social)
 
     modules = [UserApi, MsgApi, SysApi, RootApi, MessageServerApi]

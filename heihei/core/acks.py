@@ -16,6 +16,8 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from heihei.incidents import report
+
 #: confirmed entries wait at most this long to be removed
 ACK_BATCH_S = 0.02
 
@@ -38,7 +40,7 @@ class InboxAcks:
     def _flush_later(self) -> None:
         self._timer = None
         defer.Deferred.fromCoroutine(self.flush()).addErrback(
-            lambda f: self._log.failure("removing confirmed inbox entries failed", failure=f))
+            lambda f: report(f, self._log, "removing confirmed inbox entries failed"))
 
     async def flush(self) -> None:
         """Remove every pending entry now (one Redis call per realm)."""
@@ -51,4 +53,4 @@ class InboxAcks:
             consumeErrors=True)
         for ok, failure in results:
             if not ok:
-                self._log.error("removing confirmed inbox entries failed: {why}", why=failure.getErrorMessage())
+                report(failure, self._log, "removing confirmed inbox entries failed")

@@ -36,6 +36,7 @@ from heihei.core.model import Message, group_conversation, pair_conversation, ro
 from heihei.core.policy import RateLimiter
 from heihei.core.presence import Presence
 from heihei.core.routing import Router
+from heihei.incidents import report
 
 
 class IClient(Protocol):
@@ -457,7 +458,7 @@ class Hub:
         self._log.info("the bus is back: {n} connections catch up on their inboxes", n=len(sessions))
         for session in sessions:
             defer.Deferred.fromCoroutine(session.catch_up()).addErrback(
-                lambda f: self._log.failure("catching up after the bus came back failed", failure=f))
+                lambda f: report(f, self._log, "catching up after the bus came back failed"))
 
     async def catch_up(self, client: IClient) -> int:
         """`deliver_pending` again for a connection that is already logged in (live messages held)."""

@@ -24,6 +24,7 @@ from typing import Callable, Iterable
 from twisted.internet import task
 from twisted.logger import Logger
 
+from heihei.incidents import STORE, report
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 
@@ -197,7 +198,7 @@ class Presence:
         from twisted.internet.defer import Deferred
 
         d = Deferred.fromCoroutine(self._refresh_and_sweep())
-        d.addErrback(lambda f: self._log.failure("presence refresh failed", failure=f))
+        d.addCallbacks(lambda _: STORE.over(), lambda f: report(f, self._log, "presence refresh failed"))
         return d
 
     async def refresh(self) -> bool:

@@ -25,15 +25,18 @@ is shared, so it is written once here:
 from __future__ import annotations
 
 import itertools
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence
 
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from heihei.core.heartbeat import Liveness
+from heihei.incidents import report
 
 CleanupHook = Callable[[list[str]], Awaitable[None]]
+#: (credential, user) of every session that has one -> for each, is it still valid
+CredentialCheck = Callable[[Sequence[tuple[str, str]]], Awaitable[Sequence[bool]]]
 
 
 class Cleanups:
@@ -54,34 +57,84 @@ class Cleanups:
             await defer.DeferredList(list(self._running), consumeErrors=True)
 
 
+#: the close code of a connection that did not log in in time
+CLOSE_LOGIN_TIMEOUT = 4401
+
+
 class RealmSessions(Service):
-    """The sessions of one realm on this node, and its liveness loops (a child of the node)."""
+    """The sessions of one realm on this node, its liveness loops and its login deadline (a child
+    of the node)."""
 
     _log = Logger()
 
-    def __init__(self, realm: str, hub, cleanups: Cleanups, liveness: Liveness | None = None) -> None:
+    def __init__(self, realm: str, hub, cleanups: Cleanups, liveness: Liveness | None = None, *,
+                 login_timeout_s: float = 0.0, credential_check: CredentialCheck | None = None,
+                 credential_check_s: float = 10.0) -> None:
         self.realm = realm
         self.hub = hub
         self.cleanups = cleanups
         self.liveness = liveness
+        self.login_timeout_s = login_timeout_s
+        self.credential_check = credential_check
+        self.credential_check_s = credential_check_s
+        self._check_loop = None
         self._numbers = itertools.count(1)
+        #: the open sessions of this realm on this node
+        self.open_sessions: set[Session] = set()
 
     def open(self, conn) -> "Session":
         """`conn` is open: give it a session (and start watching whether it is alive)."""
         session = Session(self, conn, f"{self.hub.node_id}.{next(self._numbers)}")
+        self.open_sessions.add(session)
         if self.liveness is not None:
             self.liveness.track(conn)
+        if self.login_timeout_s > 0:
+            session._login_deadline = self.hub.clock.callLater(self.login_timeout_s, session._login_too_late)
         return session
 
     def startService(self) -> None:
         super().startService()
         if self.liveness is not None:
             self.liveness.start()
+        if self.credential_check is not None and self.credential_check_s > 0:
+            from twisted.internet import task
+
+            self._check_loop = task.LoopingCall(self._check_credentials)
+            self._check_loop.clock = self.hub.clock
+            self._check_loop.start(self.credential_check_s, now=False).addErrback(
+                lambda f: self._log.failure("credential check loop died", failure=f))
 
     def stopService(self) -> None:
         super().stopService()
         if self.liveness is not None:
             self.liveness.stop()
+        if self._check_loop is not None and self._check_loop.running:
+            self._check_loop.stop()
+        self._check_loop = None
+
+    def _check_credentials(self) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self.check_credentials()).addErrback(
+            lambda f: self._log.warn("checking {realm} credentials failed: {why}", realm=self.realm,
+                                     why=f.getErrorMessage()))
+
+    async def check_credentials(self) -> int:
+        """Close every connection whose credential (a session token) is no longer valid: expired,
+        signed out, or bound to someone else since. Returns how many were closed."""
+        sessions = [s for s in self.open_sessions if s.credential is not None and s.conn.user is not None]
+        if not sessions:
+            return 0
+        valid = await self.credential_check([(s.credential, s.conn.user) for s in sessions])
+        gone = [s for s, ok in zip(sessions, valid) if not ok]
+        for session in gone:
+            session.revoked()
+        return len(gone)
+
+    def revoke(self, matches: Callable[[str], bool]) -> int:
+        """Close this node's connections whose credential `matches` (a sign-out, a rebound token)."""
+        gone = [s for s in self.open_sessions if s.credential is not None and matches(s.credential)]
+        for session in gone:
+            session.revoked()
+        return len(gone)
 
 
 class Session:
@@ -93,6 +146,9 @@ class Session:
         self.id = session_id
         self._hooks: list[CleanupHook] = []
         self._closed = False
+        self._login_deadline = None
+        #: what the connection proved itself with (a session token), if the realm checks it again
+        self.credential: str | None = None
         #: the realm sends this connection the user's inbox at login (and again after Redis comes back)
         self.replays = False
 
@@ -119,6 +175,7 @@ class Session:
         conn = self.conn
         conn.user = user
         self.replays = replay
+        self.logged_in()
         await self.hub.connect(conn, replay=replay or hold)
         for room in rooms:
             if not conn.connection_open:
@@ -141,9 +198,32 @@ class Session:
             return 0
         return await self.hub.catch_up(self.conn)
 
+    def logged_in(self) -> None:
+        """The connection proved who it is: no login deadline, and the realm's full message size."""
+        if self._login_deadline is not None:
+            if self._login_deadline.active():
+                self._login_deadline.cancel()
+            self._login_deadline = None
+        lift = getattr(self.conn, "lift_pre_login_limits", None)
+        if lift is not None:
+            lift()
+
+    def revoked(self) -> None:
+        if not self._closed and self.conn.connection_open:
+            self._log.info("closing {realm} connection {id} of {user}: its credential is no longer valid",
+                           realm=self.sessions.realm, id=self.id, user=self.conn.user)
+            self.conn.credential_revoked()
+
+    def _login_too_late(self) -> None:
+        self._login_deadline = None
+        self._log.info("closing {realm} connection {id}: no login within {s} s", realm=self.sessions.realm,
+                       id=self.id, s=self.sessions.login_timeout_s)
+        self.conn.login_timed_out()
+
     async def rebind(self, user: str) -> None:
         """From now on this connection is `user` (the live realm's Login on an open page)."""
         conn = self.conn
+        self.logged_in()
         if conn.user == user:
             return
         if conn.user is not None:
@@ -171,13 +251,18 @@ class Session:
     def closed(self) -> defer.Deferred:
         """The connection is gone: clean up once its queued inputs are handled (tracked)."""
         self._closed = True
+        self.sessions.open_sessions.discard(self)
+        if self._login_deadline is not None:
+            if self._login_deadline.active():
+                self._login_deadline.cancel()
+            self._login_deadline = None
         liveness = self.sessions.liveness
         if liveness is not None:
             liveness.forget(self.conn)
         d = defer.Deferred()
         d.addCallback(lambda _: defer.Deferred.fromCoroutine(self._cleanup()))
-        d.addErrback(lambda f: self._log.failure("cleaning up {realm} connection {id} of {user} failed", failure=f,
-                                                 realm=self.sessions.realm, id=self.id, user=self.conn.user))
+        d.addErrback(lambda f: report(f, self._log, "cleaning up {realm} connection {id} of {user} failed",
+                                      realm=self.sessions.realm, id=self.id, user=self.conn.user))
         self.sessions.cleanups.track(d)
         self.conn.inputs_done().addCallback(d.callback)
         return d

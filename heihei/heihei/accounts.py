@@ -169,6 +169,25 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+TOKENS_VALID = Script("heihei_tokens_valid", r"""
+-- KEYS: token keys. ARGV: 1 now ms, then the user each token should belong to.
+-- Returns 1/0 per token: still that user's, and not expired (no sliding refresh here).
+local out = {}
+for i = 1, #KEYS do
+  local value = redis.call('GET', KEYS[i])
+  local ok = 0
+  if value then
+    local sep = string.find(value, '|', 1, true)
+    if sep and string.sub(value, 1, sep - 1) == ARGV[1 + i] and tonumber(string.sub(value, sep + 1)) > tonumber(ARGV[1]) then
+      ok = 1
+    end
+  end
+  out[i] = ok
+end
+return out
+""")
+
+
 class Tokens:
     def __init__(self, store, clock, *, ttl_s: float, max_per_user: int) -> None:
         self.store = store
@@ -211,6 +230,15 @@ class Tokens:
         if uid is None:
             raise Refused(BAD_TOKEN)
         return uid
+
+    async def valid_many(self, pairs) -> list[bool]:
+        """For each (token, user): is the token still that user's session (connections check theirs)."""
+        pairs = list(pairs)
+        if not pairs:
+            return []
+        found = await TOKENS_VALID(self.store, [key("tok", REALM, token_hash(t)) for t, _ in pairs],
+                                  [self.now_ms(), *(u for _, u in pairs)])
+        return [bool(int(f)) for f in found]
 
     async def revoke(self, token: str) -> str | None:
         uid = await self.user_of(token)

@@ -27,9 +27,12 @@ from urllib.parse import quote
 
 import orjson
 from twisted.internet import defer
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from heihei.heihei.accounts import GC_SLACK_MS, REALM, token_hash
+from heihei.incidents import STORE, report
+from heihei.store.client import StoreUnavailable
 from heihei.outbound.push import PushProvider
 from heihei.store.keys import key
 from heihei.store.scripts import Script
@@ -124,26 +127,46 @@ class Devices:
         return out
 
 
+#: a push that cannot read its user's devices waits this long before each further try
+PUSH_RETRY_DELAYS_S = (1.0, 5.0, 30.0)
+
+
 class Pusher:
     """Sends a push to every device of a user who wants pushes, in the background."""
 
     _log = Logger()
 
-    def __init__(self, accounts, devices: Devices, provider: PushProvider, metrics=None) -> None:
+    def __init__(self, accounts, devices: Devices, provider: PushProvider, metrics=None, *, clock=None) -> None:
         self.accounts = accounts
         self.devices = devices
         self.provider = provider
         self.metrics = metrics
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.clock = clock
         self._in_flight: set[defer.Deferred] = set()
 
     def notify(self, uid: str, push: dict[str, Any]) -> defer.Deferred:
         """Start pushing; never raises, logs failures. The Deferred fires when done."""
-        d = defer.Deferred.fromCoroutine(self._notify(uid, push))
+        d = defer.Deferred.fromCoroutine(self._notify_retrying(uid, push))
         self._in_flight.add(d)
 
-        d.addErrback(lambda f: self._log.failure("push to user {user} failed", failure=f, user=uid))
+        d.addErrback(lambda f: report(f, self._log, "push to user {user} failed", user=uid))
         d.addBoth(lambda result: (self._in_flight.discard(d), result)[1])
         return d
+
+    async def _notify_retrying(self, uid: str, push: dict[str, Any]) -> int:
+        """A push whose user or devices cannot be read (Redis away) is tried again a few times on the
+        node's clock before it is given up (and counted in the storage incident)."""
+        for delay in (*PUSH_RETRY_DELAYS_S, None):
+            try:
+                return await self._notify(uid, push)
+            except StoreUnavailable as e:
+                if delay is None:
+                    raise
+                STORE.happened(str(e), during="an offline push (tried again later)")
+                await deferLater(self.clock, delay, lambda: None)
+        return 0
 
     async def _notify(self, uid: str, push: dict[str, Any]) -> int:
         profile = await self.accounts.get(uid)

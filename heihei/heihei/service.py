@@ -19,11 +19,15 @@ from twisted.logger import Logger
 from heihei.config import ConfigError
 from heihei.heihei import push as push_mod
 from heihei.heihei import sms as sms_mod
-from heihei.heihei.accounts import Accounts, Blocks, Tokens
+from heihei.core.hub import Notice
+from heihei.heihei.accounts import Accounts, Blocks, Tokens, token_hash
 from heihei.heihei.follows import Follows
 from heihei.heihei.messages import Messaging
 from heihei.heihei.oauth import WeChat, Weibo
-from heihei.heihei.rooms import Rooms
+from heihei.heihei.rooms import CHANNEL, Rooms
+
+#: a notice to a user's channel connections: the session with this token hash ended
+SESSION_REVOKED = "session-revoked"
 
 
 class Social(Service):
@@ -50,12 +54,20 @@ class Social(Service):
         self.weibo = Weibo(outbound.weibo)
         self.devices = push_mod.Devices(store, clock, max_per_user=settings.push.max_devices_per_user,
                                         token_ttl_s=h.token_ttl_s)
-        self.pusher = push_mod.Pusher(self.accounts, self.devices, push_provider or outbound.push, metrics)
+        self.pusher = push_mod.Pusher(self.accounts, self.devices, push_provider or outbound.push, metrics,
+                                      clock=clock)
         self.follows = Follows(store, clock)
         self.rooms = Rooms(store, hub, clock)
         self.messaging = Messaging(store=store, hub=hub, clock=clock, accounts=self.accounts, blocks=self.blocks,
                                    pusher=self.pusher, rooms=self.rooms, follows=self.follows,
                                    settings=h)
+
+    async def sign_out(self, uid: str, token: str) -> None:
+        """End a session: the token stops working, the device it registered stops getting pushes,
+        and the channel connections it opened close, on every node."""
+        await self.devices.unregister_session(uid, token)
+        await self.tokens.revoke(token)
+        await self.hub.notify_users(CHANNEL, [uid], Notice(SESSION_REVOKED, {"token": token_hash(token)}))
 
     @property
     def public_url(self) -> str:

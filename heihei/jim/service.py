@@ -16,6 +16,7 @@ message is pulled with cmd 19 type 0.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -54,6 +55,13 @@ GROUP_LEFT = "group-left"
 RECALLED = "recalled"
 #: no customer-service agent is registered
 NO_AGENT = "no-agent"
+#: a notice to a user's connections: the token with this digest is now someone else's
+TOKEN_REBOUND = "token-rebound"
+
+
+def token_digest(token: str) -> str:
+    """What a notice carries instead of a token (tokens never cross the bus or reach a log)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def group_room(group: str) -> str:
@@ -126,8 +134,17 @@ class Jim:
         """Create or update a user and bind `token` to them; returns the registered type."""
         registered = await self.db.register(user, user_type, fields)
         if token:
-            await self.db.bind_token(token, user, self.settings.token_ttl_s)
+            previous = await self.db.bind_token(token, user, self.settings.token_ttl_s)
+            if previous is not None and previous != user:
+                # connections opened with that token were the other user's: they end, on every node
+                await self.hub.notify_users(REALM, [previous], Notice(TOKEN_REBOUND, {"token": token_digest(token)}))
         return registered
+
+    async def tokens_valid(self, pairs) -> list[bool]:
+        """For each (token, user) a connection logged in with: is the token still that user's?"""
+        pairs = list(pairs)
+        users = await self.db.token_users([t for t, _ in pairs])
+        return [found == user for found, (_, user) in zip(users, pairs)]
 
     async def user_of_token(self, token: str) -> str | None:
         return await self.db.token_user(token)
@@ -300,11 +317,11 @@ class Jim:
 
     async def offline(self, user: str, *, partner: str | None = None, group: str | None = None,
                       begin_ms: int | None = None, end_ms: int | None = None, offset: int = 0,
-                      count: int | None = None, remove: bool) -> list[Message]:
-        """The user's waiting messages (optionally of one partner or group), oldest first.
-
-        With `remove` (cmd 19 type 0) what is returned leaves the inbox and no
-        longer counts as unread; without it (type 2) nothing changes."""
+                      count: int | None = None, skip: frozenset[str] = frozenset()) -> list[Message]:
+        """The user's waiting messages (optionally of one partner or group), oldest first; `skip`
+        holds entries already handed out and not yet confirmed (they are not returned twice).
+        Nothing changes here: what was handed out leaves the inbox with `pulled` once the client
+        has provably received it."""
         if partner is not None:
             conversation = pair_conversation(user, partner)
         elif group is not None:
@@ -316,12 +333,15 @@ class Jim:
         selected = [m for m in waiting
                     if (conversation is None or m.conversation == conversation)
                     and (begin_ms is None or m.created_ms >= begin_ms)
-                    and (end_ms is None or m.created_ms <= end_ms)]
-        page = selected[offset:offset + self.page_size(count)]
-        if remove and page:
-            await self.hub.inbox.ack(REALM, user, [m.entry for m in page])
-            await self.hub.inbox.unread_minus(REALM, user, Counter(m.conversation for m in page))
-        return page
+                    and (end_ms is None or m.created_ms <= end_ms)
+                    and m.entry not in skip]
+        return selected[offset:offset + self.page_size(count)]
+
+    async def pulled(self, user: str, messages: list[Message]) -> None:
+        """cmd 19 type 0's messages reached the client: they leave the inbox and are read."""
+        if messages:
+            await self.hub.inbox.ack(REALM, user, [m.entry for m in messages])
+            await self.hub.inbox.unread_minus(REALM, user, Counter(m.conversation for m in messages))
 
     async def history(self, user: str, *, partner: str | None = None, group: str | None = None,
                       begin_ms: int | None = None, end_ms: int | None = None, offset: int = 0,

@@ -188,11 +188,20 @@ class JimStore:
                 out[user] = record
         return out
 
-    async def bind_token(self, token: str, user: str, ttl_s: float) -> None:
+    async def bind_token(self, token: str, user: str, ttl_s: float) -> str | None:
+        """Bind `token` to `user`; returns the user it was bound to before (None if nobody)."""
+        args = [_k("token", token), user]
         if ttl_s > 0:
-            await self.store.set(_k("token", token), user, expire=max(1, int(ttl_s)))
-        else:
-            await self.store.set(_k("token", token), user)
+            args += ["EX", max(1, int(ttl_s))]
+        previous = await self.store.execute_command("SET", *args, "GET")
+        return str(previous) if previous else None
+
+    async def token_users(self, tokens: list[str]) -> list[str | None]:
+        """The user each token is bound to now (None: expired or never bound), one call."""
+        if not tokens:
+            return []
+        found = await self.store.mget([_k("token", t) for t in tokens])
+        return [str(u) if u else None for u in found]
 
     async def token_user(self, token: str) -> str | None:
         user = await self.store.get(_k("token", token))

@@ -24,6 +24,8 @@ from heihei.core.errors import Refused
 from heihei.core.hub import Notice
 from heihei.core.model import Message, room_conversation
 from heihei.core.policy import Rate, too_long
+from heihei.incidents import STORE
+from heihei.store.client import StoreUnavailable
 from heihei.live.activities import ENDED, PENDING, REALM, Activities, Activity
 from heihei.live.mutes import Mutes
 from heihei.live.sessions import Session, Sessions
@@ -142,6 +144,8 @@ class LiveService(Service):
         change, which is no reason to fail the join or leave that caused it."""
         try:
             await self.hub.notify_room(REALM, activity_id, Notice(EVENT_TOTAL, {"room": activity_id}))
+        except StoreUnavailable as e:
+            STORE.happened(str(e), during="announcing a room total")
         except Exception:
             self._log.failure("announcing the total of room {room} failed", room=activity_id)
 

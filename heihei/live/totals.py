@@ -24,6 +24,8 @@ from typing import Any, Awaitable, Callable
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from heihei.incidents import report
+
 
 def next_push_at(last_push_s: float, interval_s: float) -> float:
     """The earliest time the next push for a room may go out."""
@@ -65,7 +67,7 @@ class TotalCoalescer:
         state.busy = True
         state.last_s = self.clock.seconds()
         d = defer.Deferred.fromCoroutine(self.push(room))
-        d.addErrback(lambda f: self._log.failure("pushing the total of room {room} failed", failure=f, room=room))
+        d.addErrback(lambda f: report(f, self._log, "pushing the total of room {room} failed", room=room))
         d.addBoth(lambda _: self._pushed(room, state))
 
     def _pushed(self, room: str, state: _Room) -> None:

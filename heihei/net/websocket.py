@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from heihei.config import WebSocketSettings
+from heihei.incidents import report
 from heihei.net.sendpath import batcher_for, direct_socket, set_no_delay, write_now
 
 OPEN = WebSocketServerProtocol.STATE_OPEN
@@ -182,6 +183,11 @@ class BaseProtocol(WebSocketServerProtocol):
 
     def onOpen(self) -> None:
         self.factory.client_opened(self)
+        # until it logs in, a connection may not hold a large message (an anonymous flood of
+        # half-sent 256 KiB messages would be the node's memory)
+        small = self.factory.settings.pre_login_max_message_bytes
+        if 0 < small < self.maxMessagePayloadSize:
+            self.maxMessagePayloadSize = self.maxFramePayloadSize = small
         self.session = self.factory.sessions.open(self)
         transport = self.transport
         channel = getattr(transport, "producer", None)
@@ -407,6 +413,19 @@ class BaseProtocol(WebSocketServerProtocol):
             self.session.seen()
         super().onPing(payload)
 
+    def lift_pre_login_limits(self) -> None:
+        """Logged in: the realm's own message size from now on."""
+        limit = self.factory.settings.max_message_bytes
+        self.maxMessagePayloadSize = self.maxFramePayloadSize = limit
+
+    def credential_revoked(self) -> None:
+        """Its token was signed out, expired or given to someone else."""
+        self.close(4401, "session ended")
+
+    def login_timed_out(self) -> None:
+        """No login within the realm's `login_timeout_s` (realms may say so in their own words first)."""
+        self.close(4401, "no login in time")
+
     def close_silent(self) -> None:
         """The liveness sweep found this connection silent for too long: a dead peer would never
         answer a close handshake, so the transport goes (realms may close more politely)."""
@@ -481,7 +500,7 @@ class BaseProtocol(WebSocketServerProtocol):
             if not self._inbound_pending:
                 self._inbound_tail = None  # nothing queued: an idle connection keeps no Deferred
             if isinstance(result, Failure):
-                self._log.failure("{what} failed for {peer}", failure=result, what=what, peer=self.peer)
+                report(result, self._log, "{what} failed for {peer}", what=what, peer=self.peer)
             return None
 
         tail = self._inbound_tail
@@ -504,6 +523,6 @@ class BaseProtocol(WebSocketServerProtocol):
         d = defer.Deferred.fromCoroutine(coro)
 
         def failed(failure):
-            self._log.failure("{what} failed for {peer}", failure=failure, what=what, peer=self.peer)
+            report(failure, self._log, "{what} failed for {peer}", what=what, peer=self.peer)
 
         return d.addErrback(failed)

@@ -138,6 +138,10 @@ class BossProtocol(BaseProtocol):
 
     # -- frames ------------------------------------------------------------------------------------
 
+    def login_timed_out(self) -> None:
+        self._error(wire.NOT_LOGGED_IN, f"no login within {self.chat.settings.login_timeout_s:g} s")
+        super().login_timed_out()
+
     def _error(self, code: int, reason: str) -> None:
         if self.connection_open:
             self.send_text(wire.format_error(code, reason))

@@ -48,8 +48,11 @@ from heihei.core.hub import Notice
 from heihei.heihei import im
 from heihei.core.errors import Refused
 from heihei.web.api.errors import BAD_PARAMETER, BUSINESS_FAILED, ApiError, of_refusal
+from heihei.heihei.accounts import token_hash
 from heihei.heihei.messages import ITEM
+from heihei.heihei.service import SESSION_REVOKED
 from heihei.heihei.rooms import CHANNEL, NOTICE_CLOSE, NOTICE_JOIN, NOTICE_LEAVE, hub_room
+from heihei.incidents import STORE
 from heihei.jsonsafe import BadJSON, decode_json, encode_json
 from heihei.net.websocket import BaseProtocol
 from heihei.store.client import StoreUnavailable
@@ -104,10 +107,13 @@ class ChannelProtocol(BaseProtocol):
         if uid is None:
             raise ConnectionDeny(401, "invalid token")
         self.user = uid
+        self._token = token
         return None
 
     def onOpen(self) -> None:
         super().onOpen()
+        # checked again now and then, and ended at sign-out (heihei.core.sessions)
+        self.session.credential = self._token
         # first in this connection's input order: a message sent right after the handshake
         # waits until the connection is registered, so that it gets its own echo
         self.run_in_order(self._opened, "channel open")
@@ -116,7 +122,7 @@ class ChannelProtocol(BaseProtocol):
         try:
             await self._register()
         except StoreUnavailable:
-            self._log.warn("channel connection of user {user} closed: Redis unavailable", user=self.user)
+            STORE.happened("Redis unavailable", during="registering a channel connection (closed with 4503)")
             self.close(CLOSE_UNAVAILABLE, "service unavailable, reconnect later")
 
     async def _register(self) -> None:
@@ -185,6 +191,11 @@ def on_notice(notice: Notice, clients: set) -> None:
         for client in clients:
             frame = frame or client.prepare(payload)
             client.send_frame(frame)
+    elif notice.kind == SESSION_REVOKED:
+        for client in clients:
+            credential = client.session.credential if client.session is not None else None
+            if credential is not None and token_hash(credential) == notice.data.get("token"):
+                client.session.revoked()
     elif notice.kind in (NOTICE_JOIN, NOTICE_LEAVE, NOTICE_CLOSE):
         target = hub_room(notice.data.get("room", ""))
         for client in clients:

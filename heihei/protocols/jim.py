@@ -57,9 +57,10 @@ from twisted.logger import Logger
 
 from heihei.core.hub import Notice
 from heihei.core.model import Message
-from heihei.jim.service import (FRIENDS_GROUP, GROUP_JOINED, GROUP_LEFT, RECALLED, Jim, JimError, NotAllowed,
-                                chat_body, group_room, groups_of_rooms)
+from heihei.jim.service import (FRIENDS_GROUP, GROUP_JOINED, GROUP_LEFT, RECALLED, TOKEN_REBOUND, Jim, JimError,
+                                NotAllowed, chat_body, group_room, groups_of_rooms, token_digest)
 from heihei.jim.store import REALM
+from heihei.incidents import STORE
 from heihei.jsonsafe import BadJSON, decode_json, encode_json
 from heihei.net.websocket import BaseProtocol
 from heihei.store.client import StoreUnavailable
@@ -211,7 +212,14 @@ def recall_notice(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def on_notice(notice: Notice, clients: set) -> None:
-    """Notices to a group's or a user's connections on this node: cmd 9, 10 and 16."""
+    """Notices to a group's or a user's connections on this node: cmd 9, 10 and 16; a token given
+    to someone else ends the connections opened with it."""
+    if notice.kind == TOKEN_REBOUND:
+        for client in clients:
+            session = client.session
+            if session is not None and session.credential and token_digest(session.credential) == notice.data["token"]:
+                session.revoked()
+        return
     command = NOTICE_COMMANDS.get(notice.kind)
     targets = [c for c in clients if c.connection_open]
     if command is None or not targets:
@@ -284,6 +292,8 @@ class JimProtocol(BaseProtocol):
     def __init__(self) -> None:
         super().__init__()
         self.token: str | None = None
+        #: inbox entries handed out by cmd 19 type 0 and not yet confirmed by the client
+        self._pulling: set[str] = set()
 
     @property
     def jim(self) -> Jim:
@@ -320,6 +330,7 @@ class JimProtocol(BaseProtocol):
 
     def onOpen(self) -> None:
         super().onOpen()
+        self.session.credential = self.token  # checked again now and then (None for a hook login)
         self.session.on_cleanup(self._left)
         self.run_in_order(self._login, "login")
 
@@ -386,7 +397,7 @@ class JimProtocol(BaseProtocol):
         try:
             await handler(self, request)
         except StoreUnavailable as e:
-            self._log.warn("jim cmd {cmd} of {user}: storage unavailable: {why}", cmd=cmd, user=self.user, why=str(e))
+            STORE.happened(str(e), during=f"jim cmd {cmd}")
             command, code = FAILURE[cmd]
             self._reply(refusal(command, code, "storage unavailable, try again"))
         except Exception:
@@ -574,11 +585,32 @@ class JimProtocol(BaseProtocol):
                     raise BadRequest("history needs fromUserId or groupId")
                 messages = await self.jim.history(user, partner=partner, group=group, **window)
             else:
-                messages = await self.jim.offline(user, partner=partner, group=group, remove=kind == 0, **window)
+                messages = await self.jim.offline(user, partner=partner, group=group, skip=frozenset(self._pulling),
+                                                  **window)
         except (BadRequest, JimError) as e:
             self._reply(refusal(20, 10015, e.detail))
             return
-        self._reply(frame(20, GET_MESSAGES_CODE[kind], messages_json(user, messages)))
+        answer = frame(20, GET_MESSAGES_CODE[kind], messages_json(user, messages))
+        if kind != 0 or not messages:
+            self._reply(answer)
+            return
+        # type 0: the messages leave the inbox only once the client has provably read this answer
+        # (its pong); a pull that dies on the way loses nothing, and until then a second pull on
+        # this connection does not hand them out again
+        entries = {m.entry for m in messages}
+        self._pulling |= entries
+
+        def delivered() -> None:
+            self.spawn(self._pulled(messages, entries), "removing pulled messages")
+
+        if self.connection_open:
+            self.send_text(answer, on_delivered=delivered)
+
+    async def _pulled(self, messages: list[Message], entries: set[str]) -> None:
+        try:
+            await self.jim.pulled(self.user, messages)
+        finally:
+            self._pulling -= entries
 
 
 HANDLERS: dict[int | None, Callable[[JimProtocol, dict[str, Any]], Any]] = {

@@ -152,33 +152,46 @@ class LiveProtocol(BaseProtocol):
     # -- framing -----------------------------------------------------------------
 
     def onMessage(self, payload: bytes, is_binary: bool) -> None:
+        cmd, handler, data, refusal = self._parse(payload)
+        if refusal is not None:
+            # answered in turn: a refusal must not overtake the answer to an earlier command
+            run = self._answer_in_turn(cmd, refusal)
+        else:
+            run = lambda: self._run(cmd, handler, data)  # noqa: E731
+        if not self.run_in_order(run, cmd or "frame"):
+            self._refuse(cmd, live.TOO_FREQUENT)
+
+    def _parse(self, payload: bytes):
+        """(cmd, handler, data, None), or (cmd, None, None, the (code, msg) to answer)."""
+        limit = self.factory.settings.max_message_bytes
         try:
-            frame = decode_json_object(payload, max_bytes=self.factory.settings.max_message_bytes)
+            frame = decode_json_object(payload, max_bytes=limit)
         except BadJSON:
-            self._send("", *MISSING)
-            return
+            return "", None, None, MISSING
         cmd = frame.get("cmd")
         if not isinstance(cmd, str) or not cmd:
-            self._send("", *MISSING)
-            return
+            return "", None, None, MISSING
         handler = COMMANDS.get(cmd)
         if handler is None:
-            self._send(cmd[:MAX_CMD_ECHO], *UNKNOWN_CMD)
-            return
+            return cmd[:MAX_CMD_ECHO], None, None, UNKNOWN_CMD
         data = frame.get("data")
         if data is None:
             data = {}
         elif isinstance(data, str):
             # the seed prints `data` as a quoted JSON string once; accept that form too
             try:
-                data = decode_json_object(data, max_bytes=self.factory.settings.max_message_bytes)
+                data = decode_json_object(data, max_bytes=limit)
             except BadJSON:
                 data = None
         if not isinstance(data, dict):
-            self._send(cmd, *MISSING)
-            return
-        if not self.run_in_order(lambda: self._run(cmd, handler, data), cmd):
-            self._refuse(cmd, live.TOO_FREQUENT)
+            return cmd, None, None, MISSING
+        return cmd, handler, data, None
+
+    def _answer_in_turn(self, cmd: str, refusal: tuple[int, str]):
+        async def answer() -> None:
+            self._send(cmd, *refusal)
+
+        return answer
 
     async def _run(self, cmd: str, handler: Callable, data: dict[str, Any]) -> None:
         try:

@@ -19,7 +19,9 @@ async def answered(alice, anonymous) -> None:
 @pytest_twisted.ensureDeferred
 async def test_heartbeat_frames_every_interval_on_the_node_clock(nodes):
     clock = task.Clock()
-    node = await nodes.start("a", boss_settings(heartbeat_interval=30.0, dead_after=90.0), clock=clock)
+    # (no login deadline here: the anonymous connection must live long enough to see heartbeats)
+    node = await nodes.start("a", boss_settings(heartbeat_interval=30.0, dead_after=90.0, login_timeout_s=0),
+                             clock=clock)
     alice = await login(node, "1")
     anonymous = await connect(ws_url(node, "boss", "/entry"))  # not logged in: probed too
     # a heartbeat is written as the clock moves, so one due by now would come before these answers
@@ -87,3 +89,26 @@ async def test_any_frame_counts_as_life(nodes):
     assert node.hub.presence.local("boss", "1")
     await quiet.wait_closed()
     await chatty.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_connection_that_does_not_log_in_is_closed_and_holds_only_a_small_message(nodes):
+    clock = task.Clock()
+    node = await nodes.start("a", boss_settings(login_timeout_s=30.0, heartbeat_interval=0), clock=clock)
+    lingering = await connect(ws_url(node, "boss", "/entry"))
+    big = await connect(ws_url(node, "boss", "/entry"))
+    alice = await login(node, "1")
+    # before login a message over [boss] pre_login_max_message_bytes (8 KiB) closes the connection ...
+    big.send("text_2_" + "x" * 9000 + "_unicast")
+    assert (await big.wait_closed())[0] == 1009
+    # ... after login the realm's own sizes hold (64 KiB frames answered, not closed)
+    alice.send("text_2_" + "x" * 9000 + "_unicast")
+    alice.send("members_1")
+    assert await alice.next() == "error_404_no such group 1"
+    clock.advance(29)
+    await answered(alice, lingering)
+    clock.advance(1)  # 30 s after it opened, still anonymous
+    assert await lingering.next() == "error_401_no login within 30 s"
+    assert (await lingering.wait_closed())[0] == 4401
+    assert alice.close_code is None
+    await alice.close()

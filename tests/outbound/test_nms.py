@@ -8,7 +8,7 @@ publisher is FFmpeg (PyAV) sending to exactly the URL the client's Pili SDK
 builds from our qiniuObj; the player is an HTTP-FLV GET.
 
 Node-Media-Server comes from the project's own set-up: tests/peers/package.json
-pins it and tox runs `npm ci` there before the tests (node >= 18 and npm are
+pins it and tox runs tests/peers/setup.sh (npm ci) before the tests (node >= 18 and npm are
 on the machine, docs/architecture.md). A missing install is a failure that
 says so, never a skip.
 """
@@ -43,7 +43,7 @@ PEERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def nms_app_js() -> str:
     app = os.path.join(PEERS, "node_modules", "node-media-server", "bin", "app.js")
     assert os.path.exists(app), (f"node-media-server@{NMS_VERSION} is not installed in {PEERS}: "
-                                 f"tox runs `npm ci --prefix tests/peers` first (or run it by hand)")
+                                 f"tox runs tests/peers/setup.sh first (or run it by hand)")
     assert shutil.which("node"), "node is needed to run Node-Media-Server"
     return app
 

@@ -81,8 +81,7 @@ class UserApi(ApiModule):
 
     @endpoint(app, "/sign-out", "End this session: the token stops working on every node")
     async def sign_out(self, call, a):
-        await self.social.devices.unregister_session(call.user, call.token)
-        await self.social.tokens.revoke(call.token)
+        await self.social.sign_out(call.user, call.token)
 
     @endpoint(app, "/update", "Update the signed-in user's profile",
               string("displayName", max_length=MAX_NAME_CHARS, too_long_code=E.NAME_TOO_LONG),

@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from heihei.core.errors import Refused
+from heihei.incidents import STORE
 from heihei.store.client import StoreUnavailable
 from heihei.web.kit.auth import OPEN, Caller, Unauthorized
 from heihei.web.kit.params import BadParameter, Endpoint, Param, validate
@@ -172,7 +173,7 @@ async def handle(owner: "Routes", spec: Endpoint, handler: Handler, request, seg
     except WireError as e:
         return _render_error(surface, request, e)
     except StoreUnavailable as e:
-        _log.warn("{surface} {path}: storage unavailable: {why}", surface=surface.name, path=spec.path, why=str(e))
+        STORE.happened(str(e), during=f"{surface.name} {spec.path}")
         return _render_error(surface, request, surface.unavailable)
     except Exception:
         _log.failure("{surface} {path} failed", surface=surface.name, path=spec.path)
