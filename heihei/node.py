@@ -34,7 +34,7 @@ from heihei.paths import load_or_create_secret
 from heihei.realms import Core, Realm, build_realms
 from heihei.store.client import Store
 from heihei.store.embedded import EmbeddedRedis
-from heihei.web.admin import AdminFallback, ModerationAdmin, admin_token
+from heihei.web.admin import AdminFallback, ModerationAdmin, admin_gate, admin_token
 from heihei.web.health import HealthApp
 from heihei.web.limits import BoundedSite
 from heihei.web.root import RootResource
@@ -203,9 +203,13 @@ class Node(MultiService):
             admin.mount(group.prefix.removeprefix("/admin/"), group.resource())
         roots["http"].mount("admin", admin)
         body_bytes = {name: self.settings.http.max_body_bytes for name in roots}
+        gates: dict[str, list] = {name: [] for name in roots}
+        gates["http"].append(admin_gate(self.admin_token))
         for realm in self.realms:
             for mount in realm.http:
                 roots[mount.listener].mount(mount.path, mount.resource)
+                if mount.gate is not None:
+                    gates[mount.listener].append(mount.gate)
             for listener, needed in realm.body_bytes.items():
                 body_bytes[listener] = max(body_bytes[listener], needed)
         factories = {}
@@ -218,15 +222,23 @@ class Node(MultiService):
         server = self.settings.server
         for option in LISTENERS:
             if option in roots:
-                factory = self._site(roots[option], body_bytes[option])
+                factory = self._site(roots[option], body_bytes[option], gates[option])
             else:
                 factory = factories[option]
             self._listen(option, getattr(server, option), factory)
 
-    def _site(self, root, max_body_bytes: int):
+    def _site(self, root, max_body_bytes: int, gates: list):
         http = self.settings.http
+
+        def gate(method, uri, headers):
+            for one in gates:
+                refusal = one(method, uri, headers)
+                if refusal is not None:
+                    return refusal
+            return None
+
         site = BoundedSite(root, max_body_bytes=max_body_bytes, request_deadline_s=http.request_deadline_s,
-                           reactor=self.reactor)
+                           reactor=self.reactor, gate=gate if gates else None)
         site.timeOut = http.idle_timeout_s
         site.displayTracebacks = False
         return site

@@ -55,11 +55,13 @@ class Core:
 @dataclass(frozen=True)
 class Mount:
     """An HTTP resource at `path` on the site of `listener` ("" = the site's fallback for every
-    path no other mount claims)."""
+    path no other mount claims); `gate` decides from a request's headers, before its body is read,
+    whether it may send one (heihei.web.limits.Gate)."""
 
     listener: str
     path: str
     resource: IResource
+    gate: Callable | None = None
 
 
 @dataclass
@@ -156,11 +158,12 @@ def build_boss(core: Core) -> Realm:
 
     profiles = Profiles(core.store, core.outbound.profiles, cache_s=s.profile_cache_s)
     groups = GroupService(core.hub, profiles, media, max_members=s.max_group_members)
-    web = BossWeb(s, clock=core.clock, groups=groups, profiles=profiles, media=media).resource()
+    routes = BossWeb(s, clock=core.clock, groups=groups, profiles=profiles, media=media)
+    web = routes.resource()
     # every HTTP route answers at /<route> and at /wsim/<route>; /entry and /wsim/entry are WebSockets
     wsim = RootResource(fallback=web)
     return Realm(REALM, factory, listener="boss", websocket_paths=("entry", "wsim/entry"),
-                 http=[Mount("boss", "", web), Mount("boss", "wsim", wsim)],
+                 http=[Mount("boss", "", web, gate=routes.gate), Mount("boss", "wsim", wsim)],
                  services=[sessions, BossService(s, media=media)],
                  operators=BossOperators(s, core.clock, groups, profiles, media),
                  body_bytes={"boss": s.max_upload_bytes + UPLOAD_ENVELOPE_BYTES})
@@ -183,8 +186,8 @@ def build_jim(core: Core) -> Realm:
                          check_interval_s=max(0.5, timeout / 4) if timeout > 0 else 1.0,
                          credential_check=jim.tokens_valid)
     factory = _factory(core, REALM, s, JimProtocol, sessions, jim)
-    vanke = VankeApp(jim, s).resource()
-    return Realm(REALM, factory, listener="jim", http=[Mount("http", "im", vanke)],
+    vanke = VankeApp(jim, s)
+    return Realm(REALM, factory, listener="jim", http=[Mount("http", "im", vanke.resource(), gate=vanke.gate)],
                  services=[sessions, JimService(s)], operators=jim)
 
 

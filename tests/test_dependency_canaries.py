@@ -243,6 +243,39 @@ def test_http_channel_parser_hooks_and_limits_are_called_and_read_per_instance()
         assert callable(ch.clearLineBuffer)
 
 
+def test_http_channel_keeps_the_request_line_in_command_and_path_until_the_headers_are_done():
+    class Peek(_Recording):
+        def allHeadersReceived(self):
+            self.line = (self._command, self._path)
+            super().allHeadersReceived()
+
+    root = _Hold()
+    site = server.Site(root, reactor=task.Clock())
+    site.protocol = Peek
+    ch = site.buildProtocol(None)
+    ch.seen = []
+    ch.makeConnection(StringTransport())
+    with internal("twisted", "HTTPChannel._command / _path at allHeadersReceived", LIMITS,
+                  "a site's gate decides from the request line and headers before the body is read"):
+        ch.dataReceived(b"POST /upload/writev1?userid=5 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n")
+        assert ch.line == (b"POST", b"/upload/writev1?userid=5")
+        assert ch.site is site
+
+
+def test_a_site_can_turn_off_twisted_webs_parsing_of_form_bodies():
+    with internal("twisted", "Site._parsePOSTFormSubmission (read by Request)", LIMITS,
+                  "form bodies are parsed by heihei's readers, streamed, not read whole into request.args"):
+        root = _Hold()
+        site = server.Site(root, reactor=task.Clock())
+        site._parsePOSTFormSubmission = False
+        ch = site.buildProtocol(None)
+        ch.makeConnection(StringTransport())
+        ch.dataReceived(b"POST /?q=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                        b"Content-Length: 3\r\n\r\na=b")
+        assert root.request.args == {b"q": [b"1"]}
+        assert root.request.content.read() == b"a=b"
+
+
 # == Twisted conch: the manhole's terminal session (heihei/manhole.py) =============================
 
 

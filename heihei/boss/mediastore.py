@@ -26,6 +26,7 @@ import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
+from typing import IO
 
 from twisted.internet import defer, threads
 from twisted.logger import Logger
@@ -87,22 +88,28 @@ class MediaStore:
 
     # -- uploads -----------------------------------------------------------------------------------
 
-    async def upload(self, endpoint: str, data: bytes) -> Stored:
-        """Check, convert and store an upload; `MediaError` says why not."""
+    async def upload(self, endpoint: str, data: bytes | IO[bytes], size: int | None = None) -> Stored:
+        """Check, convert and store an upload (its bytes, or a readable file of `size` bytes, which
+        is copied, never read into memory); `MediaError` says why not."""
         if endpoint not in ENDPOINTS:
             raise MediaError("no such upload endpoint", reason=errors.NOT_FOUND)
-        if not data:
+        size = len(data) if isinstance(data, bytes) else size
+        if not size:
             raise MediaError("empty file", reason=errors.BAD_REQUEST)
-        if len(data) > self.max_upload_bytes:
+        if size > self.max_upload_bytes:
             raise MediaError(f"file larger than {self.max_upload_bytes} bytes", reason=TOO_LARGE)
         return await self._in_thread(self._process, endpoint, data)
 
-    def _process(self, endpoint: str, data: bytes) -> Stored:
+    def _process(self, endpoint: str, data: bytes | IO[bytes]) -> Stored:
         work = tempfile.mkdtemp(dir=self.tmp_root)
         try:
             source = os.path.join(work, "upload")
             with open(source, "wb") as f:
-                f.write(data)
+                if isinstance(data, bytes):
+                    f.write(data)
+                else:
+                    data.seek(0)
+                    shutil.copyfileobj(data, f)
             if endpoint != "writev2" and media.is_image(source):
                 wanted = "an audio file" if endpoint == "writev1" else "an MP4 video"
                 raise MediaError(f"expected {wanted}, got an image", wrong_type=True)

@@ -44,6 +44,7 @@ from heihei.paths import load_or_create_secret
 from heihei.web.kit import auth, openapi, readers
 from heihei.web.kit.params import BadParameter, integer, json_object, path
 from heihei.web.kit.routes import Answer, Routes, Surface, WireError, endpoint, new_app
+from heihei.web.limits import EarlyAnswer
 
 _log = Logger()
 
@@ -109,6 +110,16 @@ class AdminRoutes(Routes):
 
     def __init__(self, token: str) -> None:
         self.strategies = {"bearer": auth.Bearer(token)}
+
+
+def admin_gate(token: str):
+    """Every /admin/ request shows its bearer token in the headers before its body is read."""
+
+    def refusal(e: auth.Unauthorized) -> EarlyAnswer:
+        return EarlyAnswer(401, "admin call without the token", encode_json({"error": UNAUTHORIZED.detail}),
+                           ((b"content-type", b"application/json; charset=utf-8"),) + UNAUTHORIZED.headers)
+
+    return auth.header_gate(b"/admin/", auth.Bearer(token), refusal)
 
 
 class AdminFallback(AdminRoutes):

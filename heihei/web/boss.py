@@ -27,6 +27,7 @@ import re
 from typing import Any
 
 from twisted.web import static
+from twisted.web.http import parse_qs
 from werkzeug.exceptions import NotFound
 
 from heihei.boss import media
@@ -41,6 +42,7 @@ from heihei.jsonsafe import encode_json
 from heihei.web.kit import auth, openapi, readers
 from heihei.web.kit.params import MISSING, BadParameter, Param, path, string, upload
 from heihei.web.kit.routes import Routes, Surface, WireError, endpoint, new_app
+from heihei.web.limits import EarlyAnswer
 
 HOST_RE = re.compile(r"[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 MAX_PARAM_CHARS = 8192
@@ -109,8 +111,11 @@ class BossCaller:
         self.api_key = auth.ApiKey(lambda: settings.api_key, param="api_key")
 
     async def authenticate(self, request, raw: dict[str, Any]) -> auth.Caller:
+        return self.check(self.api_key.given(request, raw), raw)
+
+    def check(self, key: str | bytes | None, raw: dict[str, Any]) -> auth.Caller:
+        """The caller proven by an API key or by the ticket among `raw`'s parameters."""
         s = self.settings
-        key = self.api_key.given(request, raw)
         if key is not None:
             if s.api_key and auth.same_secret(key, s.api_key):
                 return auth.Caller(trusted=True)
@@ -177,6 +182,27 @@ class BossWeb(Routes):
         self.media = media
         self.strategies = {"boss": BossCaller(settings, clock),
                            "boss-creator": BossCaller(settings, clock, acting=("userid", "creator"))}
+
+    # -- the gate: uploads decided from their headers ------------------------------------------------
+
+    def gate(self, method: bytes, uri: bytes, headers) -> EarlyAnswer | None:
+        """Before an upload's body is read: a back end's `X-Api-Key` (or `api_key` in the query), or a
+        user's `userid` and `ticket` in the query string, must be right. (Credentials in the
+        multipart form itself would arrive only after the body they are meant to let in.)"""
+        path, _, query = uri.partition(b"?")
+        if method != b"POST" or not (path.startswith(b"/upload/") or path.startswith(b"/wsim/upload/")):
+            return None
+        raw = {k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace") for k, v in parse_qs(query).items()}
+        caller = BossCaller(self.settings, self.clock)
+        try:
+            key = headers.getRawHeaders(b"x-api-key", [None])[0]
+            caller.check(key if key is not None else raw.get("api_key"), raw)
+        except (auth.Unauthorized, WireError) as e:
+            error = _translate(e) if isinstance(e, auth.Unauthorized) else e
+            # HTTP 200 with the code, like every refusal of this API (its clients read `code`)
+            return EarlyAnswer(200, "upload without valid credentials",
+                               encode_json({"code": error.code, "message": error.detail}))
+        return None
 
     # -- plumbing --------------------------------------------------------------------------------------
 
@@ -298,7 +324,7 @@ class BossWeb(Routes):
               methods=("POST",), errors=(400, 403, 404, 413, 415), returns=("data",))
     async def upload(self, call, a):
         which = a["which"]
-        stored = await self.media.upload(which, a["file"])
+        stored = await self.media.upload(which, a["file"].file, a["file"].size)
         return {"code": 0, "message": "Succeeded" if which == "writev3" else "OK",
                 "data": f"{self._base(call.request)}/{stored.folder}/{stored.name}"}
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITCPTransport
@@ -171,6 +172,14 @@ class BoundedHTTPChannel(HTTPChannel):
         if self.length is not None and self.length > self.max_body_bytes:
             self._refuse_body_too_large(declared=self.length)
             return
+        gate = getattr(getattr(self, "site", None), "gate", None)
+        if gate is not None and self.requests:
+            # decided from the request line and headers alone: a caller the gate refuses never gets
+            # to send (or make us store, or parse) a body
+            early = gate(self._command, self._path, self.requests[-1].requestHeaders)
+            if early is not None:
+                self._refuse_with(early)
+                return
         super().allHeadersReceived()
         self._body_bytes = 0
         decoder = self._transferDecoder
@@ -225,12 +234,18 @@ class BoundedHTTPChannel(HTTPChannel):
 
     # -- refusal and teardown ------------------------------------------------
 
+    def _refuse_with(self, early: "EarlyAnswer") -> None:
+        """Answer a gate's refusal (its own status, headers and body) and close, reading nothing more."""
+        self._refuse(early.status, early.reason, "gate", 0, answer=_response(early.status, early.body,
+                                                                             early.headers))
+
     def _refuse(
         self,
         code: int,
         reason: str,
         limit_name: str,
         limit: float,
+        answer: bytes | None = None,
         **log_fields: Any,
     ) -> None:
         """
@@ -258,7 +273,7 @@ class BoundedHTTPChannel(HTTPChannel):
             **log_fields,
         )
         if not getattr(transport, "disconnecting", False):
-            transport.write(_error_response(code, {"error": reason, limit_name: limit}))
+            transport.write(answer if answer is not None else _error_response(code, {"error": reason, limit_name: limit}))
             if ITCPTransport.providedBy(transport):
                 # Half-close and drain (see REFUSAL_LINGER_S); the peer's EOF
                 # then ends the connection, since HTTPChannel is not
@@ -285,6 +300,20 @@ class BoundedHTTPChannel(HTTPChannel):
         super().connectionLost(reason)
 
 
+@dataclass(frozen=True)
+class EarlyAnswer:
+    """A refusal a site's gate gives from the headers alone (in the surface's own format)."""
+
+    status: int
+    reason: str
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json; charset=utf-8"),)
+
+
+#: a site's gate: (method, path with query, headers) -> a refusal, or None to let the request in
+Gate = Callable[[bytes, bytes, Any], "EarlyAnswer | None"]
+
+
 class BoundedSite(Site):
     """
     A L{Site} whose connections enforce a body-size cap, an absolute
@@ -304,6 +333,11 @@ class BoundedSite(Site):
     """
 
     protocol = BoundedHTTPChannel
+    #: twisted.web would read an urlencoded or multipart body whole into `request.args` (a 20 MiB
+    #: upload cost the node hundreds of MB): `args` holds the query string only, and the surfaces'
+    #: readers (heihei.web.kit.readers) parse the body from its spool file, bounded, with file
+    #: parts streamed to disk
+    _parsePOSTFormSubmission = False
 
     def __init__(
         self,
@@ -314,6 +348,7 @@ class BoundedSite(Site):
         reactor: IReactorTime | None = None,
         max_headers: int = DEFAULT_MAX_HEADERS,
         max_header_line_bytes: int = DEFAULT_MAX_HEADER_LINE_BYTES,
+        gate: "Gate | None" = None,
         **kw: Any,
     ) -> None:
         if max_body_bytes < 0:
@@ -326,6 +361,8 @@ class BoundedSite(Site):
             raise ValueError("max_headers and max_header_line_bytes must be >= 1")
         super().__init__(resource, reactor=reactor, **kw)
         self.max_body_bytes = max_body_bytes
+        #: decides from the headers whether a request may send its body at all (None: all may)
+        self.gate: Gate | None = gate
         self.request_deadline_s = request_deadline_s
         self.max_headers = max_headers
         self.max_header_line_bytes = max_header_line_bytes
@@ -340,17 +377,17 @@ class BoundedSite(Site):
 
 
 def _error_response(code: int, payload: dict[str, Any]) -> bytes:
-    body = json.dumps(payload).encode("utf-8")
-    return b"".join(
-        [
-            b"HTTP/1.1 %d %s\r\n" % (code, _REASON_PHRASES[code]),
-            b"Content-Type: application/json\r\n",
-            b"Content-Length: %d\r\n" % (len(body),),
-            b"Connection: close\r\n",
-            b"\r\n",
-            body,
-        ]
-    )
+    return _response(code, json.dumps(payload).encode("utf-8"), ((b"Content-Type", b"application/json"),))
+
+
+def _response(code: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    from twisted.web.http import RESPONSES
+
+    phrase = _REASON_PHRASES.get(code) or RESPONSES.get(code, b"Error")
+    lines = [b"HTTP/1.1 %d %s\r\n" % (code, phrase)]
+    lines += [b"%s: %s\r\n" % (name, value) for name, value in headers]
+    lines += [b"Content-Length: %d\r\n" % (len(body),), b"Connection: close\r\n", b"\r\n", body]
+    return b"".join(lines)
 
 
 def _describe_peer(transport: Any) -> str:

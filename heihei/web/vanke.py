@@ -29,6 +29,7 @@ from heihei.jim.store import USER_TYPES, VISITOR
 from heihei.web.kit import auth, openapi, readers
 from heihei.web.kit.params import MISSING, BadParameter, Param
 from heihei.web.kit.routes import Routes, Surface, WireError, endpoint, new_app
+from heihei.web.limits import EarlyAnswer
 
 MAX_ID_CHARS = 128
 MAX_TOKEN_CHARS = 256
@@ -163,6 +164,13 @@ class VankeApp(Routes):
         self.jim = jim
         self.settings = settings
         self.strategies = {"api-key": auth.ApiKey(lambda: settings.api_key, insecure=lambda: settings.insecure_api)}
+        #: the key is checked from the headers before a body is read (heihei.web.limits)
+        self.gate = auth.header_gate(b"/im/", self.strategies["api-key"], self._early_refusal)
+
+    @staticmethod
+    def _early_refusal(e: auth.Unauthorized) -> EarlyAnswer:
+        error = _translate(e)
+        return EarlyAnswer(error.status, "jim API call without its key", _error(None, error), VANKE.headers)
 
     async def _register(self, a: dict[str, Any], raw: dict[str, Any]) -> tuple[str, int, str | None]:
         fields = _fields(raw)

@@ -1,14 +1,32 @@
 """The HTTP kit across its surfaces: the OpenAPI documents, credentials before bodies, bytes-safe secrets."""
 
 import json
+import socket
 
 import pytest_twisted
 import treq
 from openapi_spec_validator import validate
+from twisted.internet.threads import deferToThread
 
 from tests.conftest import http_url
 
 ADMIN_TOKEN = "kit-admin-token"
+
+
+async def headers_only(host, port, head: bytes) -> bytes:
+    """Send a request's head and no body; the whole answer the server gives (it must not wait)."""
+    sock = socket.create_connection((host, port))
+    try:
+        sock.sendall(head)
+        sock.settimeout(5)
+        answer = b""
+        while True:
+            chunk = await deferToThread(sock.recv, 4096)
+            if not chunk:
+                return answer
+            answer += chunk
+    finally:
+        sock.close()
 
 
 async def get_json(url, headers=None):
@@ -28,6 +46,8 @@ async def test_every_surface_serves_a_valid_openapi_document_of_its_routes(nodes
     }
     for url, paths in expected.items():
         headers = {"Authorization": [f"Bearer {ADMIN_TOKEN}"]} if "/admin/" in url else {}
+        if "/im/" in url:
+            headers = {"X-Api-Key": ["k"]}  # a server-to-server API, documented to its callers
         code, document = await get_json(url, headers)
         assert code == 200, url
         validate(document)
@@ -45,11 +65,20 @@ async def test_every_surface_serves_a_valid_openapi_document_of_its_routes(nodes
 
 @pytest_twisted.ensureDeferred
 async def test_a_header_credential_is_checked_before_the_body_is_read(nodes):
-    node = await nodes.start("a", {"jim": {"api_key": "right"}})
+    node = await nodes.start("a", {"jim": {"api_key": "right"}, "admin": {"token": ADMIN_TOKEN}})
     url = http_url(node, "/im/vanke/initUser")
     # a body that is not JSON: without the key the answer is about the key, not the body
     response = await treq.post(url, data=b"{not json", headers={"X-Api-Key": ["wrong"]})
     assert response.code == 401 and json.loads(await response.content())["msg"] == "missing or wrong X-Api-Key"
+    # and it comes from the headers alone (the site's gate): announced, never sent, the body is refused
+    host, port = node.listeners["http"].address()
+    answer = await headers_only(host, port, b"POST /im/vanke/initUser HTTP/1.1\r\nHost: x\r\nX-Api-Key: wrong\r\n"
+                                            b"Content-Length: 1000000\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 401 ") and b"Connection: close" in answer
+    assert answer.endswith(b'{"code":401,"msg":"missing or wrong X-Api-Key","data":null}')
+    answer = await headers_only(host, port, b"PUT /admin/live/activities/1 HTTP/1.1\r\nHost: x\r\n"
+                                            b"Content-Length: 1000000\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 401 ") and b'www-authenticate: bearer realm="heihei-admin"' in answer.lower()
     response = await treq.post(url, data=b"{not json", headers={"X-Api-Key": ["right"]})
     assert response.code == 400 and "body must be a JSON object" in json.loads(await response.content())["msg"]
 

@@ -165,17 +165,23 @@ class ApiKey:
         return value
 
     async def authenticate(self, request, raw: dict[str, Any]) -> Caller:
+        return self.check(self.given(request, raw))
+
+    def check(self, given: str | bytes | None) -> Caller:
         key = self.key()
         if not key:
             if self.insecure():
                 return Caller(trusted=True)
             raise Unauthorized(NOT_CONFIGURED)
-        given = self.given(request, raw)
         if given is None:
             raise Unauthorized(NO_CREDENTIALS)
         if not same_secret(given, key):
             raise Unauthorized(BAD_API_KEY)
         return Caller(trusted=True)
+
+    def check_headers(self, headers) -> Caller:
+        """The same from a request's raw headers (a site's gate, before the body)."""
+        return self.check(headers.getRawHeaders(self.header, [None])[0])
 
 
 class Bearer:
@@ -189,8 +195,30 @@ class Bearer:
         self._token = token
 
     async def authenticate(self, request, raw: dict[str, Any]) -> Caller:
-        header = request.getHeader(b"authorization") or b""
+        return self.check(request.getHeader(b"authorization"))
+
+    def check(self, header: bytes | None) -> Caller:
+        header = header or b""
         scheme, _, given = header.partition(b" ")
         if scheme.lower() != b"bearer" or not same_secret(given.strip(), self._token):
             raise Unauthorized(NO_CREDENTIALS if not header else BAD_API_KEY)
         return Caller(trusted=True)
+
+    def check_headers(self, headers) -> Caller:
+        return self.check(headers.getRawHeaders(b"authorization", [None])[0])
+
+
+def header_gate(prefix: bytes, strategy, refusal: Callable[["Unauthorized"], Any]):
+    """A site gate (heihei.web.limits.Gate) for the paths under `prefix` whose credentials are
+    headers: a caller `strategy` refuses is answered `refusal(error)` before its body is read."""
+
+    def gate(method: bytes, uri: bytes, headers):
+        if not uri.startswith(prefix):
+            return None
+        try:
+            strategy.check_headers(headers)
+        except Unauthorized as e:
+            return refusal(e)
+        return None
+
+    return gate

@@ -113,7 +113,7 @@ def json_object(name: str, **kw) -> Param:
 
 
 def upload(name: str, **kw) -> Param:
-    """A multipart file field: the bytes as received (the site caps the body size)."""
+    """A multipart file field: a `heihei.web.kit.readers.Upload` (its file spooled to disk when large)."""
     return Param(name, "file", **kw)
 
 
@@ -193,7 +193,7 @@ def convert(p: Param, value: Any) -> Any:
             return value in ("1", "true")
         raise BadParameter(p.name, WRONG_TYPE, "must be true or false", p)
     if kind == "file":
-        if not isinstance(value, bytes):
+        if not (hasattr(value, "file") and hasattr(value, "size")):  # heihei.web.kit.readers.Upload
             raise BadParameter(p.name, WRONG_TYPE, "must be a multipart file", p)
         return value
     return _json(p, value)

@@ -16,10 +16,31 @@ Every reader bounds what it takes (the site already capped the body):
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import IO, Any
+
+import multipart
+from twisted.internet import threads
+from twisted.web.http import parse_qs
 
 from heihei.jsonsafe import BadJSON, decode_json_object
 from heihei.web.kit.params import BAD_FORMAT, MAX_PARAMS, TOO_LONG_TEXT, BadParameter
+
+#: a multipart body larger than this is parsed in a thread, not on the reactor
+PARSE_IN_THREAD_BYTES = 256 * 1024
+#: file parts larger than this go to a temporary file while they are parsed
+SPOOL_BYTES = 64 * 1024
+#: what the text fields of one form may hold in memory together
+FORM_TEXT_BYTES = 1024 * 1024
+
+
+@dataclass
+class Upload:
+    """A multipart file field: a readable file (spooled to disk when large), its size, its name."""
+
+    file: IO[bytes]
+    size: int
+    filename: str = ""
 
 
 #: what a reader takes of a body when the site says nothing (a BoundedSite caps bodies itself)
@@ -35,10 +56,69 @@ def _body(request, max_body_bytes: int) -> bytes:
     return request.content.read(max_body_bytes + 1) if request.content is not None else b""
 
 
-def query_form_json(request, max_body_bytes: int) -> dict[str, Any]:
+def _content_type(request) -> tuple[str, dict[str, str]]:
+    value = request.getHeader("content-type") or ""
+    return multipart.parse_options_header(value)
+
+
+def form_fields(request, max_body_bytes: int, files: tuple[str, ...] = ()):
+    """The fields of an urlencoded or multipart POST body: name -> list of text values (bytes), and
+    the fields named in `files` as `Upload`s. twisted.web leaves the body unparsed
+    (heihei.web.limits.BoundedRequest); a large multipart body is parsed in a thread, its file
+    parts streamed to disk, so neither the reactor nor memory holds it."""
+    if request.method != b"POST" or request.content is None:
+        return {}
+    kind, options = _content_type(request)
+    if kind == "application/x-www-form-urlencoded":
+        # twisted.web's own parser (bytes in, bytes out); bounded by the site's body cap
+        return parse_qs(_body(request, max_body_bytes), 1)
+    if kind != "multipart/form-data" or not options.get("boundary"):
+        return {}
+    request.content.seek(0, 2)
+    size = request.content.tell()
+    request.content.seek(0)
+
+    def parse() -> dict[str, list]:
+        out: dict[str, list] = {}
+        try:
+            parser = multipart.MultipartParser(
+                request.content, options["boundary"], content_length=size, part_limit=MAX_PARAMS + 1,
+                spool_limit=SPOOL_BYTES, memory_limit=FORM_TEXT_BYTES, disk_limit=max_body_bytes)
+            for part in parser:
+                name = part.name.encode("utf-8", "surrogateescape")
+                if part.name in files:
+                    out.setdefault(name, []).append(Upload(part.file, part.size, part.filename or ""))
+                else:
+                    out.setdefault(name, []).append(part.raw)
+        except multipart.MultipartError as e:
+            raise BadParameter("body", BAD_FORMAT, f"not a readable multipart form ({e})") from None
+        finally:
+            request.content.seek(0)
+        return out
+
+    if size > PARSE_IN_THREAD_BYTES:
+        return threads.deferToThread(parse)
+    return parse()
+
+
+def query_form_json(request, max_body_bytes: int):
+    form = form_fields(request, max_body_bytes)
+    if not isinstance(form, dict):  # a large multipart body: parsed in a thread
+        return form.addCallback(lambda fields: _query_form_json(request, max_body_bytes, fields))
+    return _query_form_json(request, max_body_bytes, form)
+
+
+def _merged(request, form: dict) -> dict:
+    """The query string's values, then the body's over them (the body wins)."""
+    merged = dict(request.args or {})
+    for name, values in form.items():
+        merged[name.encode("utf-8") if isinstance(name, str) else name] = values
+    return merged
+
+
+def _query_form_json(request, max_body_bytes: int, form: dict) -> dict[str, Any]:
     raw: dict[str, Any] = {}
-    # twisted.web merges the query string and an urlencoded/multipart form in request.args
-    for name, values in (request.args or {}).items():
+    for name, values in _merged(request, form).items():
         if not values:
             continue
         try:
@@ -60,9 +140,16 @@ def query_form_json(request, max_body_bytes: int) -> dict[str, Any]:
     return raw
 
 
-def query_form(request, max_value_chars: int, files: tuple[str, ...] = ()) -> dict[str, Any]:
+def query_form(request, max_value_chars: int, files: tuple[str, ...] = ()):
+    form = form_fields(request, site_limit(request), files)
+    if not isinstance(form, dict):
+        return form.addCallback(lambda fields: _query_form(request, max_value_chars, files, fields))
+    return _query_form(request, max_value_chars, files, form)
+
+
+def _query_form(request, max_value_chars: int, files: tuple[str, ...], form: dict) -> dict[str, Any]:
     raw: dict[str, Any] = {}
-    for name, values in (request.args or {}).items():
+    for name, values in _merged(request, form).items():
         if not values:
             continue
         try:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from klein import Klein
+from twisted.internet import defer
 from twisted.logger import Logger
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -158,12 +159,12 @@ async def handle(owner: "Routes", spec: Endpoint, handler: Handler, request, seg
     try:
         strategy = owner.strategy(spec.auth)
         if getattr(strategy, "headers_only", False):
-            # decided from the headers before a byte of the body is read (an unauthenticated
-            # caller cannot make the node parse, or hold, what it sends)
+            # decided from the headers before the body is parsed (an unauthenticated caller cannot
+            # make the node parse what it sends)
             caller = await strategy.authenticate(request, {})
-            raw = surface.read(request)
+            raw = await _read(surface, request)
         else:
-            raw = surface.read(request)
+            raw = await _read(surface, request)
             caller = await strategy.authenticate(request, raw)
         raw.update(segments)
         args = validate(spec, raw)
@@ -184,6 +185,13 @@ async def handle(owner: "Routes", spec: Endpoint, handler: Handler, request, seg
         request.setResponseCode(result.status)
         result = result.value
     return surface.ok(request, result)
+
+
+async def _read(surface: Surface, request) -> dict[str, Any]:
+    raw = surface.read(request)
+    if isinstance(raw, defer.Deferred):  # a large multipart body, parsed in a thread
+        raw = await raw
+    return raw
 
 
 def _render_error(surface: Surface, request, error: WireError) -> bytes:
