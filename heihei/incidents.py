@@ -2,9 +2,9 @@
 Expected trouble, logged once per incident instead of once per event.
 
 A Redis that is down fails every request of every connection for as long as
-it is down; a client sending garbage sends it as fast as it can. Logging each
-event (with a traceback, at that) would bury the log and let a client write
-into it at will. An `Incident` is a named kind of trouble: its first event is
+it is down. Logging each event (with a traceback, at that) would bury the log
+and let clients write into it at will by retrying. (Malformed client input is
+answered in the protocol's own format and not logged at all.) An `Incident` is a named kind of trouble: its first event is
 logged (one warning line, the reason), later ones are counted and summed up
 at most every `report_s`, and the first success after them logs that it is
 over and how many there were.
@@ -65,15 +65,6 @@ class Incident:
 
 #: Redis not answering (heihei.store.client.StoreUnavailable), node-wide
 STORE = Incident("storage unavailable")
-#: malformed client input, per realm
-_BAD_INPUT: dict[str, Incident] = {}
-
-
-def bad_input(realm: str) -> Incident:
-    incident = _BAD_INPUT.get(realm)
-    if incident is None:
-        incident = _BAD_INPUT[realm] = Incident(f"{realm}: malformed client input")
-    return incident
 
 
 def report(failure, log: Logger, message: str, **fields: Any) -> None:

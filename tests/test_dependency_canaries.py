@@ -36,8 +36,9 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.conch.manhole_ssh import TerminalSession, TerminalSessionTransport
 from twisted.internet import defer, protocol, reactor, task, tcp
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.error import CannotListenError
+from twisted.internet.error import CannotListenError, ConnectionDone
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 
 from tests.helpers import wait_until
@@ -430,8 +431,10 @@ def test_subscriber_protocol_passes_each_published_message_to_message_received()
 WEBSOCKET = "heihei/net/websocket.py"
 
 
+@contextmanager
 def open_server_protocol(cls):
-    """An Autobahn server protocol over a memory transport, past its opening handshake."""
+    """An Autobahn server protocol over a memory transport, past its opening handshake; closed
+    at the end, so that its timers (close handshake, drop) do not fire into later tests."""
     factory = WebSocketServerFactory("ws://127.0.0.1:9000", reactor=task.Clock())
     factory.protocol = cls
     proto = factory.buildProtocol(None)
@@ -440,7 +443,10 @@ def open_server_protocol(cls):
     proto.dataReceived(("GET / HTTP/1.1\r\nHost: 127.0.0.1:9000\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
     assert proto.state == proto.STATE_OPEN
-    return factory, proto
+    try:
+        yield factory, proto
+    finally:
+        proto.connectionLost(Failure(ConnectionDone()))
 
 
 def test_autobahn_writes_everything_through_send_data():
@@ -456,23 +462,23 @@ def test_autobahn_writes_everything_through_send_data():
     with internal("autobahn", "WebSocketProtocol.sendData(data, sync, chopsize) as the one write path", WEBSOCKET,
                   "BaseProtocol overrides sendData to batch every write of an iteration, in order"):
         assert params(WebSocketProtocol.sendData) == ["self", "data", "sync", "chopsize"]
-        factory, proto = open_server_protocol(Recording)
-        proto.sendMessage(b"hello")
-        proto.sendPreparedMessage(factory.prepareMessage(b"prepared"))
-        proto.sendPing(b"ping")
-        proto.sendClose(code=1000)
-        assert len(proto.sent) == 5  # the handshake answer, then one per call
-        assert proto.transport.value() == b"".join(proto.sent)  # nothing written around it
+        with open_server_protocol(Recording) as (factory, proto):
+            proto.sendMessage(b"hello")
+            proto.sendPreparedMessage(factory.prepareMessage(b"prepared"))
+            proto.sendPing(b"ping")
+            proto.sendClose(code=1000)
+            assert len(proto.sent) == 5  # the handshake answer, then one per call
+            assert proto.transport.value() == b"".join(proto.sent)  # nothing written around it
 
 
 def test_send_close_frame_sends_any_close_code():
     with internal("autobahn", "WebSocketProtocol.sendCloseFrame(code, reasonUtf8, isReply)", WEBSOCKET,
                   "close_going_away sends 1001 at shutdown, which sendClose refuses"):
         assert params(WebSocketProtocol.sendCloseFrame) == ["self", "code", "reasonUtf8", "isReply"]
-        _, proto = open_server_protocol(WebSocketServerProtocol)
-        start = len(proto.transport.value())
-        proto.sendCloseFrame(code=1001, reasonUtf8=b"bye", isReply=False)
-        assert proto.transport.value()[start:] == b"\x88\x05\x03\xe9bye"
+        with open_server_protocol(WebSocketServerProtocol) as (_, proto):
+            start = len(proto.transport.value())
+            proto.sendCloseFrame(code=1001, reasonUtf8=b"bye", isReply=False)
+            assert proto.transport.value()[start:] == b"\x88\x05\x03\xe9bye"
 
 
 def test_a_prepared_message_carries_its_complete_frame_in_payload_hybi():

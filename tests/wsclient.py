@@ -37,10 +37,18 @@ class _Protocol(WebSocketClientProtocol):
         # Autobahn answers every ping by itself; a client made with answer_pings=False plays a
         # peer that went quiet (a server that counts pongs as life must see it go silent)
         client = self.factory.client
-        if client.answer_pings:
-            super().onPing(payload)
-        else:
+        client.pings_received += 1
+        if not client.answer_pings:
             client.pings_ignored += 1
+        elif client.pong_delay_s:
+            # a distant client: its pong arrives one round trip later
+            reactor.callLater(client.pong_delay_s, self._late_pong, payload)
+        else:
+            super().onPing(payload)
+
+    def _late_pong(self, payload):
+        if self.state == self.STATE_OPEN:
+            self.sendPong(payload)
 
     def onOpen(self):
         self.factory.client._opened(self)
@@ -53,9 +61,11 @@ class _Protocol(WebSocketClientProtocol):
 
 
 class WSClient:
-    def __init__(self, answer_pings: bool = True):
+    def __init__(self, answer_pings: bool = True, pong_delay_s: float = 0.0):
         self.answer_pings = answer_pings
+        self.pong_delay_s = pong_delay_s
         self.pings_ignored = 0
+        self.pings_received = 0
         self.protocol = None
         self.response = None
         self.messages: defer.DeferredQueue = defer.DeferredQueue()
@@ -129,9 +139,9 @@ class WSClient:
 
 async def connect(url: str, *, headers: dict | None = None, origin: str | None = None,
                   timeout: float = DEFAULT_TIMEOUT_S, max_size: int = 16 * 1024 * 1024,
-                  answer_pings: bool = True) -> WSClient:
+                  answer_pings: bool = True, pong_delay_s: float = 0.0) -> WSClient:
     """Open a WebSocket; raises WSError if the server refuses the handshake."""
-    client = WSClient(answer_pings=answer_pings)
+    client = WSClient(answer_pings=answer_pings, pong_delay_s=pong_delay_s)
     factory = WebSocketClientFactory(url, headers=headers, origin=origin)
     factory.setProtocolOptions(maxFramePayloadSize=max_size, maxMessagePayloadSize=max_size,
                                openHandshakeTimeout=timeout)

@@ -306,6 +306,12 @@ class History:
             entries = await self.store.zrangebyscore(hk, low, high, offset=offset, count=count)
         return [Message.from_entry(realm, e) for e in entries]
 
+    async def since_id(self, realm: str, conversation: str, low_id: int, count: int) -> list[Message]:
+        """Up to `count` messages with an id of at least `low_id`, oldest first."""
+        entries = await self.store.zrangebyscore(history_key(realm, conversation), str(low_id), "+inf",
+                                                 offset=0, count=count)
+        return [Message.from_entry(realm, e) for e in entries]
+
     async def latest(self, realm: str, conversation: str, count: int) -> list[Message]:
         """The newest `count` messages, oldest first."""
         if count <= 0:

@@ -35,6 +35,7 @@ from heihei.core.moderation import Moderation
 from heihei.core.model import Message, group_conversation, pair_conversation, room_conversation
 from heihei.core.policy import RateLimiter
 from heihei.core.presence import Presence
+from heihei.core.roomgaps import MAX_CATCH_UP, RoomGaps
 from heihei.core.routing import Router
 from heihei.incidents import report
 
@@ -152,6 +153,9 @@ class Hub:
         #: (realm, room) -> room messages being stored; and those stored, waiting for the rest
         self._room_storing: dict[tuple[str, str], int] = {}
         self._room_batches: dict[tuple[str, str], tuple[list[Message], Any]] = {}
+        #: rooms reading their history again after the bus was away: bus messages wait meanwhile
+        self._room_catching: set[tuple[str, str]] = set()
+        self.room_gaps = RoomGaps()
         self.acks = InboxAcks(self.inbox, clock)
 
     def register_realm(self, realm: str, renderer: Renderer, on_notice: NoticeHandler | None = None) -> None:
@@ -162,11 +166,14 @@ class Hub:
     async def start(self) -> None:
         self.bus.start()
         self.store.on_resubscribed.append(self._catch_up_all)
+        self.store.on_bus_lost.append(self._bus_lost)
         await self.presence.start()
 
     async def stop(self) -> None:
         if self._catch_up_all in self.store.on_resubscribed:
             self.store.on_resubscribed.remove(self._catch_up_all)
+        if self._bus_lost in self.store.on_bus_lost:
+            self.store.on_bus_lost.remove(self._bus_lost)
         self.bus.stop()
         await self.acks.flush()
         await self.presence.stop()
@@ -290,7 +297,7 @@ class Hub:
         """Deliver a room message here now, or with the room's messages still being stored (`wait`)."""
         batch = self._room_batches.get(where)
         if batch is None and not wait:
-            self._deliver_local(message, self.presence.local_room(*where))
+            self._deliver_room_message(where, message)
             return
         if batch is None:
             timer = self.clock.callLater(ROOM_BATCH_MAX_WAIT_S, self._release_room, where)
@@ -304,7 +311,14 @@ class Hub:
         if timer is not None and timer.active():
             timer.cancel()
         for message in messages:
-            self._deliver_local(message, self.presence.local_room(*where))
+            self._deliver_room_message(where, message)
+
+    def _deliver_room_message(self, where: tuple[str, str], message: Message) -> None:
+        members = self.presence.local_room(*where)
+        if not members:
+            self.room_gaps.forget(where)
+        elif self.room_gaps.first_time(where, message.id):
+            self._deliver_local(message, members)
 
     # -- notices ---------------------------------------------------------------------------
 
@@ -376,8 +390,8 @@ class Hub:
             message = Message.from_entry(realm, packet["e"])
             self._deliver_to_users(message, packet["us"], ack=set(packet.get("ack", ())))
         elif kind == "r":
-            message = Message.from_entry(realm, packet["e"])
-            self._deliver_local(message, self.presence.local_room(realm, packet["room"]))
+            where = (realm, packet["room"])
+            self._deliver_to_room(where, Message.from_entry(realm, packet["e"]), wait=where in self._room_catching)
         elif kind == "n":
             self._notice_here(realm, Notice.unpacked(packet["n"]), self.presence.local_room(realm, packet["room"]))
         elif kind == "nu":
@@ -450,15 +464,52 @@ class Hub:
             groups.setdefault(renderer.variant(message, client), []).append(client)
         return list(groups.items())
 
+    def _bus_lost(self) -> None:
+        self.room_gaps.bus_lost(self.now_ms())
+
     def _catch_up_all(self) -> None:
-        """The bus is back after Redis went away: messages published meanwhile reached nobody, but
-        they are in the inboxes, so every connection that replays its inbox gets it again."""
+        """The bus is back after Redis went away: messages published meanwhile reached nobody. They
+        are in the inboxes, so every connection that keeps one gets it again; rooms read their
+        history from shortly before the gap (heihei.core.roomgaps)."""
         sessions = [c.session for users in self.presence.users.values() for conns in users.values() for c in conns
                     if getattr(c, "session", None) is not None]
-        self._log.info("the bus is back: {n} connections catch up on their inboxes", n=len(sessions))
+        lost_at = self.room_gaps.bus_back()
+        rooms = [where for where, members in self.presence.rooms.items() if members and where[0] in self.renderers]
+        if lost_at is None:
+            rooms = []
+        self._log.info("the bus is back: {n} connections catch up on their inboxes, {r} rooms on their history",
+                       n=len(sessions), r=len(rooms))
         for session in sessions:
             defer.Deferred.fromCoroutine(session.catch_up()).addErrback(
                 lambda f: report(f, self._log, "catching up after the bus came back failed"))
+        for where in rooms:
+            defer.Deferred.fromCoroutine(self._catch_up_room(where, lost_at)).addErrback(
+                lambda f: report(f, self._log, "catching a room up after the bus came back failed"))
+
+    async def _catch_up_room(self, where: tuple[str, str], lost_at_ms: int) -> int:
+        """Deliver the room messages stored since shortly before the gap that this node has not
+        delivered, in order; live room traffic waits meanwhile."""
+        self._room_storing[where] = self._room_storing.get(where, 0) + 1  # own sends wait too
+        self._room_catching.add(where)
+        delivered = 0
+        try:
+            missed = await self.history.since_id(where[0], room_conversation(where[1]),
+                                                 self.room_gaps.catch_up_floor(where, lost_at_ms), MAX_CATCH_UP)
+            for message in missed:
+                if self.room_gaps.first_time(where, message.id):
+                    self._deliver_local(message, self.presence.local_room(*where))
+                    delivered += 1
+        finally:
+            self._room_catching.discard(where)
+            left = self._room_storing.pop(where) - 1
+            if left:
+                self._room_storing[where] = left
+            elif where in self._room_batches:
+                self._release_room(where)
+        if delivered:
+            self._log.info("room {room} of {realm}: {n} messages caught up after the bus gap",
+                           room=where[1], realm=where[0], n=delivered)
+        return delivered
 
     async def catch_up(self, client: IClient) -> int:
         """`deliver_pending` again for a connection that is already logged in (live messages held)."""

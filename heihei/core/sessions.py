@@ -151,6 +151,7 @@ class Session:
         self.credential: str | None = None
         #: the realm sends this connection the user's inbox at login (and again after Redis comes back)
         self.replays = False
+        self.keeps_inbox = False
 
     @property
     def hub(self):
@@ -175,6 +176,7 @@ class Session:
         conn = self.conn
         conn.user = user
         self.replays = replay
+        self.keeps_inbox = replay or hold
         self.logged_in()
         await self.hub.connect(conn, replay=replay or hold)
         for room in rooms:
@@ -193,8 +195,9 @@ class Session:
 
     async def catch_up(self) -> int:
         """Send what the inbox holds again (after the bus was down, live delivery may have missed it),
-        live messages held meanwhile; only for connections that replay at login."""
-        if not self.replays or self._closed or not self.conn.connection_open:
+        live messages held meanwhile; for connections whose user has an inbox (those that replay it
+        at login, and those whose client pulls it: that client does not know it should pull now)."""
+        if not self.keeps_inbox or self._closed or not self.conn.connection_open:
             return 0
         return await self.hub.catch_up(self.conn)
 

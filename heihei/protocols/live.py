@@ -46,8 +46,10 @@ from heihei.core.model import Message
 from heihei.jsonsafe import BadJSON, decode_json_object, encode_json
 from heihei.live import service as live
 from heihei.core.hub import Notice
+from heihei.incidents import STORE
 from heihei.live.service import EVENT_REMOVED, EVENT_TOTAL, LiveError, LiveService
 from heihei.net.websocket import BaseProtocol
+from heihei.store.client import StoreUnavailable
 
 _log = Logger()
 
@@ -198,6 +200,9 @@ class LiveProtocol(BaseProtocol):
             await handler(self, data)
         except LiveError as e:
             self._refuse(cmd, e.reason)
+        except StoreUnavailable as e:  # expected while Redis is away: one log line per incident
+            STORE.happened(str(e), during=f"live {cmd}")
+            self._send(cmd, *INTERNAL)
         except Exception:
             _log.failure("live {cmd} failed for {peer}", cmd=cmd, peer=self.peer)
             self._send(cmd, *INTERNAL)

@@ -71,6 +71,7 @@ class _Subscriber(_BatchedWrites, txredisapi.SubscriberProtocol):
     def connectionLost(self, why):
         if not self.factory.disconnectCalled:
             self._log.warn("redis subscriber connection lost ({why}); reconnecting", why=why.getErrorMessage())
+            self.factory.store._subscriber_lost()
         self.factory.store._subscriber = None
         return super().connectionLost(why)
 
@@ -110,6 +111,8 @@ class Store(Service):
         self._clock_sync = None
         #: called (with no argument) each time the subscriber connection is up again after a loss
         self.on_resubscribed: list[Callable[[], None]] = []
+        #: called when the subscriber connection drops (not at shutdown): published messages go nowhere now
+        self.on_bus_lost: list[Callable[[], None]] = []
         self._subscriber_was_up = False
 
     # -- lifecycle -------------------------------------------------------------
@@ -301,6 +304,13 @@ class Store(Service):
             d.addCallback(lambda _: self._resubscribed())
         self._subscriber_was_up = True
 
+    def _subscriber_lost(self) -> None:
+        for hook in list(self.on_bus_lost):
+            try:
+                hook()
+            except Exception:
+                self._log.failure("a bus-lost hook failed")
+
     def _resubscribed(self) -> None:
         for hook in list(self.on_resubscribed):
             try:
@@ -309,6 +319,8 @@ class Store(Service):
                 self._log.failure("a resubscription hook failed")
 
     def _subscribe_failed(self, failure, channel):
+        if self._sub_factory is None or self._sub_factory.disconnectCalled:
+            return  # stopping: the connection went before the (un)subscription was answered
         self._log.error("subscribing to {channel} failed: {why}", channel=channel, why=failure.getErrorMessage())
 
     def _dispatch(self, channel, message) -> None:

@@ -89,6 +89,7 @@ OVERSIZE = "oversize"        # a message over max_message_bytes closes with 1009
 SHUTDOWN = "shutdown"        # SIGTERM: every client gets 1001
 SILENT_PEER = "silent_peer"  # a peer that stops answering is closed, on the node clock
 CLEANUP = "cleanup"          # a stopped node leaves no presence in Redis
+LOGIN_FIRST = "login_first"  # the login answer comes first, then the replay, then live traffic
 
 # -- events -------------------------------------------------------------------------------------
 MESSAGE = "message"
@@ -456,7 +457,8 @@ class BossDriver(Driver):
 
     realm = "boss"
     listener = "boss"
-    capabilities = frozenset({AUTH, CROSS_NODE, OFFLINE, BAD_FRAME, OVERSIZE, SHUTDOWN, SILENT_PEER, CLEANUP})
+    capabilities = frozenset({AUTH, CROSS_NODE, OFFLINE, BAD_FRAME, OVERSIZE, SHUTDOWN, SILENT_PEER, CLEANUP,
+                              LOGIN_FIRST})
     refusal = ("login", 401)
     bad_frame = "nonsense"
     bad_frame_error = 400
@@ -524,7 +526,7 @@ class JimDriver(Driver):
 
     realm = "jim"
     listener = "jim"
-    capabilities = frozenset({AUTH, CROSS_NODE, OFFLINE, OFFLINE_PULL, CLIENT_ID, BAD_FRAME, OVERSIZE, SHUTDOWN,
+    capabilities = frozenset({AUTH, CROSS_NODE, OFFLINE, OFFLINE_PULL, CLIENT_ID, BAD_FRAME, OVERSIZE, SHUTDOWN, LOGIN_FIRST,
                               SILENT_PEER, CLEANUP})
     refusal = ("handshake", 401)
     bad_frame = "this is not JSON"

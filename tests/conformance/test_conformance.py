@@ -16,9 +16,8 @@ import pytest_twisted
 from twisted.internet import defer, task
 
 from heihei.core.presence import NODES_KEY, node_index_key, user_key
-from tests.conformance.drivers import (AUTH, BAD_FRAME, CLEANUP, CLIENT_ID, CROSS_NODE, ERROR, OFFLINE, OFFLINE_PULL,
-                                       OVERSIZE,
-                                       SILENT_PEER, Refused, realms_with)
+from tests.conformance.drivers import (AUTH, BAD_FRAME, CLEANUP, CLIENT_ID, CROSS_NODE, ERROR, LOGIN_FIRST, MESSAGE,
+                                       OFFLINE, OFFLINE_PULL, OVERSIZE, SILENT_PEER, Refused, realms_with)
 
 #: messages a user gets while away, in the offline case
 OFFLINE_COUNT = 5
@@ -217,3 +216,41 @@ async def test_a_stopped_node_leaves_no_presence_in_redis(driver, nodes, redis):
     assert presence_of(r, node_id) == set()
     assert r.zscore(NODES_KEY, node_id) is None
     assert not r.exists(node_index_key(node.node_id))
+
+
+@pytest.mark.parametrize("driver", realms_with(LOGIN_FIRST), indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_the_login_answer_comes_before_any_message(driver, nodes):
+    """Messages sent to a user while the user logs in (stored ones and live ones) all come after the
+    login answer: a client that ignores frames before it (J-IM's do) loses none (issue 16)."""
+    node = await driver.start_node(nodes)
+    sender_creds, receiver_creds = await driver.credentials(node, 0), await driver.credentials(node, 1)
+    sender = await driver.connect(node, sender_creds)
+    for i in range(3):
+        await driver.send(sender, receiver_creds, f"stored{i}")  # while the receiver is away
+    sending = True
+
+    async def keep_sending() -> int:
+        n = 0
+        while sending:
+            await driver.send(sender, receiver_creds, f"live{n}")
+            n += 1
+        return n
+
+    traffic = defer.ensureDeferred(keep_sending())
+    receiver = await driver.connect(node, receiver_creds)
+    sending = False
+    sent = await traffic
+    await driver.send(sender, receiver_creds, "marker")
+    texts = await receiver.texts_until(sender.user, "marker")
+    receiver.mark()
+    first = receiver.events[0]
+    assert first.kind != MESSAGE, f"{driver.realm}: a message came before the login answer: {receiver.events[:3]!r}"
+    stored = [t for t in texts if t.startswith("stored")]
+    live = [t for t in texts if t.startswith("live")]
+    # what the realm replays at login comes in order before the live traffic, then the live traffic in order
+    assert stored in ([], ["stored0", "stored1", "stored2"]), texts
+    assert live == sorted(live, key=lambda t: int(t[4:])) and len(set(live)) == len(live), texts
+    assert sent >= 1 and texts[-1] == "marker"
+    await receiver.client.close()
+    await sender.client.close()

@@ -5,7 +5,7 @@ import re
 
 import pytest_twisted
 
-from tests.helpers import sleep
+from tests.helpers import sleep, wait_until
 from tests.jim.helpers import ask, chat, extra, login, post, register
 
 ID = re.compile(r"^[0-9a-f]{32}$")
@@ -172,3 +172,68 @@ async def test_a_node_stopping_says_goodbye_and_cleans_up(nodes):
     finally:
         globalLogPublisher.removeObserver(observe)
     assert failures == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_login_answer_is_the_first_frame_even_with_a_message_arriving_during_login(nodes):
+    """A chat sent to a user whose connection is registered but not yet answered (cmd 6) waits until
+    the answer is written: J-IM clients ignore what comes before it (issue 16: 156 of 150 logins)."""
+    from twisted.internet import defer
+
+    node = await nodes.start("a", extra())
+    await register(node, "v1")
+    await register(node, "agent", 1)
+    sender = await login(node, "tok-v1")
+    jim = node.factories["jim"].context
+    held, release = [], defer.Deferred()
+    real_user = jim.user
+
+    async def slow_user(user):  # the login's last lookup before it answers waits for the test
+        if user == "agent" and not held:
+            held.append(user)
+            await release
+        return await real_user(user)
+
+    jim.user = slow_user
+    from tests.wsclient import connect
+    from tests.conftest import ws_url
+
+    agent = await connect(ws_url(node, "jim", "/?token=tok-agent"))
+    await wait_until(lambda: held, what="the agent's login to reach its last step")
+    # the agent is online (its presence is registered): the chat is delivered live, now
+    assert (await ask(sender, chat("v1", "agent", "during login")))["code"] == 10000
+    release.callback(None)
+    first = await agent.next_json()
+    assert first["command"] == 6 and first["code"] == 10007
+    second = await agent.next_json()
+    assert second["command"] == 11 and second["data"]["content"] == "during login"
+    await agent.close()
+    await sender.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_message_published_while_the_bus_was_away_is_pushed_once_it_is_back(nodes, redis):
+    """cmd 12 says 10000 (the receiver is online), but node b's subscriber is reconnecting, so the
+    push reaches nobody (chaos defect 2). A jim client pulls its inbox only at login; once the bus
+    is back, the node pushes what the inbox kept instead of leaving it for the next login."""
+    a = await nodes.start("a", extra())
+    b = await nodes.start("b", extra())
+    await register(a, "sender")
+    await register(a, "receiver")
+    sender = await login(a, "tok-sender")
+    receiver = await login(b, "tok-receiver")
+    redis["client"].execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    answer = await ask(sender, chat("sender", "receiver", "while the bus was away"))
+    assert (answer["command"], answer["code"]) == (12, 10000)
+    pushed = await receiver.next_json(timeout=10)
+    assert (pushed["command"], pushed["data"]["content"]) == (11, "while the bus was away")
+    # confirmed like any push: it is not pulled again
+    await wait_until(lambda: _inbox_is_empty(b, "receiver"), what="the pushed message to be confirmed")
+    pulled = await ask(receiver, {"cmd": 19, "type": 0, "userId": "receiver"})
+    assert pulled["data"] == {"friends": {}, "groups": {}, "userid": "receiver"}
+    for client in (sender, receiver):
+        await client.close()
+
+
+async def _inbox_is_empty(node, user) -> bool:
+    return await node.hub.inbox.count("jim", user) == 0

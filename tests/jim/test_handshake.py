@@ -12,7 +12,7 @@ from twisted.web import resource, server
 
 from tests.conftest import ws_url
 from tests.helpers import sleep
-from tests.jim.helpers import extra, login, register
+from tests.jim.helpers import chat, extra, login, register
 from tests.wsclient import WSError, connect
 
 SECRET = "hook-secret"
@@ -131,3 +131,30 @@ async def test_a_client_gone_during_authentication_is_never_opened(nodes, back_e
     await sleep(1.3)  # the hook times out after the client left
     assert node.factories["jim"].clients == set()
     assert node.hub.presence.users["jim"] == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_token_given_to_someone_else_closes_its_connections_on_every_node(nodes):
+    a = await nodes.start("a", extra())
+    b = await nodes.start("b", extra())
+    await register(a, "u1", token="shared-desk")
+    await register(a, "u1", token="u1-phone")
+    desk = await login(b, "shared-desk")
+    phone = await login(b, "u1-phone")
+    await register(a, "u2", token="shared-desk")  # the app back end gives the token to u2
+    await desk.wait_closed()
+    assert desk.close_code == 4401
+    # u1's other connection stays, and the token now opens u2's
+    u2 = await login(a, "shared-desk")
+    assert u2.login["data"]["user"]["id"] == "u2"
+    u2.send(json.dumps(chat("u2", "u1", "hello")))
+    got = await phone.next_json()
+    assert (got["command"], got["data"]["content"]) == (11, "hello")
+    assert phone.close_code is None
+    # registering the same user with its own token again closes nothing
+    await register(a, "u2", token="shared-desk")
+    u2.send(json.dumps(chat("u2", "u1", "again")))
+    assert (await phone.next_json())["data"]["content"] == "again"
+    assert u2.close_code is None
+    for client in (phone, u2):
+        await client.close()

@@ -354,3 +354,26 @@ async def test_switching_rooms_too_fast_is_1002(nodes, wechat, clock):
         assert answer["code"] == 1
     finally:
         await viewer.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_answers_come_in_the_order_the_frames_were_sent(nodes, wechat, clock):
+    """A refusal decided without Redis waits its turn behind the commands sent before it (before,
+    a bad frame sent after an Open was answered first)."""
+    node = await start_live(nodes, wechat, clock)
+    await put_activity(node)
+    viewer = await Viewer.connect(node)
+    try:
+        viewer.send("Open", activityId="1001")
+        viewer.send_raw("not json")
+        viewer.send("Nope")
+        viewer.send("History", activityId="1001", count=5)
+        viewer.send_raw("{}")
+        cmds = []
+        while len(cmds) < 5:
+            got = await viewer.next()
+            if got["cmd"] != "Total":  # the room total the Open pushes
+                cmds.append((got["cmd"], got["code"]))
+        assert cmds == [("Open", 1), ("", -1006), ("Nope", -1008), ("History", 1), ("", -1006)]
+    finally:
+        await viewer.close()
