@@ -91,6 +91,16 @@ class RedisProc:
         except OSError:
             return False
 
+    def dbsize(self) -> int | None:
+        """Keys in db 0 (to see the AOF brought them back), None if Redis does not answer."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"DBSIZE\r\n")
+                answer = s.recv(64)
+            return int(answer[1:].split(b"\r\n")[0]) if answer.startswith(b":") else None
+        except (OSError, ValueError):
+            return None
+
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> float:
         t = time.monotonic()
         while time.monotonic() - t < timeout:
@@ -209,10 +219,12 @@ async def inject(world: World, redis: RedisProc, nodes: list[NodeProc], plan, fi
             await off(node.wait_healthy)
         elif kind == "kill-redis":
             entry["fault"] = "kill -9 redis-server"
+            entry["keys_before"] = await off(redis.dbsize)
             await off(redis.kill9)
             await asyncio.sleep(REDIS_DOWN_S)
             redis.start()
             await off(redis.wait_ready)
+            entry["keys_after_reload"] = await off(redis.dbsize)
             entry["redis_back_s"] = round(world.now() - entry["t"], 2)
             for node in nodes:
                 await off(node.wait_healthy)
@@ -226,7 +238,9 @@ async def inject(world: World, redis: RedisProc, nodes: list[NodeProc], plan, fi
         entry["end"] = round(world.now(), 2)
         entry["back_s"] = round(entry["end"] - entry["t"], 2)
         timeline.append(entry)
-        print(f"  [{entry['t']:7.2f}] {entry['fault']}: everything back after {entry['back_s']:.2f} s", flush=True)
+        keys = f" (keys {entry['keys_before']} before, {entry['keys_after_reload']} after the AOF reload)" \
+            if "keys_before" in entry else ""
+        print(f"  [{entry['t']:7.2f}] {entry['fault']}: everything back after {entry['back_s']:.2f} s{keys}", flush=True)
 
 
 # -- set-up through the real APIs ------------------------------------------------------------------
