@@ -26,8 +26,8 @@ after the message; jim: cmd 12 with code 10000 or 10001; heihei (push
 channel): the sender's own copy of the IM (with its `clientMsgId` and a
 `msgId`); live: the sender's own copy of the room message (`my` "1").
 
-    /work/venv/bin/python bench/chaos.py              # full: about 6 minutes
-    /work/venv/bin/python bench/chaos.py --quick      # about a minute, results in /tmp
+    /work/venv/bin/python bench/chaos.py              # full: about 5 minutes
+    /work/venv/bin/python bench/chaos.py --quick      # under a minute, results in /tmp
 """
 
 from __future__ import annotations
