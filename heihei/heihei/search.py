@@ -18,11 +18,16 @@ Layout (realm "heihei", every key from `heihei.store.keys.key`):
   `3` each run of three narrow characters (Latin, digits, ...); `w` the first
   one and two narrow characters of the name and of each word (narrow text
   after a separator or after a wide character).
-- `sn:heihei:<id // 128>` HASH id -> the normalised name as indexed (buckets
-  of 128 ids stay small, compact hashes). It is how the index knows which
-  grams to take away at a rename, and what multi-gram candidates are checked
-  against. An empty name is kept too: it marks the user as indexed.
-- `shei:heihei` ZSET id scored by heiNum (exact and prefix as score ranges).
+- `sn:heihei:<id // 128>` HASH id -> `<heiNum>|<normalised name>` as indexed
+  (buckets of 128 ids stay small, compact hashes). It is how the index knows
+  which grams and heiNum to take away at a rename, and what multi-gram
+  candidates are checked against. It marks the user as indexed (the exact id
+  match), also with an empty name.
+- `shei:heihei:<heiNum // 100>` ZSET id scored by heiNum: consecutive heiNums
+  share a small compact set (a single sorted set of every heiNum would cost
+  about 100 bytes per user, these about 15); exact and prefix matches are
+  score ranges over the sets that cover them. `sheimax:heihei` the highest
+  heiNum indexed (how far prefix ranges go).
 - `stmp:heihei` scratch set of the search script, deleted before it returns
   (scripts run one at a time, so one key serves every caller).
 - `sreindex:heihei` the SCAN cursor of a `reindex_all` under way.
@@ -57,11 +62,21 @@ Bounds (a `Refused(BAD_REQUEST)` says which was broken): the query's length
 before (`MAX_QUERY_INPUT_CHARS`) and after normalisation
 (`MAX_QUERY_CHARS`), the page (`MAX_LIMIT`) and how deep one may page
 (`MAX_WINDOW`). Without refusing: at most `MAX_QUERY_GRAMS` grams of a query
-are intersected (the first, the last and evenly spaced ones between; the
-check against the stored name keeps the answer exact), and at most
-`max_candidates` members of the smallest set are examined. Beyond that the
-best `max_candidates` of that set (by its own ranking) are the ones
-considered, and the total is an estimate scaled from them (`Page.estimated`).
+are used (the first, the last and evenly spaced ones between; the check
+against the stored name keeps the answer exact), and at most
+`max_candidates` candidates are examined. When the smallest of the query's
+sets is no larger than that, the sets are intersected (ZINTERSTORE, its cost
+bounded by that set's size); when every set is larger, the first gram's set
+is walked in rank order and each member checked for the other grams, so the
+page is still in rank order but only the first `max_candidates` members are
+looked at.
+
+Totals: a single-gram query without a check (one or two CJK characters,
+three Latin letters, a word start) is answered from its set alone: exact
+total, O(log n + page). Otherwise candidates are checked one by one: all of
+them when there are at most `EXACT_BELOW` (exact total), else only until the
+page is full, and the total is estimated from the share that matched
+(`Page.estimated`).
 
 Cost of a very common character (say 王 in one name in twenty): the answer
 is its unigram set itself, so a page is ZCARD + ZRANGE by rank, O(log n +
@@ -108,6 +123,9 @@ MAX_LIMIT = 50
 MAX_WINDOW = 500
 #: members of the smallest set examined by one query, by default
 MAX_CANDIDATES = 1000
+#: candidates (after intersecting) that are all checked, for an exact total; beyond, checking stops
+#: once the page is full and the total is estimated
+EXACT_BELOW = 128
 #: characters of a name that are indexed
 MAX_NAME_CHARS = 32
 #: a heiNum has at most this many digits (sorted-set scores are exact below 2^53)
@@ -116,6 +134,10 @@ MAX_HEINUM_DIGITS = 15
 MIN_HEINUM_PREFIX_DIGITS = 3
 #: ids per names hash
 NAME_BUCKET = 128
+#: heiNums per heiNum set (consecutive heiNums share one small, compact sorted set)
+HEINUM_BUCKET = 100
+#: heiNum sets counted for one prefix query at most (beyond, the total is estimated)
+MAX_HEINUM_SETS = 256
 #: user ids are below this (the recency part of a score has 40 bits)
 MAX_USER_ID = 2 ** 40
 #: tries of a change that keeps losing a race with another writer of the same user
@@ -127,19 +149,20 @@ _POS_CAP = 63
 _LEN_CAP = 63
 
 INDEX = Script("heihei_search_index", r"""
--- ARGV: 1 heiNum zset, 2 record count, then per record:
+-- ARGV: 1 heiNum set prefix, 2 heiNum bucket size, 3 highest-heiNum key, 4 record count, then per record:
 --   op ('i' index if the profile agrees, 'p' write profile fields then index, 'u' unindex),
 --   uid, names hash, user hash, '1' if an entry is expected (else '0'), the expected entry,
---   the new entry, the profile's displayName and heiNum that 'i' requires, the heiNum to index ('' none),
+--   the new name, the profile's displayName and heiNum that 'i' requires, the heiNum to index ('' none),
 --   P, P field/value pairs ('p' writes them), R, R gram keys to leave, A, A (gram key, score) pairs to join.
--- Returns one code per record: 1 done, 0 the entry was not the expected one (nothing done),
--- 2 the profile holds another name or heiNum, 3 there is no profile.
-local hei = ARGV[1]
-local i = 3
+-- An entry is '<heiNum>|<name>'. Returns one code per record: 1 done, 0 the entry was not the expected
+-- one (nothing done), 2 the profile holds another name or heiNum, 3 there is no profile.
+local hprefix, hbucket, maxkey = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local function hkey(h) return hprefix .. string.format('%d', math.floor(tonumber(h) / hbucket)) end
+local i = 5
 local codes = {}
-for r = 1, tonumber(ARGV[2]) do
+for r = 1, tonumber(ARGV[4]) do
   local op, uid, nkey, ukey = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local has, expected, entry = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local has, expected, name = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local gname, ghei, heinum = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
   i = i + 10
   local np = tonumber(ARGV[i]); local p0 = i + 1; i = p0 + 2 * np
@@ -165,12 +188,16 @@ for r = 1, tonumber(ARGV[2]) do
     end
     for j = r0, r0 + nr - 1 do redis.call('ZREM', ARGV[j], uid) end
     for j = a0, a0 + 2 * na - 1, 2 do redis.call('ZADD', ARGV[j], ARGV[j + 1], uid) end
+    local oldhei = current and string.match(current, '^(%d*)|') or ''
+    if oldhei ~= '' and (op == 'u' or oldhei ~= heinum) then redis.call('ZREM', hkey(oldhei), uid) end
     if op == 'u' then
       redis.call('HDEL', nkey, uid)
-      redis.call('ZREM', hei, uid)
     else
-      redis.call('HSET', nkey, uid, entry)
-      if heinum ~= '' then redis.call('ZADD', hei, heinum, uid) else redis.call('ZREM', hei, uid) end
+      redis.call('HSET', nkey, uid, heinum .. '|' .. name)
+      if heinum ~= '' and heinum ~= oldhei then
+        redis.call('ZADD', hkey(heinum), heinum, uid)
+        if tonumber(heinum) > tonumber(redis.call('GET', maxkey) or '0') then redis.call('SET', maxkey, heinum) end
+      end
     end
   end
   codes[r] = code
@@ -179,15 +206,17 @@ return codes
 """)
 
 SEARCH = Script("heihei_search", r"""
--- ARGV: 1 heiNum zset, 2 names hash prefix, 3 names bucket size, 4 scratch key, 5 offset, 6 limit,
---       7 most candidates examined, 8 the query if it is a canonical number (else ''),
---       9 fewest digits of a heiNum prefix, 10 most digits of a heiNum, 11 the normalised query,
---       12 '1' to check candidates against the stored names, 13 G, then G gram keys (the first ranks).
--- Returns {total, 1 if the total is an estimate, uids of the page...}.
-local heikey, nprefix, bucket, tmp = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local offset, limit, maxc = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local digits, minpre, maxdig = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
-local needle, verify, ng = ARGV[11], ARGV[12] == '1', tonumber(ARGV[13])
+-- ARGV: 1 heiNum set prefix, 2 heiNum bucket size, 3 highest-heiNum key, 4 names hash prefix,
+--       5 names bucket size, 6 scratch key, 7 offset, 8 limit, 9 most candidates examined,
+--       10 the query if it is a canonical number (else ''), 11 fewest digits of a heiNum prefix,
+--       12 most heiNum sets counted, 13 the normalised query, 14 '1' to check candidates against the stored
+--       names, 15 walk every candidate when there are at most this many, 16 G, then G gram keys (the first
+--       ranks). Returns {total, 1 if the total is an estimate, uids of the page...}.
+local hprefix, hbucket, maxkey = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local nprefix, bucket, tmp = ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local offset, limit, maxc = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local digits, minpre, maxsets = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
+local needle, verify, exact_below, ng = ARGV[13], ARGV[14] == '1', tonumber(ARGV[15]), tonumber(ARGV[16])
 
 local page, rank, total, estimated = {}, 0, 0, 0
 local function take(uid)
@@ -197,47 +226,64 @@ end
 local function names_key(uid)
   return nprefix .. string.format('%d', math.floor(tonumber(uid) / bucket))
 end
+local function hkey(b) return hprefix .. string.format('%.0f', b) end
 
 local k = #digits
 local idself = nil
 -- listed by the heiNum sections (exact, or prefix for long enough queries)?
 local function by_heinum(uid)
-  local h = redis.call('ZSCORE', heikey, uid)
-  if not h then return false end
-  h = string.format('%.0f', tonumber(h))
+  local v = redis.call('HGET', names_key(uid), uid)
+  local h = v and string.match(v, '^(%d*)|') or ''
+  if h == '' then return false end
   return h == digits or (k >= minpre and #h > k and string.sub(h, 1, k) == digits)
 end
 
 if k > 0 then
-  for _, uid in ipairs(redis.call('ZRANGEBYSCORE', heikey, digits, digits, 'LIMIT', 0, 16)) do
+  local n = tonumber(digits)
+  for _, uid in ipairs(redis.call('ZRANGEBYSCORE', hkey(math.floor(n / hbucket)), digits, digits, 'LIMIT', 0, 16)) do
     total = total + 1; take(uid)
   end
   if redis.call('HEXISTS', names_key(digits), digits) == 1 and not by_heinum(digits) then
     total = total + 1; take(digits); idself = digits
   end
   if k >= minpre then
-    for len = k + 1, maxdig do
+    -- longer heiNums starting with the digits: per length, the sets of the range in order
+    local highest = tonumber(redis.call('GET', maxkey) or '0')
+    local counted, skipped = 0, 0
+    for len = k + 1, #string.format('%.0f', highest) do
       local span = 10 ^ (len - k)
-      local lo = tonumber(digits) * span
-      local los, his = string.format('%.0f', lo), string.format('%.0f', lo + span - 1)
-      local c = redis.call('ZCOUNT', heikey, los, his)
-      total = total + c
-      if c > 0 and #page < limit and rank + c > offset then
-        local skip = math.max(offset - rank, 0)
-        local got = redis.call('ZRANGEBYSCORE', heikey, los, his, 'LIMIT', skip, limit - #page)
-        rank = rank + skip
-        for _, uid in ipairs(got) do take(uid) end
-        rank = rank + c - skip - #got
-      else
-        rank = rank + c
+      local lo = n * span
+      local hi = math.min(lo + span - 1, highest)
+      local los, his = string.format('%.0f', lo), string.format('%.0f', hi)
+      local first, last = math.floor(lo / hbucket), math.floor(hi / hbucket)
+      for b = first, last do
+        if counted >= maxsets then skipped = skipped + 1 else
+          counted = counted + 1
+          local key = hkey(b)
+          local c = redis.call('ZCOUNT', key, los, his)
+          total = total + c
+          if c > 0 and #page < limit and rank + c > offset then
+            local skip = math.max(offset - rank, 0)
+            local got = redis.call('ZRANGEBYSCORE', key, los, his, 'LIMIT', skip, limit - #page)
+            rank = rank + skip
+            for _, uid in ipairs(got) do take(uid) end
+            rank = rank + c - skip - #got
+          else
+            rank = rank + c
+          end
+        end
       end
+    end
+    if skipped > 0 then  -- too many sets to count: the rest as dense as those counted
+      estimated = 1
+      total = total + math.floor(skipped * total / math.max(counted, 1) + 0.5)
     end
   end
 end
 
 if ng > 0 then
   local grams = {}
-  for j = 1, ng do grams[j] = ARGV[13 + j] end
+  for j = 1, ng do grams[j] = ARGV[16 + j] end
   if ng == 1 and not verify and k == 0 then
     -- the set is the answer, in order: a page is a range of ranks
     local c = redis.call('ZCARD', grams[1])
@@ -254,43 +300,49 @@ if ng > 0 then
       cards[j] = redis.call('ZCARD', grams[j])
       if cards[j] < cards[smallest] then smallest = j end
     end
-    local examined = math.min(cards[smallest], maxc)
-    if examined > 0 then
-      local src = grams[1]
-      if ng > 1 then
+    if cards[smallest] > 0 then
+      -- candidates in rank order: the intersection when the smallest set is small enough to take
+      -- whole, else the first gram's own set, whose members are checked for the other grams
+      local src, others = grams[1], {}
+      if ng > 1 and cards[smallest] <= maxc then
         local args = {'ZINTERSTORE', tmp, ng}
-        local weights = {}
-        if cards[smallest] > maxc then
-          redis.call('ZRANGESTORE', tmp, grams[smallest], 0, maxc - 1)
-          args[#args + 1] = tmp; weights[1] = (smallest == 1) and 1 or 0
-          for j = 1, ng do
-            if j ~= smallest then args[#args + 1] = grams[j]; weights[#weights + 1] = (j == 1) and 1 or 0 end
-          end
-        else
-          for j = 1, ng do args[#args + 1] = grams[j]; weights[j] = (j == 1) and 1 or 0 end
-        end
+        for j = 1, ng do args[#args + 1] = grams[j] end
         args[#args + 1] = 'WEIGHTS'
-        for _, w in ipairs(weights) do args[#args + 1] = w end
+        for j = 1, ng do args[#args + 1] = (j == 1) and 1 or 0 end
         redis.call(unpack(args))
         src = tmp
+      elseif ng > 1 then
+        for j = 2, ng do others[#others + 1] = j end
+        table.sort(others, function(x, y) return cards[x] < cards[y] end)
       end
-      local candidates = redis.call('ZRANGE', src, 0, maxc - 1)
-      if ng > 1 then redis.call('DEL', tmp) end
-      local found = 0
-      for _, uid in ipairs(candidates) do
-        local ok = not (k > 0 and (uid == idself or by_heinum(uid)))
-        if ok and verify then
-          local v = redis.call('HGET', names_key(uid), uid)
-          ok = v and string.find((string.gsub(v, ' ', '')), needle, 1, true) ~= nil
+      -- walk them: all when there are few (exact total), else until the page is full (the rest is
+      -- estimated from the share that matched so far); never more than maxc
+      local base = redis.call('ZCARD', src)
+      local ncand = math.min(base, maxc)
+      local walked, found = 0, 0
+      while walked < ncand and (#page < limit or ncand <= exact_below) do
+        local chunk = redis.call('ZRANGE', src, walked, math.min(walked + 63, ncand - 1))
+        for _, uid in ipairs(chunk) do
+          local ok = not (k > 0 and (uid == idself or by_heinum(uid)))
+          for _, j in ipairs(others) do
+            if not ok then break end
+            ok = redis.call('ZSCORE', grams[j], uid) ~= false
+          end
+          if ok and verify then
+            local v = redis.call('HGET', names_key(uid), uid)
+            ok = v and string.find((string.gsub(string.match(v, '|(.*)$'), ' ', '')), needle, 1, true) ~= nil
+          end
+          if ok then found = found + 1; take(uid) end
         end
-        if ok then found = found + 1; take(uid) end
+        walked = walked + #chunk
       end
-      if cards[smallest] > maxc then
+      if src == tmp then redis.call('DEL', tmp) end
+      local estimate = found
+      if walked < base then
         estimated = 1
-        total = total + math.floor(found * cards[smallest] / examined + 0.5)
-      else
-        total = total + found
+        estimate = math.min(found + (base - walked) * found / math.max(walked, 1), cards[smallest])
       end
+      total = total + math.floor(estimate + 0.5)
     end
   end
 end
@@ -389,7 +441,8 @@ def user_key(uid: str) -> str:
     return key("user", REALM, uid)
 
 
-HEINUM_KEY = key("shei", REALM)
+HEINUM_PREFIX = key("shei", REALM) + ":"
+HEINUM_MAX_KEY = key("sheimax", REALM)
 SCRATCH_KEY = key("stmp", REALM)
 CURSOR_KEY = key("sreindex", REALM)
 NAMES_PREFIX = key("sn", REALM) + ":"
@@ -489,31 +542,31 @@ class UserSearch:
     # -- changes ----------------------------------------------------------------------------------
 
     @staticmethod
-    def _record(op: str, uid: str, stored: str | None, entry: str, heinum: str = "", guard_name: str = "",
+    def _record(op: str, uid: str, stored: str | None, name: str, heinum: str = "", guard_name: str = "",
                 guard_hei: str = "", fields: dict[str, str] | None = None) -> list:
-        """One record of the INDEX script: the grams of `stored` leave, those of `entry` join."""
+        """One record of the INDEX script: the grams of the `stored` entry leave, those of `name` join."""
         ident = int(uid)
-        old = grams(stored)[1] if stored else {}
+        stored_name = stored.partition("|")[2] if stored else ""
         if op == "u":
-            new: dict = {}
-            length = 0
+            length, new = 0, {}
         else:
-            length, new = grams(entry)
-        if stored is not None and stored == entry and op != "u":
-            leave, join = [], []  # the grams are a function of (entry, uid): nothing to change
+            length, new = grams(name)
+        if stored is not None and stored_name == name and op != "u":
+            leave, join = [], []  # the grams are a function of (name, uid): nothing to change
         else:
+            old = grams(stored_name)[1] if stored_name else {}
             leave = [gram_key(*g) for g in old if g not in new]
             join = []
             for g, pos in new.items():
                 join += [gram_key(*g), score(pos, length, ident)]
         pairs: list = []
-        for name, value in (fields or {}).items():
-            pairs += [name, value]
-        return [op, uid, names_key(uid), user_key(uid), "0" if stored is None else "1", stored or "", entry,
+        for field_name, value in (fields or {}).items():
+            pairs += [field_name, value]
+        return [op, uid, names_key(uid), user_key(uid), "0" if stored is None else "1", stored or "", name,
                 guard_name, guard_hei, heinum, len(pairs) // 2, *pairs, len(leave), *leave, len(join) // 2, *join]
 
     async def _run(self, records: list[list]) -> list[int]:
-        args: list = [HEINUM_KEY, len(records)]
+        args: list = [HEINUM_PREFIX, HEINUM_BUCKET, HEINUM_MAX_KEY, len(records)]
         for record in records:
             args += record
         codes = await INDEX(self.store, [], args)
@@ -598,8 +651,10 @@ class UserSearch:
             raise Refused(BAD_REQUEST, f"offset + limit must be at most {MAX_WINDOW}")
         p = plan(query)
         reply = await SEARCH(self.store, [], [
-            HEINUM_KEY, NAMES_PREFIX, NAME_BUCKET, SCRATCH_KEY, offset, limit, self.max_candidates, p.digits,
-            MIN_HEINUM_PREFIX_DIGITS, MAX_HEINUM_DIGITS, p.needle, "1" if p.verify else "0", len(p.gram_keys),
+            HEINUM_PREFIX, HEINUM_BUCKET, HEINUM_MAX_KEY, NAMES_PREFIX, NAME_BUCKET, SCRATCH_KEY, offset, limit,
+            self.max_candidates, p.digits, MIN_HEINUM_PREFIX_DIGITS, MAX_HEINUM_SETS, p.needle,
+            "1" if p.verify else "0", EXACT_BELOW,
+            len(p.gram_keys),
             *p.gram_keys])
         return Page(int(reply[0]), [str(u) for u in reply[2:]], int(reply[1]) == 1)
 
@@ -672,7 +727,7 @@ class UserSearch:
     async def drop_all(self, *, batch: int = 1000) -> int:
         """Delete the whole index (before a reindex with changed gram rules). Returns keys deleted."""
         deleted = 0
-        for prefix in ("sg", "sn"):
+        for prefix in ("sg", "sn", "shei"):
             cursor = "0"
             pattern = key(prefix, REALM) + ":*"
             while True:
@@ -682,5 +737,5 @@ class UserSearch:
                     deleted += int(await self.store.execute_command("UNLINK", *names))
                 if cursor == "0":
                     break
-        deleted += int(await self.store.execute_command("UNLINK", HEINUM_KEY, SCRATCH_KEY, CURSOR_KEY))
+        deleted += int(await self.store.execute_command("UNLINK", HEINUM_MAX_KEY, SCRATCH_KEY, CURSOR_KEY))
         return deleted

@@ -70,6 +70,7 @@ async def two_nodes(redis):
 
 
 def index_keys(redis) -> set[str]:
+    """Every key of the index but `sheimax` (the highest heiNum seen, which stays)."""
     client = redis["client"]
     return {k.decode() for pattern in ("hh:sg:*", "hh:sn:*", "hh:shei:*", "hh:stmp:*")
             for k in client.scan_iter(pattern)}
@@ -324,7 +325,7 @@ async def test_concurrent_renames_from_two_nodes_end_in_step_with_the_profile(tw
         final = (await a.accounts.get(uid))["displayName"]
         assert final in names
         assert gram_keys_holding(redis, uid) == expected_gram_keys(final)
-        assert redis["client"].hget(search_mod.names_key(uid), uid).decode() == normalize(final)
+        assert redis["client"].hget(search_mod.names_key(uid), uid).decode().split("|", 1)[1] == normalize(final)
         assert await a.find(final) == [uid]
     for n in seen:
         if n != final:
@@ -369,4 +370,40 @@ async def test_reindex_all_indexes_existing_profiles_and_resumes(env, redis):
     again = await env.search.reindex_all(batch=10)  # idempotent
     assert again.done and (await env.search.search("老用户", 0, 50)).total == 50
     assert await env.search.drop_all() > 0
-    assert index_keys(redis) == set()
+    assert index_keys(redis) == set() and not client.exists("hh:sheimax:heihei")
+
+
+@pytest_twisted.ensureDeferred
+async def test_many_candidates_are_checked_until_the_page_is_full(env):
+    uids = [await env.user(f"abcd{i:03d}") for i in range(search_mod.EXACT_BELOW + 22)]
+    newest_first = uids[::-1]
+    page = await env.search.search("abcd", 0, 20)  # two grams: checked, lazily
+    assert page.uids == newest_first[:20]
+    assert page.estimated and page.total == len(uids)  # every one checked so far matched
+    deep = await env.search.search("abcd", 130, 20)
+    assert deep.uids == newest_first[130:150]
+    assert not deep.estimated and deep.total == len(uids)  # walked to the end
+    assert (await env.search.search("abc", 0, 20)).total == len(uids)  # one set: exact, no check
+
+
+@pytest_twisted.ensureDeferred
+async def test_heinum_prefixes_across_sets_in_order_and_bounded(env, redis, monkeypatch):
+    client = redis["client"]
+    heinums = list(range(1000050, 1000250)) + [10002000, 10002999]  # three sets of 100, two longer ones
+    for i, h in enumerate(heinums):
+        client.hset(f"hh:user:heihei:{30000 + i}", mapping={"id": 30000 + i, "heiNum": h, "displayName": ""})
+    assert (await env.search.reindex_all()).indexed == len(heinums)
+    by_hei = {h: str(30000 + i) for i, h in enumerate(heinums)}
+    page = await env.search.search("10002", 0, 50)  # 7 digits 1000200..1000249, then 8 digits 10002000...
+    assert page.total == 52 and not page.estimated
+    assert page.uids == [by_hei[h] for h in list(range(1000200, 1000250)) if h in by_hei]
+    page = await env.search.search("10002", 45, 10)
+    assert page.uids == [by_hei[h] for h in (1000245, 1000246, 1000247, 1000248, 1000249, 10002000, 10002999)]
+    everything = [u for o in range(0, 200, 9) for u in (await env.search.search("10000", o, 9)).uids]
+    assert everything == [by_hei[h] for h in range(1000050, 1000100)]
+    ones = [u for o in range(0, 250, 20) for u in (await env.search.search("100", o, 20)).uids]
+    assert ones == [by_hei[h] for h in heinums]
+    assert (await env.search.search("100", 0, 20)).total == len(heinums)
+    monkeypatch.setattr(search_mod, "MAX_HEINUM_SETS", 20)  # "100" spans 142 sets: look at 20
+    page = await env.search.search("100", 0, 20)
+    assert page.estimated and page.uids == [by_hei[h] for h in heinums[:20]]
