@@ -18,8 +18,8 @@ Layout (realm "heihei", every key from `heihei.store.keys.key`):
   `3` each run of three narrow characters (Latin, digits, ...); `w` the first
   one and two narrow characters of the name and of each word (narrow text
   after a separator or after a wide character).
-- `sn:heihei:<id // 128>` HASH id -> `<heiNum>|<normalised name>` as indexed
-  (buckets of 128 ids stay small, compact hashes). It is how the index knows
+- `sn:heihei:<id // 32>` HASH id -> `<heiNum>|<normalised name>` as indexed
+  (buckets of 32 ids stay small, compact hashes). It is how the index knows
   which grams and heiNum to take away at a rename, and what multi-gram
   candidates are checked against. It marks the user as indexed (the exact id
   match), also with an empty name.
@@ -28,8 +28,6 @@ Layout (realm "heihei", every key from `heihei.store.keys.key`):
   about 100 bytes per user, these about 15); exact and prefix matches are
   score ranges over the sets that cover them. `sheimax:heihei` the highest
   heiNum indexed (how far prefix ranges go).
-- `stmp:heihei` scratch set of the search script, deleted before it returns
-  (scripts run one at a time, so one key serves every caller).
 - `sreindex:heihei` the SCAN cursor of a `reindex_all` under way.
 
 Normalisation: NFKC, casefold, NFKC again (so full-width "ＳＨＡＯ" and "Shao"
@@ -40,10 +38,11 @@ are then dropped (names and queries match without them: "shao jing" finds
 
 What a query matches, after the same normalisation:
 - a query with at least one gram (a wide character, or three or more
-  characters) matches every name that contains it: one gram is looked up
-  directly; several are intersected, smallest set first, and every candidate
-  is checked against the stored name (grams can all be present without the
-  query being there, "abcbcd" for "abcd");
+  characters) matches every name that contains it: a query that is one gram
+  is that gram's set; for longer ones the smallest of their sets is walked,
+  each member checked for the other grams and against the stored name
+  (grams can all be present without the query being there: "abcbcd" for
+  "abcd");
 - a narrow query of one or two characters ("s", "sh", "88") matches names
   with a word starting with it (substring matches of two Latin letters are
   noise, and indexing every Latin letter and pair would cost most of the
@@ -53,10 +52,14 @@ What a query matches, after the same normalisation:
 
 Ranking, deterministic: (1) the exact heiNum, (2) the exact id, (3) heiNums
 starting with the digits, shorter first then in numeric order, (4) name
-matches by the position of the query's first gram in the name (a name that
-starts with the query comes first), then shorter names (so an exact name is
-first among those), then newer accounts (higher id). A user listed by (1-3)
-is not listed again. The position is that of the gram's first occurrence.
+matches by where in the name the query is found (a name that starts with
+it comes first), then shorter names (so an exact name is first among
+those), then newer accounts (higher id). A user listed by (1-3) is not
+listed again. Where the query is found is read from the score of one of its
+grams (the rarest: every gram of a query sits at a fixed offset from its
+start, so any one ranks the matches alike), which holds the gram's first
+occurrence in the name; a name holding that gram earlier than the match
+ranks a little too high.
 
 Bounds (a `Refused(BAD_REQUEST)` says which was broken): the query's length
 before (`MAX_QUERY_INPUT_CHARS`) and after normalisation
@@ -64,12 +67,10 @@ before (`MAX_QUERY_INPUT_CHARS`) and after normalisation
 (`MAX_WINDOW`). Without refusing: at most `MAX_QUERY_GRAMS` grams of a query
 are used (the first, the last and evenly spaced ones between; the check
 against the stored name keeps the answer exact), and at most
-`max_candidates` candidates are examined. When the smallest of the query's
-sets is no larger than that, the sets are intersected (ZINTERSTORE, its cost
-bounded by that set's size); when every set is larger, the first gram's set
-is walked in rank order and each member checked for the other grams, so the
-page is still in rank order but only the first `max_candidates` members are
-looked at.
+`max_candidates` candidates are examined: the members of the query's
+smallest set, walked in rank order, each checked for the other grams and
+against the stored name. When that set is larger, only its best
+`max_candidates` members are looked at.
 
 Totals: a single-gram query without a check (one or two CJK characters,
 three Latin letters, a word start) is answered from its set alone: exact
@@ -122,10 +123,10 @@ MAX_LIMIT = 50
 #: offset + limit at most this: nobody pages through thousands of people
 MAX_WINDOW = 500
 #: members of the smallest set examined by one query, by default
-MAX_CANDIDATES = 1000
+MAX_CANDIDATES = 500
 #: candidates (after intersecting) that are all checked, for an exact total; beyond, checking stops
 #: once the page is full and the total is estimated
-EXACT_BELOW = 128
+EXACT_BELOW = 50
 #: characters of a name that are indexed
 MAX_NAME_CHARS = 32
 #: a heiNum has at most this many digits (sorted-set scores are exact below 2^53)
@@ -133,7 +134,7 @@ MAX_HEINUM_DIGITS = 15
 #: all-digit queries shorter than this match heiNums exactly only, not as prefixes
 MIN_HEINUM_PREFIX_DIGITS = 3
 #: ids per names hash
-NAME_BUCKET = 128
+NAME_BUCKET = 32
 #: heiNums per heiNum set (consecutive heiNums share one small, compact sorted set)
 HEINUM_BUCKET = 100
 #: heiNum sets counted for one prefix query at most (beyond, the total is estimated)
@@ -207,16 +208,16 @@ return codes
 
 SEARCH = Script("heihei_search", r"""
 -- ARGV: 1 heiNum set prefix, 2 heiNum bucket size, 3 highest-heiNum key, 4 names hash prefix,
---       5 names bucket size, 6 scratch key, 7 offset, 8 limit, 9 most candidates examined,
---       10 the query if it is a canonical number (else ''), 11 fewest digits of a heiNum prefix,
---       12 most heiNum sets counted, 13 the normalised query, 14 '1' to check candidates against the stored
---       names, 15 walk every candidate when there are at most this many, 16 G, then G gram keys (the first
---       ranks). Returns {total, 1 if the total is an estimate, uids of the page...}.
+--       5 names bucket size, 6 offset, 7 limit, 8 most candidates examined,
+--       9 the query if it is a canonical number (else ''), 10 fewest digits of a heiNum prefix,
+--       11 most heiNum sets counted, 12 the normalised query, 13 '1' to check candidates against the stored
+--       names, 14 walk every candidate when there are at most this many, 15 G, then G gram keys.
+-- Returns {total, 1 if the total is an estimate, uids of the page...}.
 local hprefix, hbucket, maxkey = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local nprefix, bucket, tmp = ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local offset, limit, maxc = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local digits, minpre, maxsets = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
-local needle, verify, exact_below, ng = ARGV[13], ARGV[14] == '1', tonumber(ARGV[15]), tonumber(ARGV[16])
+local nprefix, bucket = ARGV[4], tonumber(ARGV[5])
+local offset, limit, maxc = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local digits, minpre, maxsets = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
+local needle, verify, exact_below, ng = ARGV[12], ARGV[13] == '1', tonumber(ARGV[14]), tonumber(ARGV[15])
 
 local page, rank, total, estimated = {}, 0, 0, 0
 local function take(uid)
@@ -283,7 +284,7 @@ end
 
 if ng > 0 then
   local grams = {}
-  for j = 1, ng do grams[j] = ARGV[16 + j] end
+  for j = 1, ng do grams[j] = ARGV[15 + j] end
   if ng == 1 and not verify and k == 0 then
     -- the set is the answer, in order: a page is a range of ranks
     local c = redis.call('ZCARD', grams[1])
@@ -301,28 +302,26 @@ if ng > 0 then
       if cards[j] < cards[smallest] then smallest = j end
     end
     if cards[smallest] > 0 then
-      -- candidates in rank order: the intersection when the smallest set is small enough to take
-      -- whole, else the first gram's own set, whose members are checked for the other grams
-      local src, others = grams[1], {}
-      if ng > 1 and cards[smallest] <= maxc then
-        local args = {'ZINTERSTORE', tmp, ng}
-        for j = 1, ng do args[#args + 1] = grams[j] end
-        args[#args + 1] = 'WEIGHTS'
-        for j = 1, ng do args[#args + 1] = (j == 1) and 1 or 0 end
-        redis.call(unpack(args))
-        src = tmp
-      elseif ng > 1 then
-        for j = 2, ng do others[#others + 1] = j end
-        table.sort(others, function(x, y) return cards[x] < cards[y] end)
-      end
-      -- walk them: all when there are few (exact total), else until the page is full (the rest is
-      -- estimated from the share that matched so far); never more than maxc
-      local base = redis.call('ZCARD', src)
+      -- walk the smallest set in its rank order (a query's grams all sit at fixed offsets from
+      -- where it is found, so any one of them ranks the matches alike), check each member for the
+      -- other grams (smallest first) and against the stored name: all of them when there are
+      -- few (exact total), else until the page is full; never more than maxc
+      local src, others = grams[smallest], {}
+      for j = 1, ng do if j ~= smallest then others[#others + 1] = j end end
+      table.sort(others, function(x, y) return cards[x] < cards[y] end)
+      -- the check against the name implies every gram: one more set lookup (about as costly as
+      -- any call from a script) pays only for its sifting
+      if verify and #others > 1 then others = {others[1]} end
+      local base = cards[smallest]
       local ncand = math.min(base, maxc)
       local walked, found = 0, 0
-      while walked < ncand and (#page < limit or ncand <= exact_below) do
-        local chunk = redis.call('ZRANGE', src, walked, math.min(walked + 63, ncand - 1))
+      local all = ncand <= exact_below
+      local size = all and ncand or math.max(limit - #page + 4, 8)
+      while walked < ncand and (all or #page < limit) do
+        local chunk = redis.call('ZRANGE', src, walked, math.min(walked + size, ncand) - 1)
         for _, uid in ipairs(chunk) do
+          if not all and #page >= limit then break end
+          walked = walked + 1
           local ok = not (k > 0 and (uid == idself or by_heinum(uid)))
           for _, j in ipairs(others) do
             if not ok then break end
@@ -330,17 +329,20 @@ if ng > 0 then
           end
           if ok and verify then
             local v = redis.call('HGET', names_key(uid), uid)
-            ok = v and string.find((string.gsub(string.match(v, '|(.*)$'), ' ', '')), needle, 1, true) ~= nil
+            local name = v and string.match(v, '|(.*)$') or ''
+            if string.find(name, ' ', 1, true) then name = (string.gsub(name, ' ', '')) end
+            ok = string.find(name, needle, 1, true) ~= nil
           end
           if ok then found = found + 1; take(uid) end
         end
-        walked = walked + #chunk
+        -- the next chunk: what the share matched so far says the rest of the page needs
+        if found > 0 then size = math.ceil((limit - #page) * walked / found * 1.25) + 4 else size = size * 2 end
+        size = math.min(math.max(size, 8), 256)
       end
-      if src == tmp then redis.call('DEL', tmp) end
       local estimate = found
       if walked < base then
         estimated = 1
-        estimate = math.min(found + (base - walked) * found / math.max(walked, 1), cards[smallest])
+        estimate = found + (base - walked) * found / math.max(walked, 1)
       end
       total = total + math.floor(estimate + 0.5)
     end
@@ -443,7 +445,6 @@ def user_key(uid: str) -> str:
 
 HEINUM_PREFIX = key("shei", REALM) + ":"
 HEINUM_MAX_KEY = key("sheimax", REALM)
-SCRATCH_KEY = key("stmp", REALM)
 CURSOR_KEY = key("sreindex", REALM)
 NAMES_PREFIX = key("sn", REALM) + ":"
 
@@ -651,7 +652,7 @@ class UserSearch:
             raise Refused(BAD_REQUEST, f"offset + limit must be at most {MAX_WINDOW}")
         p = plan(query)
         reply = await SEARCH(self.store, [], [
-            HEINUM_PREFIX, HEINUM_BUCKET, HEINUM_MAX_KEY, NAMES_PREFIX, NAME_BUCKET, SCRATCH_KEY, offset, limit,
+            HEINUM_PREFIX, HEINUM_BUCKET, HEINUM_MAX_KEY, NAMES_PREFIX, NAME_BUCKET, offset, limit,
             self.max_candidates, p.digits, MIN_HEINUM_PREFIX_DIGITS, MAX_HEINUM_SETS, p.needle,
             "1" if p.verify else "0", EXACT_BELOW,
             len(p.gram_keys),
@@ -737,5 +738,5 @@ class UserSearch:
                     deleted += int(await self.store.execute_command("UNLINK", *names))
                 if cursor == "0":
                     break
-        deleted += int(await self.store.execute_command("UNLINK", HEINUM_MAX_KEY, SCRATCH_KEY, CURSOR_KEY))
+        deleted += int(await self.store.execute_command("UNLINK", HEINUM_MAX_KEY, CURSOR_KEY))
         return deleted
