@@ -20,6 +20,7 @@ the profile write and its index change in one script).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import subprocess
@@ -228,11 +229,11 @@ async def run(reactor, args) -> None:
               + ", ".join(f"{search_mod.split(t['key'])[-1]} {t['members']:,} ({t['memory_bytes'] / 2**20:.1f} MiB)"
                           for t in shape["largest_sets"]), flush=True)
 
-        # as a node does (heihei/gctuning.py): the million generated names out of every collection,
-        # so a full collection of this process is not timed as a slow query
-        from heihei.gctuning import tune_for_server
-
-        tune_for_server()
+        # the million generated names out of every collection (gc.freeze, as a node does for its
+        # code, heihei/gctuning.py), so a full collection of this process is not timed as a slow
+        # query; the young threshold stays CPython's, so young collections stay short too
+        gc.collect()
+        gc.freeze()
         top_chars = [search_mod.split(t["key"])[-1] for t in shape["largest_sets"]
                      if search_mod.split(t["key"])[-2] == "1"]
         rng = random.Random(args.seed + 1)

@@ -341,8 +341,10 @@ if ng > 0 then
       end
       local estimate = found
       if walked < base then
+        -- not all looked at: the rest matches as the share looked at did (all of it, if the page
+        -- was full before this section began)
         estimated = 1
-        estimate = found + (base - walked) * found / math.max(walked, 1)
+        estimate = found + (base - walked) * (walked > 0 and found / walked or 1)
       end
       total = total + math.floor(estimate + 0.5)
     end

@@ -407,3 +407,13 @@ async def test_heinum_prefixes_across_sets_in_order_and_bounded(env, redis, monk
     monkeypatch.setattr(search_mod, "MAX_HEINUM_SETS", 20)  # "100" spans 142 sets: look at 20
     page = await env.search.search("100", 0, 20)
     assert page.estimated and page.uids == [by_hei[h] for h in heinums[:20]]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_page_filled_by_heinums_still_counts_the_names(env):
+    users = [await env.user(f"fan{i} 1000") for i in range(60)]  # heiNums 1000001..1000060
+    page = await env.search.search("1000", 0, 20)  # 60 heiNums fill the page; 60 names hold "1000"
+    assert page.uids == users[:20]
+    assert page.total == 60 + 60 and page.estimated  # the names are not checked against heiNums
+    page = await env.search.search("1000", 60, 20)  # the names, without the users already listed
+    assert page.uids == []
