@@ -179,8 +179,6 @@ def evalsha_usec(client) -> tuple[int, float]:
 
 
 async def run(reactor, args) -> None:
-    from twisted.internet import defer
-
     from heihei.config import parse_redis_url
     from heihei.heihei import search as search_mod
     from heihei.store.client import Store
@@ -271,7 +269,8 @@ async def run(reactor, args) -> None:
                          redis_max_us=server[-1])
             stats = {m: common.median_range([p[m] for p in passes]) for m in passes[0]}
             classes[cls] = {"queries": len(qs), "examples": qs[:5], **stats}
-            print(f"  {cls:<14} p50 {common.fmt_range(stats['p50_ms'], 3)} ms  p99 {common.fmt_range(stats['p99_ms'], 3)} ms"
+            print(f"  {cls:<14} p50 {common.fmt_range(stats['p50_ms'], 3)} ms  "
+                  f"p99 {common.fmt_range(stats['p99_ms'], 3)} ms"
                   f"  redis {stats['redis_usec_per_query']['median']:.0f} µs/query (p50 "
                   f"{stats['redis_p50_us']['median']:.0f}, p99 {stats['redis_p99_us']['median']:.0f}, max "
                   f"{stats['redis_max_us']['median']:.0f})  mean total "
