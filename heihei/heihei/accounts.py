@@ -14,6 +14,10 @@ Redis layout (realm id "heihei", every key from `heihei.store.keys.key`):
   ZSET of the user's token hashes (a bounded number per user)
 - `blk:heihei:<user>` ZSET of the users they blocked (score: when)
 
+The user search index (`heihei.heihei.search`, optional here) follows the
+profiles: a new account is indexed once created, and a change of displayName
+is written together with its index change in one script.
+
 Tokens are random (256 bits), stored only as hashes, expire `token_ttl_s`
 after their last use (checked against the injected clock, so tests drive it
 with task.Clock; Redis expiry only collects the garbage), are valid on every
@@ -109,9 +113,11 @@ class Created:
 class Accounts:
     """Users and their identities. Ids are decimal strings inside heihei."""
 
-    def __init__(self, store, clock, *, first_user_id: int, first_hei_num: int, default_cover_url: str) -> None:
+    def __init__(self, store, clock, *, first_user_id: int, first_hei_num: int, default_cover_url: str,
+                 search=None) -> None:
         self.store = store
         self.clock = clock
+        self.search = search
         self.first_user_id = first_user_id
         self.first_hei_num = first_hei_num
         self.default_cover_url = default_cover_url
@@ -132,6 +138,8 @@ class Accounts:
         uid, created = await CREATE_ACCOUNT(self.store, [key(identity[0], REALM, *identity[1:]),
                                                          key("seq", REALM, "user"), key("seq", REALM, "heinum")],
                                             args)
+        if int(created) == 1 and self.search is not None:
+            await self.search.sync_user(str(uid))
         return Created(str(uid), int(created) == 1)
 
     async def get(self, uid: str | int | None) -> dict[str, str] | None:
@@ -154,7 +162,10 @@ class Accounts:
     async def update(self, uid: str, fields: dict[str, str]) -> None:
         fields = {k: str(v) for k, v in fields.items() if v is not None}
         fields["lastModified"] = str(self.now_ms())
-        await self.store.hmset(user_key(uid), fields)
+        if self.search is not None and "displayName" in fields:
+            await self.search.update_profile(uid, fields)  # the profile and its index entry in one step
+        else:
+            await self.store.hmset(user_key(uid), fields)
 
     async def bind_phone(self, uid: str, phone: str) -> bool:
         """False if another account has the phone already."""

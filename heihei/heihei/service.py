@@ -25,6 +25,7 @@ from heihei.heihei.follows import Follows
 from heihei.heihei.messages import Messaging
 from heihei.heihei.oauth import WeChat, Weibo
 from heihei.heihei.rooms import CHANNEL, Rooms
+from heihei.heihei.search import UserSearch
 
 #: a notice to a user's channel connections: the session with this token hash ended
 SESSION_REVOKED = "session-revoked"
@@ -45,8 +46,9 @@ class Social(Service):
         self.store = store
         self.clock = clock
         self.hub = hub
+        self.search = UserSearch(store)
         self.accounts = Accounts(store, clock, first_user_id=h.first_user_id, first_hei_num=h.first_hei_num,
-                                 default_cover_url=h.default_cover_url)
+                                 default_cover_url=h.default_cover_url, search=self.search)
         self.tokens = Tokens(store, clock, ttl_s=h.token_ttl_s, max_per_user=h.max_tokens_per_user)
         self.blocks = Blocks(store, clock)
         self.sms = sms_mod.SmsCodes(store, clock, sms_provider or outbound.sms, settings.sms)
