@@ -194,10 +194,12 @@ def build_heihei(core: Core) -> Realm:
     from heihei.heihei.service import Social
     from heihei.protocols.channel import ChannelProtocol, ChannelRenderer, on_notice
     from heihei.web.api.msg import MsgApi
+    from heihei.web.api.social import SmsApi, SocialApi
     from heihei.web.api.sys import RootApi, SysApi
-    from heihei.web.api.user import UserApi
+    from heihei.web.api.user import UserApi, UsrApi
     from heihei.web.messageserver import MessageServerApi
     from heihei.web.root import RootResource
+    from heihei.web.static import shipped_static
 
     social = Social(core.settings, store=core.store, hub=core.hub, clock=core.clock, outbound=core.outbound,
                     metrics=core.metrics)
@@ -206,12 +208,13 @@ def build_heihei(core: Core) -> Realm:
     sessions = _sessions(core, CHANNEL, **_ping_liveness(s))
     factory = _factory(core, CHANNEL, s, ChannelProtocol, sessions, social)
 
-    modules = [UserApi, MsgApi, SysApi, RootApi, MessageServerApi]
+    sections = {"user": UserApi, "usr": UsrApi, "msg": MsgApi, "sys": SysApi, "social": SocialApi, "sms": SmsApi}
+    modules = [*sections.values(), RootApi, MessageServerApi]
     api = RootResource(fallback=RootApi(social, modules).resource())
-    api.mount("user", UserApi(social).resource())
-    api.mount("msg", MsgApi(social).resource())
-    api.mount("sys", SysApi(social).resource())
+    for name, module in sections.items():
+        api.mount(name, module(social).resource())
     return Realm(CHANNEL, factory, listener="http", websocket_paths=("ws/channel",),
                  http=[Mount("http", "api", api),
-                       Mount("http", "messageserver/api/msg", MessageServerApi(social).resource())],
+                       Mount("http", "messageserver/api/msg", MessageServerApi(social).resource()),
+                       Mount("http", "static", shipped_static())],
                  services=[sessions, social], operators=social)

@@ -156,6 +156,9 @@ class Accounts:
         fields["lastModified"] = str(self.now_ms())
         await self.store.hmset(user_key(uid), fields)
 
+    async def phone_owner(self, phone: str) -> str | None:
+        return await self.store.get(key("phone", REALM, phone))
+
     async def bind_phone(self, uid: str, phone: str) -> bool:
         """False if another account has the phone already."""
         old = await self.store.hget(user_key(uid), "phone")
@@ -220,6 +223,16 @@ class Tokens:
         await self.store.delete(key("tok", REALM, h))
         await self.store.zrem(key("utok", REALM, uid), h)
         return uid
+
+
+    async def revoke_all(self, uid: str) -> int:
+        """End every session of a user (a ban); returns how many there were."""
+        k = key("utok", REALM, uid)
+        hashes = list(await self.store.zrange(k, 0, -1))
+        if hashes:
+            await self.store.delete([key("tok", REALM, h) for h in hashes])
+        await self.store.delete(k)
+        return len(hashes)
 
 
 class Blocks:

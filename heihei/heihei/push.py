@@ -22,6 +22,7 @@ unregisters the device the session registered).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import quote
 
@@ -89,6 +90,11 @@ def link_for(action: str, **values: Any) -> str:
     return f"{LINK_BASE}message"
 
 
+def device_id_of(apns_type: str, apns_token: str) -> str:
+    """A stable device id for a device that sent none: from its push service and token."""
+    return "tok-" + hashlib.sha256(f"{apns_type}|{apns_token}".encode("utf-8")).hexdigest()[:32]
+
+
 class Devices:
     def __init__(self, store, clock, *, max_per_user: int, token_ttl_s: float) -> None:
         self.store = store
@@ -96,8 +102,11 @@ class Devices:
         self.max_per_user = max_per_user
         self.token_ttl_ms = int(token_ttl_s * 1000)
 
-    async def register(self, uid: str, token: str, uuid: str, apns_type: str, apns_token: str,
+    async def register(self, uid: str, token: str, uuid: str | None, apns_type: str, apns_token: str,
                        device_type: str) -> None:
+        """Register a device; without a `uuid` (Android 10+, a denied phone permission) the device is
+        known by its push token."""
+        uuid = uuid or device_id_of(apns_type, apns_token)
         device = {"apnsType": apns_type, "apnsToken": apns_token, "deviceType": device_type,
                   "t": int(self.clock.seconds() * 1000)}
         await REGISTER_DEVICE(self.store, [key("pushdev", REALM, uid), key("devowner", REALM, uuid),

@@ -17,13 +17,21 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from heihei.config import ConfigError
+from heihei.core.hub import Notice
 from heihei.heihei import push as push_mod
 from heihei.heihei import sms as sms_mod
 from heihei.heihei.accounts import Accounts, Blocks, Tokens
+from heihei.heihei.catalogs import CatalogError, Catalogs
 from heihei.heihei.follows import Follows
 from heihei.heihei.messages import Messaging
 from heihei.heihei.oauth import WeChat, Weibo
-from heihei.heihei.rooms import Rooms
+from heihei.heihei.people import LiveStatus, People
+from heihei.heihei.reports import Reports
+from heihei.heihei.rooms import CHANNEL, Rooms
+from heihei.paths import resource
+
+#: the notice that closes every channel connection of a user (a ban)
+NOTICE_KICK = "kick"
 
 
 class Social(Service):
@@ -31,9 +39,10 @@ class Social(Service):
     name = "heihei-social"
 
     def __init__(self, settings, *, store, hub, clock, outbound, metrics=None, sms_provider=None,
-                 push_provider=None) -> None:
+                 push_provider=None, live: LiveStatus | None = None) -> None:
         self.http_settings = settings.http
         h = self.settings = settings.heihei
+        self.social_settings = social = settings.social
         self.sms_settings = settings.sms
         self.push_settings = settings.push
         if h.signature_window_s <= 0 or h.token_ttl_s <= 0:
@@ -56,10 +65,37 @@ class Social(Service):
         self.messaging = Messaging(store=store, hub=hub, clock=clock, accounts=self.accounts, blocks=self.blocks,
                                    pusher=self.pusher, rooms=self.rooms, follows=self.follows,
                                    settings=h)
+        self.people = People(store, clock, accounts=self.accounts, blocks=self.blocks, follows=self.follows,
+                             settings=social, live=live)
+        self.reports = Reports(store, clock, accounts=self.accounts, tokens=self.tokens, settings=social,
+                               kick=self.kick)
+        try:
+            self.catalogs = Catalogs(store, banners_file=social.banners_file or str(resource("banners.json")),
+                                     gift_resources_file=social.gift_resources_file
+                                     or str(resource("gift-resources.json")),
+                                     expire_s=social.banner_expire_s, base_url=self.img_base)
+        except CatalogError as e:
+            raise ConfigError(f"[social] {e}") from None
 
     @property
     def public_url(self) -> str:
         return self.http_settings.public_url.rstrip("/")
+
+    @property
+    def img_base(self) -> str:
+        """What a catalog path (`/static/...`) is prefixed with: `[heihei] img_path` or the public URL."""
+        return (self.settings.img_path or self.http_settings.public_url).rstrip("/")
+
+    async def user_of(self, token) -> str | None:
+        """The user of a session token (None if it is not valid), noted as active."""
+        uid = await self.tokens.user_of(token)
+        if uid is not None:
+            await self.people.seen(uid)
+        return uid
+
+    async def kick(self, uid: str) -> None:
+        """Close every channel connection of `uid`, on every node."""
+        await self.hub.notify_users(CHANNEL, [uid], Notice(NOTICE_KICK, {}))
 
     @property
     def channel_url(self) -> str:

@@ -50,6 +50,7 @@ from heihei.core.errors import Refused
 from heihei.web.api.errors import BAD_PARAMETER, BUSINESS_FAILED, ApiError, of_refusal
 from heihei.heihei.messages import ITEM
 from heihei.heihei.rooms import CHANNEL, NOTICE_CLOSE, NOTICE_JOIN, NOTICE_LEAVE, hub_room
+from heihei.heihei.service import NOTICE_KICK
 from heihei.jsonsafe import BadJSON, decode_json, encode_json
 from heihei.net.websocket import BaseProtocol
 from heihei.store.client import StoreUnavailable
@@ -57,6 +58,8 @@ from heihei.store.client import StoreUnavailable
 _log = Logger()
 #: close code when the connection cannot be registered (Redis unavailable): reconnect later
 CLOSE_UNAVAILABLE = 4503
+#: close code when an operator ended the user's sessions (a ban): the token is no longer valid
+CLOSE_SIGNED_OUT = 4401
 
 
 def error_item(code: int, detail: str, now_s: int, *, to=None, client_msg_id=None) -> dict:
@@ -98,7 +101,7 @@ class ChannelProtocol(BaseProtocol):
 
     async def _authenticate(self, token):
         try:
-            uid = await self.social.tokens.user_of(token)
+            uid = await self.social.user_of(token)
         except StoreUnavailable:
             raise ConnectionDeny(503, "service unavailable") from None
         if uid is None:
@@ -185,6 +188,9 @@ def on_notice(notice: Notice, clients: set) -> None:
         for client in clients:
             frame = frame or client.prepare(payload)
             client.send_frame(frame)
+    elif notice.kind == NOTICE_KICK:
+        for client in list(clients):
+            client.close(CLOSE_SIGNED_OUT, "signed out")
     elif notice.kind in (NOTICE_JOIN, NOTICE_LEAVE, NOTICE_CLOSE):
         target = hub_room(notice.data.get("room", ""))
         for client in clients:
