@@ -22,6 +22,8 @@ from heihei.heihei import push as push_mod
 from heihei.heihei import sms as sms_mod
 from heihei.heihei.accounts import Accounts, Blocks, Tokens
 from heihei.heihei.catalogs import CatalogError, Catalogs
+from heihei.heihei.clientlogs import ClientLogs
+from heihei.heihei.files import UploadedFiles
 from heihei.heihei.follows import Follows
 from heihei.heihei.messages import Messaging
 from heihei.heihei.oauth import WeChat, Weibo
@@ -39,10 +41,12 @@ class Social(Service):
     name = "heihei-social"
 
     def __init__(self, settings, *, store, hub, clock, outbound, metrics=None, sms_provider=None,
-                 push_provider=None, live: LiveStatus | None = None) -> None:
+                 push_provider=None, live: LiveStatus | None = None, files: UploadedFiles | None = None,
+                 client_logs: ClientLogs | None = None) -> None:
         self.http_settings = settings.http
         h = self.settings = settings.heihei
         self.social_settings = social = settings.social
+        self.uploads_settings = settings.uploads
         self.sms_settings = settings.sms
         self.push_settings = settings.push
         if h.signature_window_s <= 0 or h.token_ttl_s <= 0:
@@ -69,6 +73,9 @@ class Social(Service):
                              settings=social, live=live)
         self.reports = Reports(store, clock, accounts=self.accounts, tokens=self.tokens, settings=social,
                                kick=self.kick)
+        #: direct uploads: oss-token and the signs create-subject hands back (None: not wired, in unit tests)
+        self.files = files
+        self.client_logs = client_logs
         try:
             self.catalogs = Catalogs(store, banners_file=social.banners_file or str(resource("banners.json")),
                                      gift_resources_file=social.gift_resources_file
@@ -111,6 +118,9 @@ class Social(Service):
         if not self.settings.server_secret:
             self._log.warn("[heihei] server_secret is empty: every /messageserver call is refused (701) "
                            "until one is configured")
+        if not self.uploads_settings.secret:
+            self._log.warn("[uploads] secret is empty: using one generated into the data directory, which only "
+                           "works for a single node (every node must share the secret)")
 
     def stopService(self) -> defer.Deferred:
         super().stopService()
@@ -118,3 +128,5 @@ class Social(Service):
 
     async def _stop(self) -> None:
         await self.pusher.drain()
+        if self.client_logs is not None:
+            self.client_logs.close()

@@ -38,8 +38,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
-#: the formats of the seed's enum, with the content type each is served with
-CONTENT_TYPES = {"mp3": "audio/mpeg", "png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg"}
+#: the formats of the seed's enum, with the content type each is served with; m4a (AAC) only for the
+#: voice records the API itself takes (record/upload-record): no size cap, so no credentials, for it
+CONTENT_TYPES = {"mp3": "audio/mpeg", "png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg",
+                 "m4a": "audio/mp4"}
 #: the seed's modules (its enum says 'record', 'message', avatar)
 MODULES = ("record", "message", "avatar")
 #: spellings in the seed's own table ("jepg" in the enum, "avator" in the remark)

@@ -9,6 +9,7 @@ small interface, all over one `HttpClient` per node.
     push.py      PushProvider: log | webhook
     profiles.py  ProfileSource: boss profile lookups and avatar downloads
     jim_auth.py  AuthHook: the J-IM username/password hook
+    aliyun_oss.py AliyunOss: upload credentials from Aliyun STS ([uploads] provider = "aliyun")
 
 `Outbound.from_settings` builds them once per node from the settings; the
 realms receive the providers they need and map the providers' errors to their
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from heihei.config import ConfigError
+from heihei.outbound.aliyun_oss import AliyunOss
 from heihei.outbound.http import HttpClient
 from heihei.outbound.jim_auth import AuthHook, HttpAuthHook
 from heihei.outbound.profiles import HttpProfiles, ProfileSource
@@ -41,6 +44,8 @@ class Outbound:
     profiles: ProfileSource
     #: None without [jim] auth_url
     jim_auth: AuthHook | None
+    #: the heihei app's upload storage when [uploads] provider = "aliyun", else None
+    aliyun_oss: AliyunOss | None = None
 
     @classmethod
     def from_settings(cls, settings, *, reactor, clock=None) -> "Outbound":
@@ -65,8 +70,21 @@ class Outbound:
                                   timeout_s=boss.profile_timeout_s),
             jim_auth=(HttpAuthHook(http, jim.auth_url, secret=jim.auth_secret, timeout_s=jim.auth_timeout_s)
                       if jim.auth_url else None),
+            aliyun_oss=_aliyun_oss(settings.uploads, http),
         )
 
     async def close(self) -> None:
         """At node stop: calls still in flight end, pooled connections close."""
         await self.http.close()
+
+
+def _aliyun_oss(u, http: HttpClient) -> AliyunOss | None:
+    if u.provider != "aliyun":
+        return None
+    try:
+        return AliyunOss(http, access_key_id=u.aliyun_access_key_id, access_key_secret=u.aliyun_access_key_secret,
+                         role_arn=u.aliyun_role_arn, bucket=u.bucket, oss_endpoint=u.aliyun_oss_endpoint,
+                         public_base_url=u.public_base_url, sts_base_url=u.aliyun_sts_url,
+                         timeout_s=u.aliyun_timeout_s, max_duration_s=u.aliyun_max_duration_s)
+    except ValueError as e:
+        raise ConfigError(f"[uploads] {e}") from None

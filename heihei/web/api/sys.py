@@ -9,7 +9,7 @@ import orjson
 from heihei.config import ConfigError
 from heihei.jsonsafe import encode_json
 from heihei.web.api.base import AUTH_PARAMS, HEIHEI, ApiModule
-from heihei.web.api.errors import MESSAGES
+from heihei.web.api.errors import MESSAGES, bad_parameter
 from heihei.web.kit import openapi
 from heihei.web.kit.params import long, string
 from heihei.web.kit.routes import endpoint, new_app
@@ -32,7 +32,15 @@ URL_MAP = {
         "pushDeviceInfo": "/api/user/push-device-info", "getConfig": "/api/user/get-config",
         "updateConfig": "/api/user/update-config",
     },
-    "social": {"getBanner": "/api/social/get-banner"},
+    "social": {"getBanner": "/api/social/get-banner", "giftResources": "/api/social/gift-resources"},
+    # beyond the seed's /api/init example: the later versions' sections, under the names they use
+    "topic": {k: f"/api/topic/{v}" for k, v in {
+        "topicList": "topic-list", "topicDetail": "topic-detail", "createSubject": "create-subject",
+        "getSubject": "get-subject", "updateSubject": "update-subject", "subjectDetail": "subject-detail",
+        "listenSubject": "listen-subject", "likeSubject": "like-subject", "replySubject": "reply-subject"}.items()},
+    "record": {k: f"/api/record/{v}" for k, v in {
+        "uploadRecord": "upload-record", "refreshRecord": "refresh-record", "readRecord": "read-record",
+        "deleteRecord": "delete-record"}.items()},
     "live": {k: f"/api/live/{v}" for k, v in {
         "createLive": "create-live", "stopLive": "stop-live", "changeLive": "change-live",
         "deleteLive": "delete-live", "setLiveVisible": "set-live-visible", "getLive": "get-live",
@@ -60,7 +68,7 @@ URL_MAP = {
         "stopChat": "stop-chat", "buyGift": "buy-gift", "changeTopic": "change-topic", "dueChat": "due-chat",
         "cancelDueChat": "cancel-due-chat", "acceptChat": "accept-chat", "getUserSig": "get-user-sig",
         "heartBeat": "heart-beat"}.items()},
-    "sys": {"update": "/api/sys/update"},
+    "sys": {"update": "/api/sys/update", "ossToken": "/api/sys/oss-token", "uploadLog": "/api/sys/upload-log"},
 }
 
 
@@ -179,3 +187,19 @@ class SysApi(ApiModule):
                 "fileName": latest.get("fileName", ""), "versionCode": latest["versionCode"],
                 "channel": a["channel"] or latest.get("channel", "")}
         return {"info": info}
+
+    @endpoint(app, "/oss-token", "Temporary credentials to upload one file, and where it goes",
+              string("format", enum=("mp3", "png", "jpeg", "jepg", "jpg"), description="jepg is the seed's jpeg"),
+              string("module", enum=("record", "message", "avatar", "avator"), description="avator is the seed's avatar"),
+              auth="token", errors=(400,), returns=("Credentials", "FileInfo"))
+    async def oss_token(self, call, a):
+        return await self.social.files.issue(call.user, a["format"], a["module"])
+
+    @endpoint(app, "/upload-log", "Keep a log the app sends (for the operators)",
+              string("log", max_length=1_000_000, description="at most [social] client_log_max_bytes (UTF-8)"),
+              auth="token", errors=(400,))
+    async def upload_log(self, call, a):
+        logs = self.social.client_logs
+        if len(a["log"].encode("utf-8")) > logs.max_bytes:
+            raise bad_parameter("log", f"larger than {logs.max_bytes} bytes")
+        logs.write(call.user, a["log"])
