@@ -196,6 +196,7 @@ def build_heihei(core: Core) -> Realm:
     from heihei.web.api.msg import MsgApi
     from heihei.web.api.social import SmsApi, SocialApi
     from heihei.web.api.sys import RootApi, SysApi
+    from heihei.web.api.topic import TopicApi
     from heihei.web.api.user import UserApi, UsrApi
     from heihei.web.messageserver import MessageServerApi
     from heihei.web.root import RootResource
@@ -203,13 +204,15 @@ def build_heihei(core: Core) -> Realm:
 
     storage = _heihei_storage(core)
     social = Social(core.settings, store=core.store, hub=core.hub, clock=core.clock, outbound=core.outbound,
-                    metrics=core.metrics, files=storage.files, client_logs=_client_logs(core))
+                    metrics=core.metrics, files=storage.files, client_logs=_client_logs(core),
+                    run_in_thread=_thread_runner(core.reactor))
     core.hub.register_realm(CHANNEL, ChannelRenderer(), on_notice=on_notice)
     s = core.settings.channel
     sessions = _sessions(core, CHANNEL, **_ping_liveness(s))
     factory = _factory(core, CHANNEL, s, ChannelProtocol, sessions, social)
 
-    sections = {"user": UserApi, "usr": UsrApi, "msg": MsgApi, "sys": SysApi, "social": SocialApi, "sms": SmsApi}
+    sections = {"user": UserApi, "usr": UsrApi, "msg": MsgApi, "sys": SysApi, "social": SocialApi, "sms": SmsApi,
+                "topic": TopicApi}
     modules = [*sections.values(), RootApi, MessageServerApi]
     api = RootResource(fallback=RootApi(social, modules).resource())
     for name, module in sections.items():
@@ -276,6 +279,18 @@ def _heihei_storage(core: Core) -> HeiheiStorage:
                          OssResource(node_oss, store, clock=core.clock, reactor=core.reactor),
                          node_oss.public_base_url if u.provider == "node" else f"{site_url}/{u.bucket}",
                          largest + UPLOAD_ENVELOPE_BYTES)
+
+
+def _thread_runner(reactor, max_jobs: int = 2):
+    """Blocking work (decoding audio) in the reactor's thread pool, at most `max_jobs` at a time."""
+    from twisted.internet import defer, threads
+
+    jobs = defer.DeferredSemaphore(max_jobs)
+
+    async def run(f, *args, **kwargs):
+        return await jobs.run(threads.deferToThreadPool, reactor, reactor.getThreadPool(), f, *args, **kwargs)
+
+    return run
 
 
 def _client_logs(core: Core):

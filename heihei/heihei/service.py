@@ -21,7 +21,7 @@ from heihei.core.hub import Notice
 from heihei.heihei import push as push_mod
 from heihei.heihei import sms as sms_mod
 from heihei.heihei.accounts import Accounts, Blocks, Tokens
-from heihei.heihei.catalogs import CatalogError, Catalogs
+from heihei.heihei.catalogs import CatalogError, Catalogs, load_file
 from heihei.heihei.clientlogs import ClientLogs
 from heihei.heihei.files import UploadedFiles
 from heihei.heihei.follows import Follows
@@ -30,10 +30,16 @@ from heihei.heihei.oauth import WeChat, Weibo
 from heihei.heihei.people import LiveStatus, People
 from heihei.heihei.reports import Reports
 from heihei.heihei.rooms import CHANNEL, Rooms
+from heihei.heihei.topics import Topics, check_topics_file
 from heihei.paths import resource
 
 #: the notice that closes every channel connection of a user (a ban)
 NOTICE_KICK = "kick"
+
+
+async def _run_here(f, *args, **kwargs):
+    """Without a thread pool (unit tests): run the blocking call right away."""
+    return f(*args, **kwargs)
 
 
 class Social(Service):
@@ -42,7 +48,7 @@ class Social(Service):
 
     def __init__(self, settings, *, store, hub, clock, outbound, metrics=None, sms_provider=None,
                  push_provider=None, live: LiveStatus | None = None, files: UploadedFiles | None = None,
-                 client_logs: ClientLogs | None = None) -> None:
+                 client_logs: ClientLogs | None = None, run_in_thread=None) -> None:
         self.http_settings = settings.http
         h = self.settings = settings.heihei
         self.social_settings = social = settings.social
@@ -81,8 +87,14 @@ class Social(Service):
                                      gift_resources_file=social.gift_resources_file
                                      or str(resource("gift-resources.json")),
                                      expire_s=social.banner_expire_s, base_url=self.img_base)
+            initial_topics = load_file(social.topics_file or str(resource("topics.json")), check_topics_file)
         except CatalogError as e:
             raise ConfigError(f"[social] {e}") from None
+        #: runs a blocking call (audio decoding) off the reactor thread; awaitable
+        self.run_in_thread = run_in_thread or _run_here
+        self.topics = Topics(store, clock, people=self.people, files=files, settings=social, base_url=self.img_base,
+                             run_in_thread=self.run_in_thread, initial_topics=initial_topics,
+                             clean_text=lambda text: hub.moderation.clean(text))
 
     @property
     def public_url(self) -> str:
