@@ -196,6 +196,7 @@ def build_heihei(core: Core) -> Realm:
     from heihei.web.api.msg import MsgApi
     from heihei.web.api.social import SmsApi, SocialApi
     from heihei.web.api.sys import RootApi, SysApi
+    from heihei.web.api.record import RecordApi
     from heihei.web.api.topic import TopicApi
     from heihei.web.api.user import UserApi, UsrApi
     from heihei.web.messageserver import MessageServerApi
@@ -205,14 +206,15 @@ def build_heihei(core: Core) -> Realm:
     storage = _heihei_storage(core)
     social = Social(core.settings, store=core.store, hub=core.hub, clock=core.clock, outbound=core.outbound,
                     metrics=core.metrics, files=storage.files, client_logs=_client_logs(core),
-                    run_in_thread=_thread_runner(core.reactor))
+                    run_in_thread=_thread_runner(core.reactor), local_files=storage.local,
+                    local_base_url=storage.local_base_url)
     core.hub.register_realm(CHANNEL, ChannelRenderer(), on_notice=on_notice)
     s = core.settings.channel
     sessions = _sessions(core, CHANNEL, **_ping_liveness(s))
     factory = _factory(core, CHANNEL, s, ChannelProtocol, sessions, social)
 
     sections = {"user": UserApi, "usr": UsrApi, "msg": MsgApi, "sys": SysApi, "social": SocialApi, "sms": SmsApi,
-                "topic": TopicApi}
+                "topic": TopicApi, "record": RecordApi}
     modules = [*sections.values(), RootApi, MessageServerApi]
     api = RootResource(fallback=RootApi(social, modules).resource())
     for name, module in sections.items():

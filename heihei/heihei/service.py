@@ -28,6 +28,7 @@ from heihei.heihei.follows import Follows
 from heihei.heihei.messages import Messaging
 from heihei.heihei.oauth import WeChat, Weibo
 from heihei.heihei.people import LiveStatus, People
+from heihei.heihei.records import Records
 from heihei.heihei.reports import Reports
 from heihei.heihei.rooms import CHANNEL, Rooms
 from heihei.heihei.topics import Topics, check_topics_file
@@ -48,7 +49,8 @@ class Social(Service):
 
     def __init__(self, settings, *, store, hub, clock, outbound, metrics=None, sms_provider=None,
                  push_provider=None, live: LiveStatus | None = None, files: UploadedFiles | None = None,
-                 client_logs: ClientLogs | None = None, run_in_thread=None) -> None:
+                 client_logs: ClientLogs | None = None, run_in_thread=None, local_files=None,
+                 local_base_url: str = "") -> None:
         self.http_settings = settings.http
         h = self.settings = settings.heihei
         self.social_settings = social = settings.social
@@ -95,6 +97,9 @@ class Social(Service):
         self.topics = Topics(store, clock, people=self.people, files=files, settings=social, base_url=self.img_base,
                              run_in_thread=self.run_in_thread, initial_topics=initial_topics,
                              clean_text=lambda text: hub.moderation.clean(text))
+        self.records = Records(store, clock, people=self.people, blocks=self.blocks, files=local_files,
+                               base_url=local_base_url or self.public_url, settings=social,
+                               run_in_thread=self.run_in_thread)
 
     @property
     def public_url(self) -> str:

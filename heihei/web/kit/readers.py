@@ -35,7 +35,8 @@ def _body(request, max_body_bytes: int) -> bytes:
     return request.content.read(max_body_bytes + 1) if request.content is not None else b""
 
 
-def query_form_json(request, max_body_bytes: int) -> dict[str, Any]:
+def query_form_json(request, max_body_bytes: int, files: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`files`: multipart fields kept as bytes (uploads)."""
     raw: dict[str, Any] = {}
     # twisted.web merges the query string and an urlencoded/multipart form in request.args
     for name, values in (request.args or {}).items():
@@ -43,6 +44,9 @@ def query_form_json(request, max_body_bytes: int) -> dict[str, Any]:
             continue
         try:
             key = name.decode("utf-8")
+            if key in files and isinstance(values[0], bytes):
+                raw.setdefault(key, values[0])
+                continue
             value = values[0].decode("utf-8") if isinstance(values[0], bytes) else str(values[0])
         except UnicodeDecodeError:
             raise BadParameter(repr(name)[2:-1], BAD_FORMAT, "not valid UTF-8") from None
