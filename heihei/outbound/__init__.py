@@ -26,6 +26,7 @@ from heihei.outbound.http import HttpClient
 from heihei.outbound.jim_auth import AuthHook, HttpAuthHook
 from heihei.outbound.profiles import HttpProfiles, ProfileSource
 from heihei.outbound.push import PushProvider, make_push_provider
+from heihei.outbound.push_factory import PushRouter, make_push_router, trust_root_from
 from heihei.outbound.sms import SmsProvider, make_sms_provider
 from heihei.outbound.wechat import NoWeChat, WeChatApi, WeChatClient
 from heihei.outbound.weibo import WeiboApi, WeiboClient
@@ -40,7 +41,8 @@ class Outbound:
     wechat_for_heihei: WeChatApi
     weibo: WeiboApi
     sms: SmsProvider
-    push: PushProvider
+    #: routes each push to the provider for its device's apnsType ([push] provider, provider_<apnsType>)
+    push: PushRouter
     profiles: ProfileSource
     #: None without [jim] auth_url
     jim_auth: AuthHook | None
@@ -65,7 +67,9 @@ class Outbound:
             wechat_for_heihei=WeChatClient(http, heihei.wechat_api_url, timeout_s=heihei.oauth_timeout_s),
             weibo=WeiboClient(http, heihei.weibo_api_url, timeout_s=heihei.oauth_timeout_s),
             sms=make_sms_provider(settings.sms, http),
-            push=make_push_provider(settings.push, http),
+            push=make_push_router(settings.push, reactor=reactor, clock=clock,
+                                  other=lambda kind: make_push_provider(settings.push, http, kind),
+                                  trust_root=trust_root_from(settings.push.apns_ca_file)),
             profiles=HttpProfiles(http, nickname_url=boss.profile_nickname_url, avatar_url=boss.profile_avatar_url,
                                   timeout_s=boss.profile_timeout_s),
             jim_auth=(HttpAuthHook(http, jim.auth_url, secret=jim.auth_secret, timeout_s=jim.auth_timeout_s)
@@ -74,7 +78,9 @@ class Outbound:
         )
 
     async def close(self) -> None:
-        """At node stop: calls still in flight end, pooled connections close."""
+        """At node stop (after the services, whose pushes have drained): the push adapters' connections
+        (APNs' HTTP/2 connection, ...), then the pool."""
+        await self.push.close()
         await self.http.close()
 
 
