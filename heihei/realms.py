@@ -190,9 +190,11 @@ def build_jim(core: Core) -> Realm:
 
 
 def build_heihei(core: Core) -> Realm:
+    from heihei.heihei.operators import HeiheiOperators
     from heihei.heihei.rooms import CHANNEL
     from heihei.heihei.service import Social
     from heihei.protocols.channel import ChannelProtocol, ChannelRenderer, on_notice
+    from heihei.web.admin_heihei import HeiheiAdmin
     from heihei.web.api.msg import MsgApi
     from heihei.web.api.social import SmsApi, SocialApi
     from heihei.web.api.sys import RootApi, SysApi
@@ -216,6 +218,7 @@ def build_heihei(core: Core) -> Realm:
     sections = {"user": UserApi, "usr": UsrApi, "msg": MsgApi, "sys": SysApi, "social": SocialApi, "sms": SmsApi,
                 "topic": TopicApi, "record": RecordApi}
     modules = [*sections.values(), RootApi, MessageServerApi]
+    operators = HeiheiOperators(social)
     api = RootResource(fallback=RootApi(social, modules).resource())
     for name, module in sections.items():
         api.mount(name, module(social).resource())
@@ -224,7 +227,8 @@ def build_heihei(core: Core) -> Realm:
                        Mount("http", "messageserver/api/msg", MessageServerApi(social).resource()),
                        Mount("http", "static", shipped_static()),
                        Mount("http", storage.bucket, storage.resource)],
-                 services=[sessions, social], operators=social, body_bytes={"http": storage.body_bytes})
+                 services=[sessions, social], operators=operators, admin=HeiheiAdmin(core.admin_token, operators),
+                 body_bytes={"http": storage.body_bytes})
 
 
 #: top-level paths of the --http site that an uploads bucket may not take

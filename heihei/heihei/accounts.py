@@ -225,6 +225,10 @@ class Tokens:
         return uid
 
 
+    async def count(self, uid: str) -> int:
+        """How many sessions the user has (some may have expired by the clock, not yet collected)."""
+        return int(await self.store.zcard(key("utok", REALM, uid)))
+
     async def revoke_all(self, uid: str) -> int:
         """End every session of a user (a ban); returns how many there were."""
         k = key("utok", REALM, uid)
