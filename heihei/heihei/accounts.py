@@ -13,6 +13,8 @@ Redis layout (realm id "heihei", every key from `heihei.store.keys.key`):
 - `tok:heihei:<sha256(token)>` -> `"<user>|<expires ms>"`; `utok:heihei:<user>`
   ZSET of the user's token hashes (a bounded number per user)
 - `blk:heihei:<user>` ZSET of the users they blocked (score: when)
+- `apiv:heihei:<sha256(token)>` -> the API version the session's app declared in
+  `/api/init` (kept only when it is 2 or more)
 
 Tokens are random (256 bits), stored only as hashes, expire `token_ttl_s`
 after their last use (checked against the injected clock, so tests drive it
@@ -224,6 +226,19 @@ class Tokens:
         await self.store.zrem(key("utok", REALM, uid), h)
         return uid
 
+
+    async def remember_api_version(self, token: str, version: int) -> None:
+        """What `/api/init` said this session's app speaks (`apiVersion`): the push channel sends v2
+        IM items only to apps of version 2 or later (docs/heihei-social.md)."""
+        k = key("apiv", REALM, token_hash(token))
+        if version >= 2:
+            await self.store.set(k, str(version), pexpire=self.ttl_ms + GC_SLACK_MS)
+        else:
+            await self.store.delete(k)
+
+    async def api_version(self, token: str) -> int:
+        value = await self.store.get(key("apiv", REALM, token_hash(token)))
+        return int(value) if value and value.isdigit() else 1
 
     async def count(self, uid: str) -> int:
         """How many sessions the user has (some may have expired by the clock, not yet collected)."""

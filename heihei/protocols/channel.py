@@ -6,6 +6,11 @@ Handshake
     handshake with HTTP 401 (503 if Redis cannot be asked). One user may hold
     any number of connections; each gets every message. If Redis fails while
     the connection registers, it is closed with 4503 (reconnect later).
+    `apiVersion` (query parameter, e.g. `&apiVersion=2`) says which items the
+    app understands; without it, what `/api/init` declared for the token
+    (`apiVersion`), else 1. Version 1 apps (the shipped Android client) get
+    no v2 IM items: they would show them as blank bubbles in the open room.
+    An app that sends an IM frame speaks v2 from then on.
 
 Server → client: every frame is a JSON array of items
     [{"msg": {...client message structure...}, "timeStamp": <seconds>}, ...]
@@ -72,19 +77,34 @@ def error_item(code: int, detail: str, now_s: int, *, to=None, client_msg_id=Non
     return {"msg": msg, "timeStamp": now_s}
 
 
+def is_v2_item(item: dict) -> bool:
+    """A v2 IM envelope (`{"msgType": "IM", "msg": ...}`), which version 1 apps must not get."""
+    return item.get("msgType") == "IM"
+
+
+def wants_v2(client) -> bool:
+    return getattr(client, "api_version", 1) >= 2
+
+
 class ChannelRenderer:
-    """Stored channel messages → one-item frames; IM `users` differ for sender and receiver."""
+    """Stored channel messages → one-item frames; IM `users` differ for sender and receiver; v2 IM items
+    only to connections of version 2 apps."""
 
     def variant(self, message, client):
-        return "s" if client.user == message.sender else "r"
+        return ("s" if client.user == message.sender else "r", wants_v2(client))
 
     def render(self, message, variant):
-        item = im.item_of(message.body, message.created_ms, variant == "s")
-        return None if item is None else encode_json([item])
+        side, v2 = variant
+        item = im.item_of(message.body, message.created_ms, side == "s")
+        if item is None or (not v2 and is_v2_item(item)):
+            return None
+        return encode_json([item])
 
 
 class ChannelProtocol(BaseProtocol):
     _log = Logger()
+    #: the app's API version (handshake `apiVersion`, else what /api/init said for the token)
+    api_version = 1
 
     @property
     def social(self):
@@ -97,11 +117,14 @@ class ChannelProtocol(BaseProtocol):
 
     def onConnect(self, request):
         token = (request.params.get("token") or [None])[0]
-        return defer.Deferred.fromCoroutine(self._authenticate(token))
+        version = (request.params.get("apiVersion") or [None])[0]
+        return defer.Deferred.fromCoroutine(self._authenticate(token, version))
 
-    async def _authenticate(self, token):
+    async def _authenticate(self, token, version):
         try:
             uid = await self.social.user_of(token)
+            if uid is not None:
+                self.api_version = im.api_major(version) if version else await self.social.tokens.api_version(token)
         except StoreUnavailable:
             raise ConnectionDeny(503, "service unavailable") from None
         if uid is None:
@@ -149,6 +172,7 @@ class ChannelProtocol(BaseProtocol):
             self._refuse(BAD_PARAMETER, e.reason)
             return
         items = value if isinstance(value, list) else [value]
+        self.api_version = max(self.api_version, 2)  # it sends v2 IM: it shows them
         if not items or len(items) > im.MAX_FRAME_ITEMS:
             self._refuse(BAD_PARAMETER, f"a frame carries 1 to {im.MAX_FRAME_ITEMS} messages")
             return
@@ -183,11 +207,14 @@ class ChannelProtocol(BaseProtocol):
 def on_notice(notice: Notice, clients: set) -> None:
     """Items to show, and room membership changes, arriving for local channel connections."""
     if notice.kind == ITEM:
-        payload = encode_json([notice.data.get("item")])
+        item = notice.data.get("item")
+        payload = encode_json([item])
+        v1_too = not (isinstance(item, dict) and is_v2_item(item))
         frame = None
         for client in clients:
-            frame = frame or client.prepare(payload)
-            client.send_frame(frame)
+            if v1_too or wants_v2(client):
+                frame = frame or client.prepare(payload)
+                client.send_frame(frame)
     elif notice.kind == NOTICE_KICK:
         for client in list(clients):
             client.close(CLOSE_SIGNED_OUT, "signed out")

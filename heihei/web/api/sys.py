@@ -7,6 +7,7 @@ import dataclasses
 import orjson
 
 from heihei.config import ConfigError
+from heihei.heihei.im import api_major
 from heihei.jsonsafe import encode_json
 from heihei.web.api.base import AUTH_PARAMS, HEIHEI, ApiModule
 from heihei.web.api.errors import MESSAGES, bad_parameter
@@ -15,6 +16,8 @@ from heihei.web.kit.params import long, string
 from heihei.web.kit.routes import endpoint, new_app
 
 VERSION = r"[0-9]{1,6}(\.[0-9]{1,6}){0,3}"
+#: errormsg of /api/sys/update's answer when an update exists and [heihei] update_errorcode is not 0
+UPDATE_AVAILABLE = "有新版本"
 
 #: the seed's URL map: section -> key -> path on this server (`channel` is the push channel)
 URL_MAP = {
@@ -128,9 +131,14 @@ class RootApi(ApiModule):
               string("ap", enum=("heihei",)), string("version", max_length=32),
               string("versionType", required=False, max_length=32),
               string("buildNumber", required=False, max_length=32),
-              string("local", enum=("zh_CN", "en_US")), string("uuid", max_length=128),
+              string("local", enum=("zh_CN", "en_US")),
+              string("uuid", required=False, max_length=128,
+                     description="the device id; optional (Android 10+ and a denied phone permission give none)"),
               string("model", required=False, max_length=64), string("resolution", required=False, max_length=32),
-              string("apiVersion", max_length=16), string("osVersion", required=False, max_length=64),
+              string("apiVersion", max_length=16,
+                     description="the app's API version; with a valid token, 2 or more also means the session's "
+                                 "push channel gets v2 IM items"),
+              string("osVersion", required=False, max_length=64),
               string("apnsType", required=False, enum=("apns", "gcm", "getui")),
               string("apnsToken", required=False, max_length=512),
               string("deveiceType", enum=("android", "ios"), aliases=("deviceType",)),
@@ -141,11 +149,13 @@ class RootApi(ApiModule):
                                   "function", "imgPath", "actionCode"))
     async def init(self, call, a):
         social = self.social
-        if a["token"] and a["apnsType"] and a["apnsToken"]:
+        if a["token"]:
             uid = await social.tokens.user_of(a["token"])
             if uid is not None:
-                await social.devices.register(uid, a["token"], a["uuid"], a["apnsType"], a["apnsToken"],
-                                              a["deveiceType"])
+                await social.tokens.remember_api_version(a["token"], api_major(a["apiVersion"]))
+                if a["apnsType"] and a["apnsToken"]:
+                    await social.devices.register(uid, a["token"], a["uuid"], a["apnsType"], a["apnsToken"],
+                                                  a["deveiceType"])
         return url_map(social.public_url, social.channel_url, social.settings.img_path)
 
     def document(self) -> dict:
@@ -186,6 +196,11 @@ class SysApi(ApiModule):
                 "title": latest.get("title", ""), "text": latest.get("text", ""),
                 "fileName": latest.get("fileName", ""), "versionCode": latest["versionCode"],
                 "channel": a["channel"] or latest.get("channel", "")}
+        code = self.social.settings.update_errorcode
+        if code:
+            # the shipped client reads `info` only from an answer whose errorcode is not 0
+            # (MainFragment.update); [heihei] update_errorcode = 0 gives the seed's answer
+            return {"errorcode": code, "errormsg": UPDATE_AVAILABLE, "info": info}
         return {"info": info}
 
     @endpoint(app, "/oss-token", "Temporary credentials to upload one file, and where it goes",
