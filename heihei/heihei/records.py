@@ -35,7 +35,7 @@ from heihei.heihei.accounts import REALM
 from heihei.heihei.audio import BadAudio, measure
 from heihei.heihei.errors import (BAD_PARAMETER, NO_SUCH_RECORD, NOT_YOUR_RECORD, RECORD_CORRUPT,
                                   RECORD_TOO_BIG, RECORD_TOO_SHORT)
-from heihei.heihei.topics import _int, create_time, time_tip
+from heihei.heihei.timetext import as_int as _int, create_time, time_tip
 from heihei.heihei.uploads import make_file_name
 from heihei.store.keys import key
 from heihei.store.scripts import Script

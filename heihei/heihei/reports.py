@@ -18,7 +18,7 @@ Redis (realm id "heihei"):
 - `report:heihei:<id>` HASH {id, reporter, target, type, liveId, created,
   status open|resolved, resolution, resolved}
 - `reports:heihei:all`, `reports:heihei:open` ZSET id -> created ms
-- `reported:heihei:<reporter>:<target>` -> the open report's id
+- `reported:heihei:<reporter>:<target>` -> the open report's id (kept 30 days)
 - `rptday:heihei:<reporter>:<yyyymmdd>` -> reports filed that day
 - `seq:heihei:report` the id counter
 """
@@ -39,10 +39,13 @@ REPORT_TYPES = {1: "性别不符", 2: "广告欺诈", 3: "骚扰谩骂", 4: "淫
 MAX_REPORTS = 100_000
 MAX_RESOLUTION_CHARS = 500
 DAY_S = 86400
+#: a report is "still open" for the dedupe at most this long (the key then goes, the report stays)
+DEDUPE_S = 30 * DAY_S
 
 FILE_REPORT = Script("heihei_file_report", r"""
 -- KEYS: 1 dedupe key, 2 day counter, 3 id seq, 4 all zset, 5 open zset
--- ARGV: 1 reporter, 2 target, 3 type, 4 live id, 5 now ms, 6 max per day, 7 report key prefix, 8 max reports
+-- ARGV: 1 reporter, 2 target, 3 type, 4 live id, 5 now ms, 6 max per day, 7 report key prefix, 8 max reports,
+--       9 seconds the dedupe key lives
 -- Returns {id, 1 new | 0 already open | -1 too many today}
 local existing = redis.call('GET', KEYS[1])
 if existing and redis.call('HGET', ARGV[7] .. existing, 'status') == 'open' then return {existing, 0} end
@@ -55,7 +58,7 @@ redis.call('HSET', ARGV[7] .. id, 'id', id, 'reporter', ARGV[1], 'target', ARGV[
            'liveId', ARGV[4], 'created', ARGV[5], 'status', 'open')
 redis.call('ZADD', KEYS[4], ARGV[5], id)
 redis.call('ZADD', KEYS[5], ARGV[5], id)
-redis.call('SET', KEYS[1], id)
+redis.call('SET', KEYS[1], id, 'EX', ARGV[9])
 local extra = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[8])
 if extra > 0 then
   local old = redis.call('ZRANGE', KEYS[4], 0, extra - 1)
@@ -111,7 +114,7 @@ class Reports:
             [key("reported", REALM, reporter, target), key("rptday", REALM, reporter, day), key("seq", REALM, "report"),
              key("reports", REALM, "all"), key("reports", REALM, "open")],
             [reporter, target, report_type, live_id or "", now_ms, self.settings.reports_per_day,
-             key("report", REALM) + ":", MAX_REPORTS])
+             key("report", REALM) + ":", MAX_REPORTS, DEDUPE_S])
         if int(status) < 0:
             raise Refused(BUSINESS_FAILED, f"at most {self.settings.reports_per_day} reports a day")
         return str(report_id)

@@ -44,7 +44,6 @@ Redis (realm id "heihei"):
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Callable
 
 import orjson
@@ -52,9 +51,10 @@ import orjson
 from heihei.core.errors import NOT_FOUND, Refused
 from heihei.heihei.accounts import REALM
 from heihei.heihei.audio import BadAudio, measure
+from heihei.heihei.catalogs import CatalogError
 from heihei.heihei.errors import BAD_FILE, BAD_PARAMETER, BUSINESS_FAILED, NO_SUCH_TOPIC
 from heihei.heihei.files import sign_key as _sign_key
-from heihei.heihei.uploads import FILE_NAME_TZ
+from heihei.heihei.timetext import as_int as _int, create_time, time_tip
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 
@@ -166,33 +166,9 @@ def subject_key(subject_id: str) -> str:
     return key("subject", REALM, subject_id)
 
 
-def _int(value: Any) -> int:
-    text = str(value) if value is not None else ""
-    return int(text) if text.lstrip("-").isdigit() else 0
-
-
 def _id(value: Any) -> str | None:
     text = str(value)
     return text if text.isdigit() and len(text) < 19 else None
-
-
-def create_time(ms: int) -> str:
-    """The seed's `createTime`, `2017-03-10 18:30:30`, in China time."""
-    return datetime.fromtimestamp(ms / 1000, FILE_NAME_TZ).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def time_tip(now_s: float, then_s: float) -> str:
-    """The seed's `timeTip` ("2分钟前")."""
-    ago = max(0, int(now_s - then_s))
-    if ago < 60:
-        return "刚刚"
-    if ago < 3600:
-        return f"{ago // 60}分钟前"
-    if ago < 86400:
-        return f"{ago // 3600}小时前"
-    if ago < 30 * 86400:
-        return f"{ago // 86400}天前"
-    return datetime.fromtimestamp(then_s, FILE_NAME_TZ).strftime("%Y-%m-%d")
 
 
 def check_topic(topic_id: Any, fields: dict[str, Any]) -> dict[str, str]:
@@ -227,8 +203,6 @@ def check_topic(topic_id: Any, fields: dict[str, Any]) -> dict[str, str]:
 
 def check_topics_file(doc: Any) -> list[dict[str, Any]]:
     """`[social] topics_file`: {"topics": [{id, name, img, content, catName, isTop, type, order?}]}."""
-    from heihei.heihei.catalogs import CatalogError
-
     if not isinstance(doc, dict) or not isinstance(doc.get("topics"), list) or len(doc["topics"]) > MAX_TOPICS:
         raise CatalogError(f'a topics file is {{"topics": [...]}} with at most {MAX_TOPICS} topics')
     for i, t in enumerate(doc["topics"]):
