@@ -1,4 +1,5 @@
-"""`/api/user/...`: sign-in (SMS, WeChat, Weibo), profile, block list, push devices, config."""
+"""`/api/user/...`: sign-in (SMS, WeChat, Weibo), profile, follows and user lists, blocks, discovery,
+reports, push devices, config; `/api/usr/report-user` (the seed's other path)."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ class UserApi(ApiModule):
 
     @endpoint(app, "/sign-in-cl-by-phone", "Sign in with a phone number and its SMS code",
               string("phoneNo", pattern=PHONE, max_length=21), string("verifyCode", pattern=CODE, max_length=8),
-              auth="open", errors=(401,), returns=("token", "needRegist", "userInfo"))
+              auth="open", errors=(401, 711), returns=("token", "needRegist", "userInfo"))
     async def sign_in_by_phone(self, call, a):
         await self.social.sms.check(a["phoneNo"], a["verifyCode"])
         found = await self.social.accounts.find_or_create(("phone", a["phoneNo"]),
@@ -92,7 +93,7 @@ class UserApi(ApiModule):
               string("openId", required=False, required_if=("accountSource", "Wechat"), max_length=128,
                      description="WeChat openid; for Weibo, if given, must be the token's uid"),
               string("unionId", required=False, max_length=128),
-              auth="open", errors=(701, 702, 400), returns=("token", "needRegist", "userInfo"))
+              auth="open", errors=(701, 702, 400, 711), returns=("token", "needRegist", "userInfo"))
     async def sign_in(self, call, a):
         if a["accountSource"] == "Wechat":
             ext = await self.social.wechat.verify(a["accountToken"], a["openId"])
