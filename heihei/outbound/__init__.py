@@ -7,6 +7,7 @@ small interface, all over one `HttpClient` per node.
     weibo.py     WeiboApi: verify (heihei sign-in)
     sms.py       SmsProvider: log | http
     push.py      PushProvider: log | webhook
+    push_factory.py  the push router: each device to its service (push_getui, push_apns, push_fcm, log, webhook)
     profiles.py  ProfileSource: boss profile lookups and avatar downloads
     jim_auth.py  AuthHook: the J-IM username/password hook
     aliyun_oss.py AliyunOss: upload credentials from Aliyun STS ([uploads] provider = "aliyun")
