@@ -174,6 +174,8 @@ class HeiheiSettings:
     wechat_api_url: str = "https://api.weixin.qq.com"
     weibo_api_url: str = "https://api.weibo.com"
     oauth_timeout_s: float = 10.0
+    update_errorcode: int = 1
+    link_gender_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,29 @@ class PushSettings:
     webhook_secret: str = ""
     timeout_s: float = 10.0
     max_devices_per_user: int = 5
+    provider_getui: str = ""
+    provider_apns: str = ""
+    provider_gcm: str = ""
+    getui_app_id: str = ""
+    getui_app_key: str = ""
+    getui_master_secret: str = ""
+    getui_base_url: str = "https://restapi.getui.com"
+    getui_click_type: str = "payload"
+    getui_intent_component: str = ""
+    getui_ttl_s: int = 7200
+    getui_vendor_channel: bool = False
+    apns_team_id: str = ""
+    apns_key_id: str = ""
+    apns_key_file: str = ""
+    apns_topic: str = ""
+    apns_base_url: str = "https://api.push.apple.com"
+    apns_ca_file: str = ""
+    apns_expiration_s: int = 86400
+    apns_priority: int = 10
+    fcm_service_account_file: str = ""
+    fcm_project_id: str = ""
+    fcm_base_url: str = "https://fcm.googleapis.com"
+    fcm_token_uri: str = ""
 
 
 @dataclass(frozen=True)
@@ -233,6 +258,51 @@ class AdminSettings:
 
 
 @dataclass(frozen=True)
+class UploadsSettings:
+    """Seed 001: direct uploads (`/api/sys/oss-token`) and where files live (see docs/uploads.md)."""
+
+    provider: str = "node"
+    bucket: str = "heihei"
+    secret: str = ""
+    ttl_s: int = 900
+    public_base_url: str = ""
+    storage_dir: str = ""
+    max_record_bytes: int = 5 * 1024 * 1024
+    max_message_bytes: int = 5 * 1024 * 1024
+    max_avatar_bytes: int = 2 * 1024 * 1024
+    aliyun_sts_url: str = "https://sts.aliyuncs.com"
+    aliyun_access_key_id: str = ""
+    aliyun_access_key_secret: str = ""
+    aliyun_role_arn: str = ""
+    aliyun_oss_endpoint: str = ""
+    aliyun_max_duration_s: int = 3600
+    aliyun_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class SocialSettings:
+    """Seed 001: the social half (follows, discovery, topics, voice records, reports, client logs;
+    see docs/heihei-social.md)."""
+
+    banners_file: str = ""
+    banner_expire_s: int = 84600
+    topics_file: str = ""
+    gift_resources_file: str = ""
+    page_size: int = 20
+    active_window_s: float = 604800.0
+    new_users_max: int = 10000
+    reports_per_day: int = 20
+    max_title_chars: int = 50
+    record_min_s: float = 2.0
+    record_max_s: float = 60.0
+    record_max_bytes: int = 2 * 1024 * 1024
+    client_log_dir: str = ""
+    client_log_max_bytes: int = 65536
+    client_log_file_bytes: int = 10 * 1024 * 1024
+    client_log_files: int = 5
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -248,6 +318,8 @@ class Settings:
     heihei: HeiheiSettings = field(default_factory=HeiheiSettings)
     sms: SmsSettings = field(default_factory=SmsSettings)
     push: PushSettings = field(default_factory=PushSettings)
+    uploads: UploadsSettings = field(default_factory=UploadsSettings)
+    social: SocialSettings = field(default_factory=SocialSettings)
 
 
 LOG_FORMATS = ("text", "json")

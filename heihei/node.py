@@ -34,6 +34,7 @@ from heihei.paths import load_or_create_secret
 from heihei.realms import Core, Realm, build_realms
 from heihei.store.client import Store
 from heihei.store.embedded import EmbeddedRedis
+from heihei.web.accesslog import redacted_log_formatter
 from heihei.web.admin import AdminFallback, ModerationAdmin, admin_gate, admin_token
 from heihei.web.health import HealthApp
 from heihei.web.limits import BoundedSite
@@ -238,7 +239,8 @@ class Node(MultiService):
             return None
 
         site = BoundedSite(root, max_body_bytes=max_body_bytes, request_deadline_s=http.request_deadline_s,
-                           reactor=self.reactor, gate=gate if gates else None)
+                           reactor=self.reactor, gate=gate if gates else None,
+                           logFormatter=redacted_log_formatter)
         site.timeOut = http.idle_timeout_s
         site.displayTracebacks = False
         return site

@@ -195,28 +195,124 @@ def build_jim(core: Core) -> Realm:
 
 
 def build_heihei(core: Core) -> Realm:
+    from heihei.heihei.operators import HeiheiOperators
     from heihei.heihei.rooms import CHANNEL
     from heihei.heihei.service import Social
     from heihei.protocols.channel import ChannelProtocol, ChannelRenderer, on_notice
+    from heihei.web.admin_heihei import HeiheiAdmin
     from heihei.web.api.msg import MsgApi
+    from heihei.web.api.social import SmsApi, SocialApi
     from heihei.web.api.sys import RootApi, SysApi
-    from heihei.web.api.user import UserApi
+    from heihei.web.api.record import RecordApi
+    from heihei.web.api.topic import TopicApi
+    from heihei.web.api.user import UserApi, UsrApi
     from heihei.web.messageserver import MessageServerApi
     from heihei.web.root import RootResource
+    from heihei.web.static import shipped_static
 
+    storage = _heihei_storage(core)
     social = Social(core.settings, store=core.store, hub=core.hub, clock=core.clock, outbound=core.outbound,
-                    metrics=core.metrics)
+                    metrics=core.metrics, files=storage.files, client_logs=_client_logs(core),
+                    run_in_thread=_thread_runner(core.reactor), local_files=storage.local,
+                    local_base_url=storage.local_base_url)
     core.hub.register_realm(CHANNEL, ChannelRenderer(), on_notice=on_notice)
     s = core.settings.channel
     sessions = _sessions(core, CHANNEL, s, **_ping_liveness(s), credential_check=social.tokens.valid_many)
     factory = _factory(core, CHANNEL, s, ChannelProtocol, sessions, social)
 
-    modules = [UserApi, MsgApi, SysApi, RootApi, MessageServerApi]
+    sections = {"user": UserApi, "usr": UsrApi, "msg": MsgApi, "sys": SysApi, "social": SocialApi, "sms": SmsApi,
+                "topic": TopicApi, "record": RecordApi}
+    modules = [*sections.values(), RootApi, MessageServerApi]
+    operators = HeiheiOperators(social)
     api = RootResource(fallback=RootApi(social, modules).resource())
-    api.mount("user", UserApi(social).resource())
-    api.mount("msg", MsgApi(social).resource())
-    api.mount("sys", SysApi(social).resource())
+    for name, module in sections.items():
+        api.mount(name, module(social).resource())
     return Realm(CHANNEL, factory, listener="http", websocket_paths=("ws/channel",),
                  http=[Mount("http", "api", api),
-                       Mount("http", "messageserver/api/msg", MessageServerApi(social).resource())],
-                 services=[sessions, social], operators=social)
+                       Mount("http", "messageserver/api/msg", MessageServerApi(social).resource()),
+                       Mount("http", "static", shipped_static()),
+                       Mount("http", storage.bucket, storage.resource)],
+                 services=[sessions, social], operators=operators, admin=HeiheiAdmin(core.admin_token, operators),
+                 body_bytes={"http": storage.body_bytes})
+
+
+#: top-level paths of the --http site that an uploads bucket may not take
+RESERVED_HTTP_PATHS = ("api", "admin", "ws", "messageserver", "im", "static", "healthz", "metrics")
+
+
+@dataclass(frozen=True)
+class HeiheiStorage:
+    bucket: str
+    files: Any
+    local: Any
+    #: the node's OSS-compatible resource, mounted at /<bucket>/
+    resource: IResource
+    #: where the node serves what it stores itself (voice records), without the key
+    local_base_url: str
+    body_bytes: int
+
+
+def _heihei_storage(core: Core) -> HeiheiStorage:
+    """`[uploads]`: the provider behind oss-token (the node itself or Aliyun OSS), the node's object
+    store (its uploads and the voice records) and the resource serving it (docs/uploads.md)."""
+    from heihei.config import ConfigError
+    from heihei.heihei.files import UploadedFiles
+    from heihei.heihei.uploads import BUCKET_RE, Uploads
+    from heihei.paths import load_or_create_secret
+    from heihei.web.oss import OssResource
+    from heihei.web.oss_signing import NodeOss
+    from heihei.web.oss_store import LocalFiles, ObjectStore
+
+    u = core.settings.uploads
+    if u.provider not in ("node", "aliyun"):
+        raise ConfigError(f"[uploads] provider must be \"node\" or \"aliyun\", not {u.provider!r}")
+    if not BUCKET_RE.fullmatch(u.bucket) or u.bucket in RESERVED_HTTP_PATHS:
+        raise ConfigError(f"[uploads] bucket {u.bucket!r}: 3-63 lower-case letters, digits and hyphens, and not one "
+                          f"of the site's own paths ({', '.join(RESERVED_HTTP_PATHS)})")
+    secret = u.secret or load_or_create_secret(core.data_dir, "uploads-secret", 32)
+    site_url = core.settings.http.public_url.rstrip("/")
+    caps = {"record": {"mp3": u.max_record_bytes},
+            "message": {f: u.max_message_bytes for f in ("mp3", "png", "jpeg", "jpg")},
+            "avatar": {f: u.max_avatar_bytes for f in ("png", "jpeg", "jpg")}}
+    store = ObjectStore(u.storage_dir or os.path.join(core.data_dir, "uploads"))
+    try:
+        store.prepare()
+        node_oss = NodeOss(secret, bucket=u.bucket, site_url=site_url,
+                           public_base_url=u.public_base_url if u.provider == "node" else "")
+        provider = node_oss if u.provider == "node" else core.outbound.aliyun_oss
+        uploads = Uploads(provider, bucket=u.bucket, secret=secret, ttl_s=u.ttl_s, max_bytes=caps)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"[uploads] {e}") from None
+    files = UploadedFiles(core.store, core.clock, uploads,
+                          local_path=store.path_of if u.provider == "node" else None)
+    largest = max(u.max_record_bytes, u.max_message_bytes, u.max_avatar_bytes, core.settings.social.record_max_bytes)
+    return HeiheiStorage(u.bucket, files, LocalFiles(store, core.reactor),
+                         OssResource(node_oss, store, clock=core.clock, reactor=core.reactor),
+                         node_oss.public_base_url if u.provider == "node" else f"{site_url}/{u.bucket}",
+                         largest + UPLOAD_ENVELOPE_BYTES)
+
+
+def _thread_runner(reactor, max_jobs: int = 2):
+    """Blocking work (decoding audio) in the reactor's thread pool, at most `max_jobs` at a time."""
+    from twisted.internet import defer, threads
+
+    jobs = defer.DeferredSemaphore(max_jobs)
+
+    async def run(f, *args, **kwargs):
+        return await jobs.run(threads.deferToThreadPool, reactor, reactor.getThreadPool(), f, *args, **kwargs)
+
+    return run
+
+
+def _client_logs(core: Core):
+    from heihei.config import ConfigError
+    from heihei.heihei.clientlogs import ClientLogs
+
+    s = core.settings.social
+    try:
+        return ClientLogs(s.client_log_dir or os.path.join(core.data_dir, "client-logs"),
+                          node_id=core.hub.node_id, clock=core.clock, rates=core.hub.rates,
+                          file_bytes=s.client_log_file_bytes, files=s.client_log_files,
+                          max_bytes=s.client_log_max_bytes)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"[social] client logs: {e}") from None

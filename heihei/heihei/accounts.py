@@ -13,6 +13,8 @@ Redis layout (realm id "heihei", every key from `heihei.store.keys.key`):
 - `tok:heihei:<sha256(token)>` -> `"<user>|<expires ms>"`; `utok:heihei:<user>`
   ZSET of the user's token hashes (a bounded number per user)
 - `blk:heihei:<user>` ZSET of the users they blocked (score: when)
+- `apiv:heihei:<sha256(token)>` -> the API version the session's app declared in
+  `/api/init` (kept only when it is 2 or more)
 
 The user search index (`heihei.heihei.search`, optional here) follows the
 profiles: a new account is indexed once created, and a change of displayName
@@ -167,6 +169,9 @@ class Accounts:
         else:
             await self.store.hmset(user_key(uid), fields)
 
+    async def phone_owner(self, phone: str) -> str | None:
+        return await self.store.get(key("phone", REALM, phone))
+
     async def bind_phone(self, uid: str, phone: str) -> bool:
         """False if another account has the phone already."""
         old = await self.store.hget(user_key(uid), "phone")
@@ -259,6 +264,33 @@ class Tokens:
         await self.store.delete(key("tok", REALM, h))
         await self.store.zrem(key("utok", REALM, uid), h)
         return uid
+
+
+    async def remember_api_version(self, token: str, version: int) -> None:
+        """What `/api/init` said this session's app speaks (`apiVersion`): the push channel sends v2
+        IM items only to apps of version 2 or later (docs/heihei-social.md)."""
+        k = key("apiv", REALM, token_hash(token))
+        if version >= 2:
+            await self.store.set(k, str(version), pexpire=self.ttl_ms + GC_SLACK_MS)
+        else:
+            await self.store.delete(k)
+
+    async def api_version(self, token: str) -> int:
+        value = await self.store.get(key("apiv", REALM, token_hash(token)))
+        return int(value) if value and value.isdigit() else 1
+
+    async def count(self, uid: str) -> int:
+        """How many sessions the user has (some may have expired by the clock, not yet collected)."""
+        return int(await self.store.zcard(key("utok", REALM, uid)))
+
+    async def revoke_all(self, uid: str) -> int:
+        """End every session of a user (a ban); returns how many there were."""
+        k = key("utok", REALM, uid)
+        hashes = list(await self.store.zrange(k, 0, -1))
+        if hashes:
+            await self.store.delete([key("tok", REALM, h) for h in hashes])
+        await self.store.delete(k)
+        return len(hashes)
 
 
 class Blocks:

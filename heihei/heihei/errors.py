@@ -35,6 +35,22 @@ CANNOT_VIEW_USER = "cannot-view-user"
 SMS_TOO_FREQUENT = "sms-too-frequent"
 #: the SMS provider did not take the message
 SMS_FAILED = "sms-failed"
+#: no such topic or subject (the seed's 100 话题或帖子不存在)
+NO_SUCH_TOPIC = "no-such-topic"
+#: an uploaded file's sign does not check out, or the file is not there (102 文件验证失败)
+BAD_FILE = "bad-file"
+#: a voice record that is not what it claims (754: wrong MD5, not audio, undecodable)
+RECORD_CORRUPT = "record-corrupt"
+#: a voice record shorter than [social] record_min_s (755)
+RECORD_TOO_SHORT = "record-too-short"
+#: a voice record over [social] record_max_bytes or record_max_s (756)
+RECORD_TOO_BIG = "record-too-big"
+#: no such voice record (757 录音不存在)
+NO_SUCH_RECORD = "no-such-record"
+#: someone else's voice record (757 无法删除不属于自己的录音)
+NOT_YOUR_RECORD = "not-your-record"
+#: the account is banned by an operator
+BANNED = "banned"
 #: a message or parameter is malformed (the detail names it)
 BAD_PARAMETER = BAD_REQUEST
 #: sending too fast

@@ -50,6 +50,13 @@ for i = 1, #ARGV do out[i] = redis.call('ZSCORE', KEYS[1], ARGV[i]) and 1 or 0 e
 return out
 """)
 
+COUNTS = Script("heihei_follow_counts", r"""
+-- KEYS: followers:<uid>, following:<uid> for each user, in pairs. Returns the two sizes per user.
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('ZCARD', KEYS[i]) end
+return out
+""")
+
 
 def following_key(uid: str) -> str:
     return key("following", REALM, uid)
@@ -95,6 +102,14 @@ class Follows:
     async def counts(self, uid: str) -> tuple[int, int]:
         """(followers, following)."""
         return int(await self.store.zcard(followers_key(uid))), int(await self.store.zcard(following_key(uid)))
+
+    async def counts_many(self, uids: list[str]) -> dict[str, tuple[int, int]]:
+        """(followers, following) of each user, in one call."""
+        if not uids:
+            return {}
+        keys = [k for uid in uids for k in (followers_key(uid), following_key(uid))]
+        sizes = [int(n) for n in await COUNTS(self.store, keys, [])]
+        return {uid: (sizes[2 * i], sizes[2 * i + 1]) for i, uid in enumerate(uids)}
 
     async def followers(self, uid: str, offset: int, limit: int) -> tuple[int, list[str]]:
         """(total, a page of followers, the most recent first)."""

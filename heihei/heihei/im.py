@@ -79,6 +79,13 @@ class ClientIm:
     client_msg_id: str | None
 
 
+def api_major(text: str | None) -> int:
+    """An app's `apiVersion` ("2.0" -> 2; anything unreadable is 1: the shipped client sends "1.0").
+    Only apps of version 2 or later get v2 IM items on the push channel."""
+    head = (text or "").strip().split(".", 1)[0]
+    return int(head) if head.isdigit() and len(head) < 6 else 1
+
+
 def _bad(detail: str) -> ImError:
     return ImError(BAD_PARAMETER, detail)
 

@@ -211,9 +211,11 @@ class Messaging:
         if isinstance(msg.get("link"), str) and msg["link"].startswith("wmlives_heihei://"):
             link = msg["link"]
         else:
-            link = link_for(action, id=msg.get("liveId") or msg.get("id") or msg.get("fromUserId", ""),
+            link = link_for(action, gender_text=self.settings.link_gender_text,
+                            id=msg.get("liveId") or msg.get("id") or msg.get("fromUserId", ""),
                             chatId=msg.get("chatId", ""), type=msg.get("type", 0), userId=msg.get("fromUserId", ""),
-                            fromUserName=name, gender=msg.get("gender", ""))
+                            fromUserName=name, gender=msg.get("gender", ""),
+                            msgId=msg_id if isinstance(msg_id, int) and not isinstance(msg_id, bool) else "")
         text = im.preview(msg)
         if isinstance(msg.get("text-head"), str) or isinstance(msg.get("text-tail"), str):
             text = f"{msg.get('text-head', '')}{name}{msg.get('text-tail', '')}"

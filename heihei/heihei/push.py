@@ -11,8 +11,10 @@ A push is the seed's `push` structure, one per registered device:
 token on iOS — and `pushType` its `apnsType`, so an adapter knows where to
 send it.) `link` follows the seed's "link的值" table (`link_for`).
 
-A `PushProvider` (`heihei.outbound.push`: `[push] provider` log or webhook,
-injected) delivers each one.
+A `PushProvider` delivers each one: the node's router
+(`heihei.outbound.push_factory`), which hands it to the provider for the
+device's `apnsType` (Getui, APNs, FCM, the log or a webhook). When the service
+says the device's token is dead (`DeviceGone`), the device is unregistered.
 
 Redis: `pushdev:heihei:<user>` HASH uuid -> JSON {apnsType, apnsToken,
 deviceType, t}; `devowner:heihei:<uuid>` -> user (a device belongs to the
@@ -22,6 +24,7 @@ unregisters the device the session registered).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import quote
 
@@ -34,6 +37,7 @@ from heihei.heihei.accounts import GC_SLACK_MS, REALM, token_hash
 from heihei.incidents import STORE, report
 from heihei.store.client import StoreUnavailable
 from heihei.outbound.push import PushProvider
+from heihei.outbound.push_errors import CredentialsRejected, DeviceGone, PushError
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 
@@ -70,8 +74,38 @@ return 1
 """)
 
 
-def link_for(action: str, **values: Any) -> str:
-    """The seed's link for an action (live, message, homepage, webview, user, replay, duechat)."""
+DROP_DEVICE = Script("heihei_drop_device", r"""
+-- KEYS: 1 the user's device hash, 2 the device's owner key. ARGV: 1 user, 2 uuid, 3 the dead push token.
+-- Only if the device still has that token (it may have registered a new one meanwhile). Returns 1 if dropped.
+local device = redis.call('HGET', KEYS[1], ARGV[2])
+if not device then return 0 end
+local ok, d = pcall(cjson.decode, device)
+if ARGV[3] ~= '' and (not ok or type(d) ~= 'table' or d.apnsToken ~= ARGV[3]) then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
+""")
+
+
+#: the shipped client's gender numbers (User.java: MALE 0, FEMALE 1, UNSPECIFIED -1)
+GENDER_NUMBERS = {"Male": 0, "Female": 1, "Unspecified": -1}
+
+
+def gender_number(gender: Any) -> int:
+    if isinstance(gender, int) and not isinstance(gender, bool) and gender in (-1, 0, 1):
+        return gender
+    if isinstance(gender, str) and gender.lstrip("-").isdigit() and int(gender) in (-1, 0, 1):
+        return int(gender)
+    return GENDER_NUMBERS.get(gender, -1) if isinstance(gender, str) else -1
+
+
+def link_for(action: str, gender_text: bool = False, **values: Any) -> str:
+    """The seed's link for an action (live, message, homepage, webview, user, replay, duechat).
+
+    A chat invite (`duechat` -> `acceptchat?...`) is parsed by the shipped client
+    (OutLinkActivity.handleDueChat): it reads the inviter's name as `userName` and `gender` as
+    an int (0 male, 1 female, -1 unspecified). So the link carries `userName` besides the seed's
+    `fromUserName`, and the gender as that number, or as the seed's text with `gender_text`."""
     def q(v: Any) -> str:
         return quote(str(v), safe="")
 
@@ -86,10 +120,20 @@ def link_for(action: str, **values: Any) -> str:
     if action == "replay":
         return f"{LINK_BASE}replay?id={q(values.get('id', ''))}"
     if action == "duechat":
-        return (f"{LINK_BASE}acceptchat?chatId={q(values.get('chatId', ''))}&type={q(values.get('type', 0))}"
+        gender = values.get("gender", "")
+        gender = gender if gender_text else gender_number(gender)
+        link = (f"{LINK_BASE}acceptchat?chatId={q(values.get('chatId', ''))}&type={q(values.get('type', 0))}"
                 f"&userId={q(values.get('userId', ''))}&fromUserName={q(values.get('fromUserName', ''))}"
-                f"&gender={q(values.get('gender', ''))}")
+                f"&userName={q(values.get('fromUserName', ''))}&gender={q(gender)}")
+        if values.get("msgId"):
+            link += f"&msgId={q(values['msgId'])}"
+        return link
     return f"{LINK_BASE}message"
+
+
+def device_id_of(apns_type: str, apns_token: str) -> str:
+    """A stable device id for a device that sent none: from its push service and token."""
+    return "tok-" + hashlib.sha256(f"{apns_type}|{apns_token}".encode("utf-8")).hexdigest()[:32]
 
 
 class Devices:
@@ -99,8 +143,11 @@ class Devices:
         self.max_per_user = max_per_user
         self.token_ttl_ms = int(token_ttl_s * 1000)
 
-    async def register(self, uid: str, token: str, uuid: str, apns_type: str, apns_token: str,
+    async def register(self, uid: str, token: str, uuid: str | None, apns_type: str, apns_token: str,
                        device_type: str) -> None:
+        """Register a device; without a `uuid` (Android 10+, a denied phone permission) the device is
+        known by its push token."""
+        uuid = uuid or device_id_of(apns_type, apns_token)
         device = {"apnsType": apns_type, "apnsToken": apns_token, "deviceType": device_type,
                   "t": int(self.clock.seconds() * 1000)}
         await REGISTER_DEVICE(self.store, [key("pushdev", REALM, uid), key("devowner", REALM, uuid),
@@ -115,6 +162,12 @@ class Devices:
         if uuid:
             await UNREGISTER_DEVICE(self.store, [key("pushdev", REALM, uid), key("devowner", REALM, uuid), tk],
                                     [uid, uuid])
+
+    async def unregister_device(self, uid: str, uuid: str, apns_token: str = "") -> bool:
+        """The push service says this device's token is dead: the device stops getting pushes (only
+        if it still has `apns_token`, when given). True if it was dropped."""
+        return int(await DROP_DEVICE(self.store, [key("pushdev", REALM, uid), key("devowner", REALM, uuid)],
+                                     [uid, uuid, apns_token])) == 1
 
     async def of(self, uid: str) -> dict[str, dict[str, Any]]:
         raw = await self.store.hgetall(key("pushdev", REALM, uid))
@@ -145,6 +198,7 @@ class Pusher:
             from twisted.internet import reactor as clock
         self.clock = clock
         self._in_flight: set[defer.Deferred] = set()
+        self._rejected_services: set[str] = set()
 
     def notify(self, uid: str, push: dict[str, Any]) -> defer.Deferred:
         """Start pushing; never raises, logs failures. The Deferred fires when done."""
@@ -179,6 +233,19 @@ class Pusher:
             try:
                 await self.provider.send(item)
                 sent += 1
+            except DeviceGone as e:
+                dropped = await self.devices.unregister_device(uid, uuid, e.clientid)
+                self._log.info("{service} says device {uuid} of user {user} is gone ({reason}); {what}",
+                               service=e.service, uuid=uuid, user=uid, reason=e.reason,
+                               what="unregistered" if dropped else "it has registered again since")
+            except CredentialsRejected as e:
+                if e.service not in self._rejected_services:  # every push fails until fixed: say it once
+                    self._rejected_services.add(e.service)
+                    self._log.error("{service} refuses our credentials, no push reaches its devices until the "
+                                    "[push] settings are fixed: {error}", service=e.service, error=str(e))
+            except PushError as e:
+                self._log.warn("push to device {uuid} of user {user} failed: {error}", uuid=uuid, user=uid,
+                               error=str(e))
             except Exception:
                 self._log.failure("push to device {uuid} of user {user} failed", uuid=uuid, user=uid)
         return sent

@@ -38,8 +38,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
-#: the formats of the seed's enum, with the content type each is served with
-CONTENT_TYPES = {"mp3": "audio/mpeg", "png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg"}
+#: the formats of the seed's enum, with the content type each is served with; m4a (AAC) only for the
+#: voice records the API itself takes (record/upload-record): no size cap, so no credentials, for it
+CONTENT_TYPES = {"mp3": "audio/mpeg", "png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg",
+                 "m4a": "audio/mp4"}
 #: the seed's modules (its enum says 'record', 'message', avatar)
 MODULES = ("record", "message", "avatar")
 #: spellings in the seed's own table ("jepg" in the enum, "avator" in the remark)
@@ -216,10 +218,7 @@ class Uploads:
         return format, module
 
     def file_name(self, user: str, format: str, now_s: float) -> str:
-        if not isinstance(user, str) or not UID_RE.fullmatch(user):
-            raise ValueError("user ids in file names are 1-32 letters or digits")
-        hour = datetime.fromtimestamp(int(now_s), FILE_NAME_TZ).strftime("%Y%m%d%H")
-        return f"{hour}_{user}_{self._random_text(RANDOM_CHARS)}.{format}"
+        return make_file_name(user, format, now_s, self._random_text)
 
     def sign(self, file_name: str) -> str:
         return hmac.new(self._sign_key, file_name.encode("utf-8"), hashlib.sha256).hexdigest()[:SIGN_HEX_CHARS]
@@ -252,6 +251,14 @@ class Uploads:
         return Issued(credentials, FileInfo(file_name=name, path=path, sign=self.sign(name),
                                             upload_url=self.provider.upload_url(path),
                                             url=self.provider.public_url(path)))
+
+
+def make_file_name(user: str, format: str, now_s: float, random_text=None) -> str:
+    """`<yyyymmddHH>_<uid>_<10 random>.<ext>`: every file name the server gives out."""
+    if not isinstance(user, str) or not UID_RE.fullmatch(user):
+        raise ValueError("user ids in file names are 1-32 letters or digits")
+    hour = datetime.fromtimestamp(int(now_s), FILE_NAME_TZ).strftime("%Y%m%d%H")
+    return f"{hour}_{user}_{(random_text or _random_text)(RANDOM_CHARS)}.{format}"
 
 
 def _random_text(length: int) -> str:

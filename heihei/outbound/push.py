@@ -3,6 +3,8 @@ Push providers: how one push reaches one device (`[push] provider`), behind
 the `PushProvider` interface so Getui or APNs adapters can be added here.
 
 - `log`: the push is written to the server log.
+- (Getui, APNs and FCM: heihei/outbound/push_getui.py, push_apns.py, push_fcm.py,
+  routed per device by heihei/outbound/push_factory.py)
 - `webhook`: POST the push as JSON to `[push] webhook_url`; with
   `[push] webhook_secret` set, the header `X-Heihei-Signature` carries the hex
   HMAC-SHA256 of the body. Any 2xx answer is success; the answer is read, at
@@ -22,6 +24,7 @@ from twisted.logger import Logger
 from heihei.config import ConfigError
 from heihei.jsonsafe import encode_json
 from heihei.outbound.http import HttpClient, OutboundError
+from heihei.outbound.push_errors import short_token
 
 #: a webhook's answer is read (so the connection can be reused) and ignored: it is small
 MAX_ANSWER_BYTES = 64 * 1024
@@ -33,12 +36,14 @@ class PushProvider(Protocol):
 
 
 class LogPush:
+    """Writes the push to the server log; the device token shortened (a token never goes to a log)."""
+
     _log = Logger()
 
     async def send(self, push: dict[str, Any]) -> None:
         self._log.info("push to {deviceType} device {clientid}: {title} / {text} ({link})",
-                       deviceType=push.get("deviceType"), clientid=push.get("clientid"), title=push.get("title"),
-                       text=push.get("text"), link=push.get("link"), push=push)
+                       deviceType=push.get("deviceType"), clientid=short_token(str(push.get("clientid", ""))),
+                       title=push.get("title"), text=push.get("text"), link=push.get("link"))
 
 
 class WebhookError(Exception):
@@ -66,12 +71,15 @@ class WebhookPush:
             raise WebhookError(f"push webhook answered HTTP {answer.status}")
 
 
-def make_push_provider(settings, http: HttpClient) -> PushProvider:
-    """The provider `[push]` asks for (`settings` is the `[push]` section)."""
-    if settings.provider == "log":
+def make_push_provider(settings, http: HttpClient, kind: str | None = None) -> PushProvider:
+    """The log or webhook provider (`kind`, default `[push] provider`; `settings` is the `[push]`
+    section). The Getui, APNs and FCM adapters and the routing per device are
+    heihei.outbound.push_factory's."""
+    kind = settings.provider if kind is None else kind
+    if kind == "log":
         return LogPush()
-    if settings.provider == "webhook":
+    if kind == "webhook":
         if not settings.webhook_url:
-            raise ConfigError("[push] provider = \"webhook\" needs [push] webhook_url")
+            raise ConfigError("[push] provider \"webhook\" needs [push] webhook_url")
         return WebhookPush(http, settings.webhook_url, secret=settings.webhook_secret, timeout_s=settings.timeout_s)
-    raise ConfigError(f"[push] provider must be \"log\" or \"webhook\", not {settings.provider!r}")
+    raise ConfigError(f"[push] a provider must be one of log, webhook, getui, apns, fcm, none; not {kind!r}")

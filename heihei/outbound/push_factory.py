@@ -2,11 +2,9 @@
 Building the offline-push providers from settings, and routing each push to
 the provider for its device's `apnsType` (the push's `pushType`).
 
-A proposal for `heihei.config` (not wired yet): `PushSettingsProposal` lists
-the `[push]` keys these adapters need, with their defaults. `make_push_provider`
-and `make_push_router` only read those attributes, so they work unchanged on
-`config.PushSettings` once it gains the same fields. docs/providers-push.md
-describes each key and how to obtain the credentials.
+The `[push]` keys are `heihei.config.PushSettings`'; docs/providers-push.md
+describes each key and how to obtain the credentials. `Outbound.from_settings`
+builds the router once per node.
 
     make_push_provider("getui" | "apns" | "fcm", settings, reactor=...)  -> the adapter
     make_push_router(settings, reactor=..., other=make_provider)         -> PushRouter
@@ -29,13 +27,11 @@ quoting a secret.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twisted.logger import Logger
 
 from heihei.config import ConfigError
-from heihei.outbound import push_apns, push_fcm, push_getui
 from heihei.outbound.push_apns import ApnsPush
 from heihei.outbound.push_auth import BadKey
 from heihei.outbound.push_errors import PermanentPushError
@@ -52,39 +48,6 @@ ADAPTER_FOR = {"getui": "getui", "apns": "apns", "gcm": "fcm"}
 class PushProvider(Protocol):
     async def send(self, push: dict[str, Any]) -> None:
         """Deliver one push to one device, or raise."""
-
-
-@dataclass(frozen=True)
-class PushSettingsProposal:
-    """The `[push]` keys proposed for heihei.config.PushSettings (existing ones first)."""
-
-    provider: str = "log"
-    timeout_s: float = 10.0
-    provider_getui: str = ""
-    provider_apns: str = ""
-    provider_gcm: str = ""
-
-    getui_app_id: str = ""
-    getui_app_key: str = ""
-    getui_master_secret: str = ""
-    getui_base_url: str = push_getui.DEFAULT_BASE_URL
-    getui_click_type: str = "payload"
-    getui_intent_component: str = ""
-    getui_ttl_s: int = push_getui.DEFAULT_TTL_S
-    getui_vendor_channel: bool = False
-
-    apns_team_id: str = ""
-    apns_key_id: str = ""
-    apns_key_file: str = ""
-    apns_topic: str = ""
-    apns_base_url: str = push_apns.PRODUCTION_URL
-    apns_expiration_s: int = push_apns.DEFAULT_EXPIRATION_S
-    apns_priority: int = 10
-
-    fcm_service_account_file: str = ""
-    fcm_project_id: str = ""
-    fcm_base_url: str = push_fcm.DEFAULT_BASE_URL
-    fcm_token_uri: str = ""
 
 
 def make_push_provider(kind: str, settings, *, reactor, clock=None, trust_root=None) -> PushProvider:
@@ -187,3 +150,18 @@ class SkipPush:
 
     async def send(self, push: dict[str, Any]) -> None:
         return None
+
+
+def trust_root_from(path: str):
+    """`[push] apns_ca_file`: the CA certificate(s) to trust for APNs instead of the system's."""
+    if not path:
+        return None
+    from twisted.internet import ssl
+
+    try:
+        with open(path, "rb") as f:
+            return ssl.Certificate.loadPEM(f.read(256 * 1024))
+    except OSError as e:
+        raise ConfigError(f"[push] apns_ca_file: cannot read {path}: {e.strerror}") from None
+    except Exception:
+        raise ConfigError(f"[push] apns_ca_file: {path} is not a PEM certificate") from None

@@ -6,6 +6,11 @@ Handshake
     handshake with HTTP 401 (503 if Redis cannot be asked). One user may hold
     any number of connections; each gets every message. If Redis fails while
     the connection registers, it is closed with 4503 (reconnect later).
+    `apiVersion` (query parameter, e.g. `&apiVersion=2`) says which items the
+    app understands; without it, what `/api/init` declared for the token
+    (`apiVersion`), else 1. Version 1 apps (the shipped Android client) get
+    no v2 IM items: they would show them as blank bubbles in the open room.
+    An app that sends an IM frame speaks v2 from then on.
 
 Server → client: every frame is a JSON array of items
     [{"msg": {...client message structure...}, "timeStamp": <seconds>}, ...]
@@ -50,7 +55,7 @@ from heihei.core.errors import Refused
 from heihei.web.api.errors import BAD_PARAMETER, BUSINESS_FAILED, ApiError, of_refusal
 from heihei.heihei.accounts import token_hash
 from heihei.heihei.messages import ITEM
-from heihei.heihei.service import SESSION_REVOKED
+from heihei.heihei.service import NOTICE_KICK, SESSION_REVOKED
 from heihei.heihei.rooms import CHANNEL, NOTICE_CLOSE, NOTICE_JOIN, NOTICE_LEAVE, hub_room
 from heihei.incidents import STORE
 from heihei.jsonsafe import BadJSON, decode_json, encode_json
@@ -60,6 +65,8 @@ from heihei.store.client import StoreUnavailable
 _log = Logger()
 #: close code when the connection cannot be registered (Redis unavailable): reconnect later
 CLOSE_UNAVAILABLE = 4503
+#: close code when an operator ended the user's sessions (a ban): the token is no longer valid
+CLOSE_SIGNED_OUT = 4401
 
 
 def error_item(code: int, detail: str, now_s: int, *, to=None, client_msg_id=None) -> dict:
@@ -72,19 +79,34 @@ def error_item(code: int, detail: str, now_s: int, *, to=None, client_msg_id=Non
     return {"msg": msg, "timeStamp": now_s}
 
 
+def is_v2_item(item: dict) -> bool:
+    """A v2 IM envelope (`{"msgType": "IM", "msg": ...}`), which version 1 apps must not get."""
+    return item.get("msgType") == "IM"
+
+
+def wants_v2(client) -> bool:
+    return getattr(client, "api_version", 1) >= 2
+
+
 class ChannelRenderer:
-    """Stored channel messages → one-item frames; IM `users` differ for sender and receiver."""
+    """Stored channel messages → one-item frames; IM `users` differ for sender and receiver; v2 IM items
+    only to connections of version 2 apps."""
 
     def variant(self, message, client):
-        return "s" if client.user == message.sender else "r"
+        return ("s" if client.user == message.sender else "r", wants_v2(client))
 
     def render(self, message, variant):
-        item = im.item_of(message.body, message.created_ms, variant == "s")
-        return None if item is None else encode_json([item])
+        side, v2 = variant
+        item = im.item_of(message.body, message.created_ms, side == "s")
+        if item is None or (not v2 and is_v2_item(item)):
+            return None
+        return encode_json([item])
 
 
 class ChannelProtocol(BaseProtocol):
     _log = Logger()
+    #: the app's API version (handshake `apiVersion`, else what /api/init said for the token)
+    api_version = 1
 
     @property
     def social(self):
@@ -97,11 +119,14 @@ class ChannelProtocol(BaseProtocol):
 
     def onConnect(self, request):
         token = (request.params.get("token") or [None])[0]
-        return defer.Deferred.fromCoroutine(self._authenticate(token))
+        version = (request.params.get("apiVersion") or [None])[0]
+        return defer.Deferred.fromCoroutine(self._authenticate(token, version))
 
-    async def _authenticate(self, token):
+    async def _authenticate(self, token, version):
         try:
-            uid = await self.social.tokens.user_of(token)
+            uid = await self.social.user_of(token)
+            if uid is not None:
+                self.api_version = im.api_major(version) if version else await self.social.tokens.api_version(token)
         except StoreUnavailable:
             raise ConnectionDeny(503, "service unavailable") from None
         if uid is None:
@@ -152,6 +177,7 @@ class ChannelProtocol(BaseProtocol):
             self._refuse(BAD_PARAMETER, e.reason)
             return
         items = value if isinstance(value, list) else [value]
+        self.api_version = max(self.api_version, 2)  # it sends v2 IM: it shows them
         if not items or len(items) > im.MAX_FRAME_ITEMS:
             self._refuse(BAD_PARAMETER, f"a frame carries 1 to {im.MAX_FRAME_ITEMS} messages")
             return
@@ -186,16 +212,22 @@ class ChannelProtocol(BaseProtocol):
 def on_notice(notice: Notice, clients: set) -> None:
     """Items to show, and room membership changes, arriving for local channel connections."""
     if notice.kind == ITEM:
-        payload = encode_json([notice.data.get("item")])
+        item = notice.data.get("item")
+        payload = encode_json([item])
+        v1_too = not (isinstance(item, dict) and is_v2_item(item))
         frame = None
         for client in clients:
-            frame = frame or client.prepare(payload)
-            client.send_frame(frame)
+            if v1_too or wants_v2(client):
+                frame = frame or client.prepare(payload)
+                client.send_frame(frame)
     elif notice.kind == SESSION_REVOKED:
         for client in clients:
             credential = client.session.credential if client.session is not None else None
             if credential is not None and token_hash(credential) == notice.data.get("token"):
                 client.session.revoked()
+    elif notice.kind == NOTICE_KICK:
+        for client in list(clients):
+            client.close(CLOSE_SIGNED_OUT, "signed out")
     elif notice.kind in (NOTICE_JOIN, NOTICE_LEAVE, NOTICE_CLOSE):
         target = hub_room(notice.data.get("room", ""))
         for client in clients:

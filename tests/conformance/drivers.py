@@ -402,7 +402,7 @@ class ChannelDriver(Driver):
 
     async def connect(self, node, creds: Credentials, *, answer_pings: bool = True) -> Session:
         try:
-            client = await connect(ws_url(node, "http", f"/ws/channel?token={creds.secret}"),
+            client = await connect(ws_url(node, "http", f"/ws/channel?token={creds.secret}&apiVersion=2"),
                                    answer_pings=answer_pings)
         except HandshakeRefused as e:
             raise Refused("handshake", e.status) from None

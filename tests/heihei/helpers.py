@@ -51,8 +51,12 @@ async def name(node, token: str, display_name: str) -> None:
                                         "birthDay": "1990-01-02"})
 
 
-def channel_url(node, token: str | None) -> str:
-    return ws_url(node, "http", "/ws/channel" + (f"?token={token}" if token is not None else ""))
+def channel_url(node, token: str | None, v2: bool = True) -> str:
+    """The push channel's URL; `v2` asks for v2 IM items (`apiVersion=2`, docs/heihei-social.md)."""
+    query = [f"token={token}"] if token is not None else []
+    if v2:
+        query.append("apiVersion=2")
+    return ws_url(node, "http", "/ws/channel" + ("?" + "&".join(query) if query else ""))
 
 
 async def frame(client, timeout: float = 5.0) -> list:
@@ -71,9 +75,9 @@ async def item(client, timeout: float = 5.0) -> dict:
     return items[0]
 
 
-async def open_channel(node, token: str, *, expect_unread: int | None = 0):
+async def open_channel(node, token: str, *, expect_unread: int | None = 0, v2: bool = True):
     """Connect; the first item is the unread count (checked if `expect_unread` is not None)."""
-    client = await connect(channel_url(node, token))
+    client = await connect(channel_url(node, token, v2))
     if expect_unread is not None:
         first = await item(client)
         assert first["msg"] == {"msgType": "action", "action": "message-unread-count", "comment": "未读消息数",

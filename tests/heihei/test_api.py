@@ -80,8 +80,14 @@ async def test_init_is_the_url_map_of_this_server(nodes, outside):
     assert body["sys"]["update"] == "https://api.example.com/api/sys/update"
     assert body["live"]["createLive"] == "https://api.example.com/api/live/create-live"
     assert body["imgPath"] == "https://api.example.com" and body["actionCode"] == "0"
-    missing = await api(node, "/api/init", {k: v for k, v in INIT.items() if k != "uuid"})
-    assert missing == {"errorcode": 700, "errormsg": "参数错误: uuid (required)"}
+    assert body["sys"]["ossToken"] == "https://api.example.com/api/sys/oss-token"
+    assert body["topic"]["topicList"] == "https://api.example.com/api/topic/topic-list"
+    assert body["record"]["uploadRecord"] == "https://api.example.com/api/record/upload-record"
+    # Android 10+, or a denied phone permission, gives no uuid: the map is still served
+    no_uuid = await ok(node, "/api/init", {k: v for k, v in INIT.items() if k != "uuid"})
+    assert no_uuid["user"]["followUser"] == "https://api.example.com/api/user/follow"
+    missing = await api(node, "/api/init", {k: v for k, v in INIT.items() if k != "local"})
+    assert missing == {"errorcode": 700, "errormsg": "参数错误: local (required)"}
 
 
 @pytest_twisted.ensureDeferred
@@ -91,8 +97,10 @@ async def test_sys_update_from_the_updates_file(nodes, outside, tmp_path):
                                             "force": True, "title": "更新", "text": "新版本来了，更新吧！",
                                             "fileName": "heihei.apk"}}))
     node = await nodes.start("a", heihei_extra(outside, heihei={"updates_file": str(path)}))
-    newer = await ok(node, "/api/sys/update", {"versionCode": "1.0.2", "devicesType": "android",
-                                               "channel": "xiaomi"})
+    # the shipped client reads `info` only when errorcode is not 0 ([heihei] update_errorcode, 1)
+    newer = await api(node, "/api/sys/update", {"versionCode": "1.0.2", "devicesType": "android",
+                                                "channel": "xiaomi"})
+    assert newer["errorcode"] == 1 and newer["errormsg"] == "有新版本"
     assert newer["info"] == {"force": True, "url": "http://cdn.example.com/heihei-1.0.4.apk", "title": "更新",
                              "text": "新版本来了，更新吧！", "fileName": "heihei.apk", "versionCode": "1.0.4",
                              "channel": "xiaomi"}
@@ -102,6 +110,9 @@ async def test_sys_update_from_the_updates_file(nodes, outside, tmp_path):
     assert "info" not in await ok(node, "/api/sys/update", {"versionCode": "0.1", "devicesType": "ios"})
     bad = await api(node, "/api/sys/update", {"versionCode": "1.x", "devicesType": "android"})
     assert bad["errorcode"] == 700 and "versionCode" in bad["errormsg"]
+    seed = await nodes.start("b", heihei_extra(outside, heihei={"updates_file": str(path), "update_errorcode": 0}))
+    as_seed = await ok(seed, "/api/sys/update", {"versionCode": "1.0.2", "devicesType": "android"})
+    assert as_seed["info"]["versionCode"] == "1.0.4"
 
 
 @pytest_twisted.ensureDeferred
@@ -121,7 +132,17 @@ async def test_the_openapi_document_is_valid_and_complete(nodes, outside):
                  "/api/msg/read-all-msg", "/messageserver/api/msg/send-msg.action",
                  "/messageserver/api/msg/open-room.action", "/messageserver/api/msg/close-room.action",
                  "/messageserver/api/msg/start-live-broadcast.action",
-                 "/messageserver/api/msg/stop-live-broadcast.action"):
+                 "/messageserver/api/msg/stop-live-broadcast.action",
+                 # the social half
+                 "/api/user/follow", "/api/user/unfollow", "/api/user/list-follower", "/api/user/list-following",
+                 "/api/user/list-user-byType", "/api/user/list-active-user", "/api/user/isinlive",
+                 "/api/user/report-user", "/api/usr/report-user", "/api/sms/register-phone",
+                 "/api/sms/verify-phone", "/api/social/get-banner", "/api/social/gift-resources",
+                 "/api/topic/topic-list", "/api/topic/topic-detail", "/api/topic/create-subject",
+                 "/api/topic/get-subject", "/api/topic/update-subject", "/api/topic/subject-detail",
+                 "/api/topic/listen-subject", "/api/topic/like-subject", "/api/topic/reply-subject",
+                 "/api/record/refresh-record", "/api/record/read-record", "/api/record/delete-record",
+                 "/api/sys/oss-token", "/api/sys/upload-log"):
         assert set(paths[path]) == {"get", "post"}, path
     info = paths["/api/user/info"]["get"]
     names = {p["name"]: p for p in info["parameters"]}
@@ -137,3 +158,10 @@ async def test_the_openapi_document_is_valid_and_complete(nodes, outside):
     signed = {p["name"] for p in paths["/messageserver/api/msg/send-msg.action"]["get"]["parameters"]}
     assert signed == {"data", "signature"}
     assert document["servers"] == [{"url": "http://127.0.0.1:8082"}]
+    upload = paths["/api/record/upload-record"]
+    assert set(upload) == {"post"}
+    form = upload["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["properties"]["file"] == {"type": "string", "format": "binary",
+                                          "description": form["properties"]["file"]["description"]}
+    assert all(code in upload["post"]["description"] for code in ("754", "755", "756"))
+    assert "100" in paths["/api/topic/create-subject"]["post"]["description"]

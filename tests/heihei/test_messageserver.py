@@ -193,7 +193,13 @@ async def test_server_messages_to_an_offline_user(nodes, outside):
     assert len(pushes) == 2
     by_action = {p["action"]: p for p in pushes}
     assert by_action["duechat"]["link"] == ("wmlives_heihei://acceptchat?chatId=123&type=1&userId=122"
-                                            "&fromUserName=%E5%BC%A0%E4%B8%89&gender=Male")
+                                            "&fromUserName=%E5%BC%A0%E4%B8%89&userName=%E5%BC%A0%E4%B8%89"
+                                            "&gender=0&msgId=4242")
+    # what the shipped client's OutLinkActivity.handleDueChat reads: userName, an int gender
+    from urllib.parse import parse_qs, urlsplit
+
+    query = parse_qs(urlsplit(by_action["duechat"]["link"]).query)
+    assert query["userName"] == ["张三"] and int(query["gender"][0]) == 0 and int(query["chatId"][0]) == 123
     assert by_action["duechat"]["msgId"] == 4242 and by_action["duechat"]["fromUserName"] == "张三"
     assert by_action["duechat"]["clientid"] == "apns-token" and by_action["duechat"]["deviceType"] == "ios"
     assert by_action["live"]["link"] == "wmlives_heihei://live?id=88"

@@ -105,12 +105,23 @@ def test_links_follow_the_seed_table():
     assert link_for("replay", id=8) == "wmlives_heihei://replay?id=8"
     assert link_for("webview", url="http://a/b?c=1", type=1) == \
         "wmlives_heihei://webview?url=http%3A%2F%2Fa%2Fb%3Fc%3D1&type=1"
+    # a chat invite, as the shipped client parses it: userName and an int gender; the seed's text on request
+    assert link_for("duechat", chatId=9, type=0, userId=5, fromUserName="李 四", gender="Female") == \
+        "wmlives_heihei://acceptchat?chatId=9&type=0&userId=5&fromUserName=%E6%9D%8E%20%E5%9B%9B" \
+        "&userName=%E6%9D%8E%20%E5%9B%9B&gender=1"
+    assert link_for("duechat", chatId=9, userId=5, fromUserName="x", gender="Unspecified", msgId=77).endswith(
+        "&gender=-1&msgId=77")
+    assert link_for("duechat", gender_text=True, chatId=9, userId=5, fromUserName="x", gender="Male").endswith(
+        "&gender=Male")
 
 
 @pytest.mark.parametrize("extra, message", [
     ({"sms": {"provider": "pigeon"}}, "[sms] provider"),
     ({"sms": {"provider": "http"}}, "[sms] url"),
-    ({"push": {"provider": "getui"}}, "[push] provider"),
+    ({"push": {"provider": "pigeon"}}, "[push] a provider must be one of"),
+    ({"push": {"provider": "getui"}}, "[push] getui"),
+    ({"push": {"provider_apns": "getui"}}, "[push] provider_apns = 'getui' cannot reach apns devices"),
+    ({"push": {"provider_getui": "apns", "apns_ca_file": "/nonexistent.pem"}}, "apns_ca_file"),
     ({"push": {"provider": "webhook"}}, "[push] webhook_url"),
     ({"heihei": {"token_ttl_s": 0.0}}, "token_ttl_s"),
 ])

@@ -23,7 +23,8 @@ async def test_the_defaults_send_nothing_anywhere():
         assert isinstance(outbound.wechat_for_live, NoWeChat)
         assert isinstance(outbound.wechat_for_heihei, WeChatClient)
         assert isinstance(outbound.weibo, WeiboClient)
-        assert isinstance(outbound.sms, LogSms) and isinstance(outbound.push, LogPush)
+        assert isinstance(outbound.sms, LogSms)
+        assert {type(p) for p in outbound.push.routes.values()} == {LogPush}  # every kind of device: the log
         assert isinstance(outbound.profiles, HttpProfiles) and not outbound.profiles.serves("nickname")
         assert outbound.jim_auth is None
     finally:
@@ -47,10 +48,12 @@ async def test_each_realm_gets_its_own_configuration_over_one_client():
         assert (live.api_base, live.appid, live.timeout_s, live.configured) == ("http://live.example", "wx-live", 3.0,
                                                                                True)
         assert (app.api_base, app.timeout_s, app.configured) == ("http://app.example", 7.0, False)
-        assert isinstance(outbound.sms, HttpSms) and isinstance(outbound.push, WebhookPush)
+        assert isinstance(outbound.sms, HttpSms)
+        webhook = outbound.push.routes["getui"]
+        assert isinstance(webhook, WebhookPush) and set(outbound.push.routes.values()) == {webhook}
         assert outbound.profiles.serves("nickname") and not outbound.profiles.serves("snap")
         assert isinstance(outbound.jim_auth, HttpAuthHook)
-        clients = {id(p.http) for p in (live, app, outbound.weibo, outbound.sms, outbound.push, outbound.profiles,
+        clients = {id(p.http) for p in (live, app, outbound.weibo, outbound.sms, webhook, outbound.profiles,
                                         outbound.jim_auth)}
         assert clients == {id(outbound.http)}
     finally:

@@ -75,4 +75,4 @@ class ApiModule(Routes):
 
     def __init__(self, social) -> None:
         self.social = social
-        self.strategies = {"token": auth.SessionToken(social.tokens.user_of)}
+        self.strategies = {"token": auth.SessionToken(social.user_of)}

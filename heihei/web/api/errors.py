@@ -13,6 +13,8 @@ from heihei.heihei import errors as reasons
 from heihei.web.kit.routes import WireError
 
 SUCCESS = 0
+NO_SUCH_TOPIC = 100  # 话题或帖子不存在
+BAD_FILE = 102  # 文件验证失败
 BUSINESS_FAILED = 400  # 业务失败; also 短信发送太频繁 for the SMS endpoint
 WRONG_CODE = 401  # 验证码错误
 PHONE_TAKEN = 403  # 手机号已被其他账户绑定
@@ -26,11 +28,17 @@ NOT_ALLOWED = 711  # 用户权限不足
 BAD_TOKEN = 720  # token无效
 BAD_ROOM = 733  # room无效
 CANNOT_VIEW_USER = 736  # 无法查看该用户信息
+RECORD_CORRUPT = 754  # 文件损坏,请重新上传。
+RECORD_TOO_SHORT = 755  # 录音时间太短
+RECORD_TOO_BIG = 756  # 文件太大啦
+NO_SUCH_RECORD = 757  # 录音不存在 / 无法删除不属于自己的录音
 INTERNAL = 500  # not in the seed: the server failed (logged)
 UNAVAILABLE = 503  # not in the seed: Redis or an upstream is unreachable
 
 MESSAGES = {
     SUCCESS: "success",
+    NO_SUCH_TOPIC: "话题或帖子不存在",
+    BAD_FILE: "文件验证失败",
     BUSINESS_FAILED: "业务失败",
     WRONG_CODE: "验证码错误",
     PHONE_TAKEN: "手机号已被其他账户绑定",
@@ -44,6 +52,10 @@ MESSAGES = {
     BAD_TOKEN: "token无效",
     BAD_ROOM: "room无效",
     CANNOT_VIEW_USER: "无法查看该用户信息",
+    RECORD_CORRUPT: "文件损坏,请重新上传。",
+    RECORD_TOO_SHORT: "录音时间太短",
+    RECORD_TOO_BIG: "文件太大啦",
+    NO_SUCH_RECORD: "录音不存在",
     INTERNAL: "服务器内部错误",
     UNAVAILABLE: "服务暂不可用",
 }
@@ -63,6 +75,14 @@ REASON_CODES: dict[str, tuple[int, str | None]] = {
     reasons.BAD_TOKEN: (BAD_TOKEN, None),
     reasons.BAD_ROOM: (BAD_ROOM, None),
     reasons.CANNOT_VIEW_USER: (CANNOT_VIEW_USER, None),
+    reasons.NO_SUCH_TOPIC: (NO_SUCH_TOPIC, None),
+    reasons.BAD_FILE: (BAD_FILE, None),
+    reasons.RECORD_CORRUPT: (RECORD_CORRUPT, None),
+    reasons.RECORD_TOO_SHORT: (RECORD_TOO_SHORT, None),
+    reasons.RECORD_TOO_BIG: (RECORD_TOO_BIG, None),
+    reasons.NO_SUCH_RECORD: (NO_SUCH_RECORD, None),
+    reasons.NOT_YOUR_RECORD: (NO_SUCH_RECORD, "无法删除不属于自己的录音"),
+    reasons.BANNED: (NOT_ALLOWED, None),
     core.BAD_REQUEST: (BAD_PARAMETER, None),
     core.FORBIDDEN: (NOT_ALLOWED, None),
     core.NOT_A_MEMBER: (NOT_ALLOWED, None),

@@ -7,14 +7,17 @@ import dataclasses
 import orjson
 
 from heihei.config import ConfigError
+from heihei.heihei.im import api_major
 from heihei.jsonsafe import encode_json
 from heihei.web.api.base import AUTH_PARAMS, HEIHEI, ApiModule
-from heihei.web.api.errors import MESSAGES
+from heihei.web.api.errors import MESSAGES, bad_parameter
 from heihei.web.kit import openapi
 from heihei.web.kit.params import long, string
 from heihei.web.kit.routes import endpoint, new_app
 
 VERSION = r"[0-9]{1,6}(\.[0-9]{1,6}){0,3}"
+#: errormsg of /api/sys/update's answer when an update exists and [heihei] update_errorcode is not 0
+UPDATE_AVAILABLE = "有新版本"
 
 #: the seed's URL map: section -> key -> path on this server (`channel` is the push channel)
 URL_MAP = {
@@ -32,7 +35,15 @@ URL_MAP = {
         "pushDeviceInfo": "/api/user/push-device-info", "getConfig": "/api/user/get-config",
         "updateConfig": "/api/user/update-config",
     },
-    "social": {"getBanner": "/api/social/get-banner"},
+    "social": {"getBanner": "/api/social/get-banner", "giftResources": "/api/social/gift-resources"},
+    # beyond the seed's /api/init example: the later versions' sections, under the names they use
+    "topic": {k: f"/api/topic/{v}" for k, v in {
+        "topicList": "topic-list", "topicDetail": "topic-detail", "createSubject": "create-subject",
+        "getSubject": "get-subject", "updateSubject": "update-subject", "subjectDetail": "subject-detail",
+        "listenSubject": "listen-subject", "likeSubject": "like-subject", "replySubject": "reply-subject"}.items()},
+    "record": {k: f"/api/record/{v}" for k, v in {
+        "uploadRecord": "upload-record", "refreshRecord": "refresh-record", "readRecord": "read-record",
+        "deleteRecord": "delete-record"}.items()},
     "live": {k: f"/api/live/{v}" for k, v in {
         "createLive": "create-live", "stopLive": "stop-live", "changeLive": "change-live",
         "deleteLive": "delete-live", "setLiveVisible": "set-live-visible", "getLive": "get-live",
@@ -60,7 +71,7 @@ URL_MAP = {
         "stopChat": "stop-chat", "buyGift": "buy-gift", "changeTopic": "change-topic", "dueChat": "due-chat",
         "cancelDueChat": "cancel-due-chat", "acceptChat": "accept-chat", "getUserSig": "get-user-sig",
         "heartBeat": "heart-beat"}.items()},
-    "sys": {"update": "/api/sys/update"},
+    "sys": {"update": "/api/sys/update", "ossToken": "/api/sys/oss-token", "uploadLog": "/api/sys/upload-log"},
 }
 
 
@@ -120,9 +131,14 @@ class RootApi(ApiModule):
               string("ap", enum=("heihei",)), string("version", max_length=32),
               string("versionType", required=False, max_length=32),
               string("buildNumber", required=False, max_length=32),
-              string("local", enum=("zh_CN", "en_US")), string("uuid", max_length=128),
+              string("local", enum=("zh_CN", "en_US")),
+              string("uuid", required=False, max_length=128,
+                     description="the device id; optional (Android 10+ and a denied phone permission give none)"),
               string("model", required=False, max_length=64), string("resolution", required=False, max_length=32),
-              string("apiVersion", max_length=16), string("osVersion", required=False, max_length=64),
+              string("apiVersion", max_length=16,
+                     description="the app's API version; with a valid token, 2 or more also means the session's "
+                                 "push channel gets v2 IM items"),
+              string("osVersion", required=False, max_length=64),
               string("apnsType", required=False, enum=("apns", "gcm", "getui")),
               string("apnsToken", required=False, max_length=512),
               string("deveiceType", enum=("android", "ios"), aliases=("deviceType",)),
@@ -133,11 +149,13 @@ class RootApi(ApiModule):
                                   "function", "imgPath", "actionCode"))
     async def init(self, call, a):
         social = self.social
-        if a["token"] and a["apnsType"] and a["apnsToken"]:
+        if a["token"]:
             uid = await social.tokens.user_of(a["token"])
             if uid is not None:
-                await social.devices.register(uid, a["token"], a["uuid"], a["apnsType"], a["apnsToken"],
-                                              a["deveiceType"])
+                await social.tokens.remember_api_version(a["token"], api_major(a["apiVersion"]))
+                if a["apnsType"] and a["apnsToken"]:
+                    await social.devices.register(uid, a["token"], a["uuid"], a["apnsType"], a["apnsToken"],
+                                                  a["deveiceType"])
         return url_map(social.public_url, social.channel_url, social.settings.img_path)
 
     def document(self) -> dict:
@@ -178,4 +196,25 @@ class SysApi(ApiModule):
                 "title": latest.get("title", ""), "text": latest.get("text", ""),
                 "fileName": latest.get("fileName", ""), "versionCode": latest["versionCode"],
                 "channel": a["channel"] or latest.get("channel", "")}
+        code = self.social.settings.update_errorcode
+        if code:
+            # the shipped client reads `info` only from an answer whose errorcode is not 0
+            # (MainFragment.update); [heihei] update_errorcode = 0 gives the seed's answer
+            return {"errorcode": code, "errormsg": UPDATE_AVAILABLE, "info": info}
         return {"info": info}
+
+    @endpoint(app, "/oss-token", "Temporary credentials to upload one file, and where it goes",
+              string("format", enum=("mp3", "png", "jpeg", "jepg", "jpg"), description="jepg is the seed's jpeg"),
+              string("module", enum=("record", "message", "avatar", "avator"), description="avator is the seed's avatar"),
+              auth="token", errors=(400,), returns=("Credentials", "FileInfo"))
+    async def oss_token(self, call, a):
+        return await self.social.files.issue(call.user, a["format"], a["module"])
+
+    @endpoint(app, "/upload-log", "Keep a log the app sends (for the operators)",
+              string("log", max_length=1_000_000, description="at most [social] client_log_max_bytes (UTF-8)"),
+              auth="token", errors=(400,))
+    async def upload_log(self, call, a):
+        logs = self.social.client_logs
+        if len(a["log"].encode("utf-8")) > logs.max_bytes:
+            raise bad_parameter("log", f"larger than {logs.max_bytes} bytes")
+        logs.write(call.user, a["log"])

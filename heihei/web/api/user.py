@@ -1,4 +1,5 @@
-"""`/api/user/...`: sign-in (SMS, WeChat, Weibo), profile, block list, push devices, config."""
+"""`/api/user/...`: sign-in (SMS, WeChat, Weibo), profile, follows and user lists, blocks, discovery,
+reports, push devices, config; `/api/usr/report-user` (the seed's other path)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import unicodedata
 
 from heihei.web.api import errors as E
 from heihei.heihei import profiles
+from heihei.heihei.people import USER_TYPES
 from heihei.web.api.errors import ApiError, bad_parameter
 from heihei.web.kit.params import integer, long, string
 from heihei.web.api.base import HEIHEI, ApiModule
@@ -16,7 +18,31 @@ PHONE = r"\+?[0-9]{5,20}"
 CODE = r"[0-9]{4,8}"
 MAX_NAME_CHARS = 20
 DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-LATLNG = r"-?[0-9]{1,3}(\.[0-9]{1,12})?\|-?[0-9]{1,3}(\.[0-9]{1,12})?"
+LATLNG = r"-?[0-9]{1,3}(\.[0-9]{1,12})?[|,]-?[0-9]{1,3}(\.[0-9]{1,12})?"
+#: offset/limit of every user list (the seed: offset default 0; limit default 10, max 20)
+PAGE = (integer("offset", required=False, default=0, minimum=0, maximum=100000),
+        integer("limit", required=False, default=10, minimum=1, maximum=20))
+GRAPH_PAGE = (long("userId", minimum=0), *PAGE,
+              long("curUserId", required=False, minimum=0,
+                   description="isFollowed is computed for this user (default: the caller)"))
+REPORT = (long("userId", minimum=0), integer("reportType", minimum=1, maximum=4,
+                                               description="1 性别不符, 2 广告欺诈, 3 骚扰谩骂, 4 淫秽色情"),
+          long("liveId", required=False, description="the live where the report was made"))
+
+
+def _opt(value) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _number(text: str):
+    return int(text) if text.isdigit() and len(text) < 19 else text
+
+
+async def report(social, call, a) -> dict:
+    """`report-user`, at both of the seed's paths."""
+    await social.reports.report(call.user, str(a["userId"]), a["reportType"],
+                                str(a["liveId"]) if a["liveId"] is not None else None)
+    return {"reportmsg": "举报成功!"}
 
 
 def _check_name(social, name: str) -> str:
@@ -41,6 +67,7 @@ class UserApi(ApiModule):
     prefix = "/api/user"
 
     async def _signed_in(self, uid: str, created: bool) -> dict:
+        await self.social.people.check_not_banned(uid)
         profile = await self.social.accounts.get(uid)
         token = await self.social.tokens.issue(uid)
         need = created or profile.get("registered") != "1"
@@ -53,7 +80,7 @@ class UserApi(ApiModule):
 
     @endpoint(app, "/sign-in-cl-by-phone", "Sign in with a phone number and its SMS code",
               string("phoneNo", pattern=PHONE, max_length=21), string("verifyCode", pattern=CODE, max_length=8),
-              auth="open", errors=(401,), returns=("token", "needRegist", "userInfo"))
+              auth="open", errors=(401, 711), returns=("token", "needRegist", "userInfo"))
     async def sign_in_by_phone(self, call, a):
         await self.social.sms.check(a["phoneNo"], a["verifyCode"])
         found = await self.social.accounts.find_or_create(("phone", a["phoneNo"]),
@@ -66,7 +93,7 @@ class UserApi(ApiModule):
               string("openId", required=False, required_if=("accountSource", "Wechat"), max_length=128,
                      description="WeChat openid; for Weibo, if given, must be the token's uid"),
               string("unionId", required=False, max_length=128),
-              auth="open", errors=(701, 702, 400), returns=("token", "needRegist", "userInfo"))
+              auth="open", errors=(701, 702, 400, 711), returns=("token", "needRegist", "userInfo"))
     async def sign_in(self, call, a):
         if a["accountSource"] == "Wechat":
             ext = await self.social.wechat.verify(a["accountToken"], a["openId"])
@@ -89,7 +116,8 @@ class UserApi(ApiModule):
               string("birthDay", pattern=DATE, max_length=10, description="YYYY-MM-DD"),
               string("description", required=False, max_length=200),
               string("address", required=False, max_length=128),
-              string("latlng", required=False, pattern=LATLNG, max_length=40, description="lat|lng"),
+              string("latlng", required=False, pattern=LATLNG, max_length=40,
+                     description="lat,lng (what the shipped client sends) or lat|lng; stored as lat|lng"),
               errors=(445, 447), returns=("userId",))
     async def update(self, call, a):
         fields = {"displayName": _check_name(self.social, a["displayName"]), "gender": a["gender"],
@@ -99,56 +127,87 @@ class UserApi(ApiModule):
                 fields[name] = a[name]
         if "description" in fields:
             fields["description"] = self.social.hub.moderation.clean(fields["description"])
-        await self.social.accounts.update(call.user, fields)
+        if "latlng" in fields:
+            fields["latlng"] = fields["latlng"].replace(",", "|")
+        await self.social.people.save_profile(call.user, fields)
         return {"userId": int(call.user)}
 
-    @endpoint(app, "/info", "A user's profile",
+    @endpoint(app, "/info", "A user's profile, with follower and following counts",
               long("uid", minimum=0), long("cuid", required=False, minimum=0,
                                            description="if given, isFollowed/isBlocked are computed for this user"),
               long("liveId", required=False), errors=(710, 736), returns=("result",))
     async def info(self, call, a):
-        uid = str(a["uid"])
-        profile = await self.social.accounts.get(uid)
-        if profile is None:
-            raise ApiError(E.NO_SUCH_USER)
-        if uid != call.user and await self.social.blocks.has_blocked(uid, call.user):
-            raise ApiError(E.CANNOT_VIEW_USER)
-        viewer = str(a["cuid"]) if a["cuid"] is not None else call.user
-        followed = blocked = False
-        if viewer != uid:
-            followed = await self.social.messaging.follows(viewer, uid)
-            blocked = await self.social.blocks.has_blocked(viewer, uid)
-        return {"result": profiles.user_result(profile, is_self=uid == call.user, is_followed=followed,
-                                               is_blocked=blocked)}
+        cuid = str(a["cuid"]) if a["cuid"] is not None else None
+        return {"result": await self.social.people.info(call.user, str(a["uid"]), cuid)}
 
-    @endpoint(app, "/block-user", "Block a user (no IM either way)", long("userId", minimum=0),
+    @endpoint(app, "/follow", "Follow a user (idempotent)", long("userId", minimum=0),
+              long("liveId", required=False, description="the live where the follow happened (accepted, unused "
+                                                          "until live rooms exist)"),
+              errors=(710, 711, 400))
+    async def follow(self, call, a):
+        await self.social.people.follow(call.user, str(a["userId"]))
+
+    @endpoint(app, "/unfollow", "Stop following a user (idempotent)", long("userId", minimum=0), errors=(710,))
+    async def unfollow(self, call, a):
+        await self.social.people.unfollow(call.user, str(a["userId"]))
+
+    @endpoint(app, "/list-follower", "A user's followers, the most recent first", *GRAPH_PAGE,
+              errors=(710, 736), returns=("totalSize", "result"))
+    async def list_follower(self, call, a):
+        total, users = await self.social.people.followers_page(call.user, str(a["userId"]), a["offset"], a["limit"],
+                                                               _opt(a["curUserId"]))
+        return {"totalSize": total, "result": users}
+
+    @endpoint(app, "/list-following", "The users a user follows, the most recent first", *GRAPH_PAGE,
+              errors=(710, 736), returns=("totalSize", "result"))
+    async def list_following(self, call, a):
+        total, users = await self.social.people.following_page(call.user, str(a["userId"]), a["offset"], a["limit"],
+                                                               _opt(a["curUserId"]))
+        return {"totalSize": total, "result": users}
+
+    @endpoint(app, "/block-user", "Block a user (no IM either way; follows both ways end)", long("userId", minimum=0),
               errors=(710, 400))
     async def block_user(self, call, a):
-        target = str(a["userId"])
-        if target == call.user:
-            raise bad_parameter("userId", "cannot block yourself")
-        if not await self.social.accounts.exists(target):
-            raise ApiError(E.NO_SUCH_USER)
-        await self.social.blocks.block(call.user, target)
+        await self.social.people.block(call.user, str(a["userId"]))
 
-    @endpoint(app, "/unblock-user", "Unblock a user", long("targetId", minimum=0), errors=(710,))
+    @endpoint(app, "/unblock-user", "Unblock a user", long("targetId", minimum=0, aliases=("userId",)),
+              errors=(710,))
     async def unblock_user(self, call, a):
-        target = str(a["targetId"])
-        if not await self.social.accounts.exists(target):
-            raise ApiError(E.NO_SUCH_USER)
-        await self.social.blocks.unblock(call.user, target)
+        await self.social.people.unblock(call.user, str(a["targetId"]))
 
-    @endpoint(app, "/list-blocked-user", "The signed-in user's block list, most recent first",
-              integer("offset", required=False, default=0, minimum=0, maximum=100000),
-              integer("limit", required=False, default=10, minimum=1, maximum=20),
+    @endpoint(app, "/list-blocked-user", "The signed-in user's block list, most recent first", *PAGE,
               returns=("totalSize", "result"))
     async def list_blocked(self, call, a):
-        total, ids = await self.social.blocks.page(call.user, a["offset"], a["limit"])
-        found = await self.social.accounts.get_many(ids)
-        return {"totalSize": total, "result": [profiles.list_entry(found[i]) for i in ids if i in found]}
+        total, users = await self.social.people.blocked_page(call.user, a["offset"], a["limit"])
+        return {"totalSize": total, "result": users}
+
+    @endpoint(app, "/list-user-byType", "Users of a kind: recommended by operators, the newest, anchors",
+              string("type", required=False, default="recommend", enum=tuple(USER_TYPES), aliases=("userType",),
+                     description="recommend (0), new (1) or anchor (2)"), *PAGE, returns=("totalSize", "result"))
+    async def list_by_type(self, call, a):
+        total, users = await self.social.people.by_type(call.user, a["type"], a["offset"], a["limit"])
+        return {"totalSize": total, "result": users}
+
+    @endpoint(app, "/list-active-user", "Users active recently, the most recent first", *PAGE,
+              returns=("totalSize", "result"))
+    async def list_active(self, call, a):
+        total, users = await self.social.people.active(call.user, a["offset"], a["limit"])
+        return {"totalSize": total, "result": users}
+
+    @endpoint(app, "/isinlive", "Is a user broadcasting a live now?", long("userId", minimum=0, aliases=("uid",)),
+              errors=(710,), returns=("isinlive", "liveId"))
+    async def isinlive(self, call, a):
+        live = await self.social.people.live_status(str(a["userId"]))
+        return {"isinlive": 1 if live else 0, "liveId": _number(live.live_id) if live else 0}
+
+    @endpoint(app, "/report-user", "Report a user to the operators", *REPORT, errors=(710, 400),
+              returns=("reportmsg",))
+    async def report_user(self, call, a):
+        return await report(self.social, call, a)
 
     @endpoint(app, "/bind-phone", "Bind a phone number (checked with an SMS code) to the account",
-              string("phone", pattern=PHONE, max_length=21), string("verifyCode", pattern=CODE, max_length=8),
+              string("phone", pattern=PHONE, max_length=21, aliases=("phoneNo",)),
+              string("verifyCode", pattern=CODE, max_length=8, aliases=("code",)),
               errors=(401, 403))
     async def bind_phone(self, call, a):
         await self.social.sms.check(a["phone"], a["verifyCode"])
@@ -156,7 +215,10 @@ class UserApi(ApiModule):
             raise ApiError(E.PHONE_TAKEN)
 
     @endpoint(app, "/push-device-info", "Register this device for offline pushes",
-              string("uuid", max_length=128), string("apnsType", enum=("apns", "getui", "gcm")),
+              string("uuid", required=False, max_length=128,
+                     description="the device id; optional (Android 10+ and a denied phone permission give none): "
+                                 "without it the device is known by its apnsToken"),
+              string("apnsType", enum=("apns", "getui", "gcm")),
               string("apnsToken", max_length=512, description="APNs token (iOS) or Getui cid (Android)"),
               string("deveiceType", enum=("android", "ios"), aliases=("deviceType",)))
     async def push_device_info(self, call, a):
@@ -173,3 +235,15 @@ class UserApi(ApiModule):
     @endpoint(app, "/update-config", "Change the user's settings", string("push_enable", enum=("0", "1")))
     async def update_config(self, call, a):
         await self.social.accounts.update(call.user, {"push_enable": a["push_enable"]})
+
+
+class UsrApi(ApiModule):
+    """`/api/usr/report-user`: the path the seed's report-user section gives (the URL map says /api/user)."""
+
+    app = new_app(HEIHEI)
+    prefix = "/api/usr"
+
+    @endpoint(app, "/report-user", "Report a user to the operators (the seed's other path)", *REPORT,
+              errors=(710, 400), returns=("reportmsg",))
+    async def report_user(self, call, a):
+        return await report(self.social, call, a)

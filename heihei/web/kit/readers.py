@@ -101,8 +101,10 @@ def form_fields(request, max_body_bytes: int, files: tuple[str, ...] = ()):
     return parse()
 
 
-def query_form_json(request, max_body_bytes: int):
-    form = form_fields(request, max_body_bytes)
+def query_form_json(request, max_body_bytes: int, files: tuple[str, ...] = ()):
+    """The query string, an urlencoded or multipart form, or a JSON object body, merged; the
+    multipart fields named in `files` are `Upload`s."""
+    form = form_fields(request, max_body_bytes, files)
     if not isinstance(form, dict):  # a large multipart body: parsed in a thread
         return form.addCallback(lambda fields: _query_form_json(request, max_body_bytes, fields))
     return _query_form_json(request, max_body_bytes, form)
@@ -123,6 +125,9 @@ def _query_form_json(request, max_body_bytes: int, form: dict) -> dict[str, Any]
             continue
         try:
             key = name.decode("utf-8")
+            if isinstance(values[0], Upload):
+                raw.setdefault(key, values[0])
+                continue
             value = values[0].decode("utf-8") if isinstance(values[0], bytes) else str(values[0])
         except UnicodeDecodeError:
             raise BadParameter(repr(name)[2:-1], BAD_FORMAT, "not valid UTF-8") from None

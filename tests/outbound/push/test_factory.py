@@ -12,7 +12,9 @@ from twisted.internet import reactor
 from heihei.config import ConfigError
 from heihei.outbound.push_apns import ApnsPush
 from heihei.outbound.push_errors import PermanentPushError
-from heihei.outbound.push_factory import PushSettingsProposal, SkipPush, make_push_provider, make_push_router
+from heihei.config import PushSettings
+from heihei.outbound import push_apns, push_fcm, push_getui
+from heihei.outbound.push_factory import SkipPush, make_push_provider, make_push_router
 from heihei.outbound.push_fcm import FcmPush
 from heihei.outbound.push_getui import GetuiPush
 from tests.outbound.push.fakes import FakeApns, FakeFcm, FakeGetui, serve, service_account
@@ -40,11 +42,11 @@ def files(tmp_path, apns_key, fcm_key):
     return {"p8": str(p8), "sa": str(sa), "dir": tmp_path}
 
 
-def settings(files, **over) -> PushSettingsProposal:
+def settings(files, **over) -> PushSettings:
     base = dict(getui_app_id="app", getui_app_key="key", getui_master_secret="secret",
                 apns_team_id="TEAM123456", apns_key_id="KEY1234567", apns_key_file=files["p8"],
                 apns_topic="cn.wmlive.heihei", fcm_service_account_file=files["sa"])
-    return PushSettingsProposal(**{**base, **over})
+    return PushSettings(**{**base, **over})
 
 
 @pytest_twisted.ensureDeferred
@@ -139,6 +141,10 @@ async def test_one_router_reaches_all_three_services(files, tls, apns_key, fcm_k
             await listening.stop()
 
 
-def test_the_proposal_lists_every_key_the_factory_reads():
-    names = {f.name for f in dataclasses.fields(PushSettingsProposal)}
+def test_the_settings_defaults_are_the_adapters_own():
+    names = {f.name for f in dataclasses.fields(PushSettings)}
     assert {"provider_getui", "apns_key_file", "fcm_service_account_file", "getui_master_secret"} <= names
+    s = PushSettings()
+    assert s.getui_base_url == push_getui.DEFAULT_BASE_URL and s.getui_ttl_s == push_getui.DEFAULT_TTL_S
+    assert s.apns_base_url == push_apns.PRODUCTION_URL and s.apns_expiration_s == push_apns.DEFAULT_EXPIRATION_S
+    assert s.fcm_base_url == push_fcm.DEFAULT_BASE_URL

@@ -1,0 +1,111 @@
+"""
+Operator tools for the heihei app, for both faces: the admin HTTP API
+(heihei/web/admin_heihei.py, `/admin/heihei/...`) and the manhole, where this
+object is `operators["channel"]`:
+
+    >>> operators["channel"].user("10001")
+    >>> operators["channel"].list_reports("open")
+    >>> operators["channel"].resolve_report("3", "warned", ban=True)
+    >>> operators["channel"].put_topic(3, {"name": "话题", "content": "...", "catName": "生活", "isTop": 0, "type": 0})
+    >>> operators["channel"].put_banners({"banners": [...]})
+
+Coroutines: the manhole runs them and prints their result. Everything else of
+the app's domain (rooms, devices, messaging ...) is reachable through this
+object too (`operators["channel"].rooms`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from heihei.core.errors import NOT_FOUND, Refused
+from heihei.heihei import profiles
+
+
+class HeiheiOperators:
+    def __init__(self, social) -> None:
+        self.social = social
+
+    def __getattr__(self, name: str):
+        # the domain's parts (rooms, devices, people, topics ...) for the manhole
+        return getattr(self.social, name)
+
+    # -- users -----------------------------------------------------------------------------------
+
+    async def user(self, uid: str) -> dict[str, Any]:
+        """Any user: the profile as stored, the graph's counts, devices and sessions."""
+        s = self.social
+        profile = await s.accounts.get(str(uid))
+        if profile is None:
+            raise Refused(NOT_FOUND, "no such user")
+        followers, following = (await s.follows.counts_many([str(uid)]))[str(uid)]
+        devices = await s.devices.of(str(uid))
+        sessions = await s.tokens.count(str(uid))
+        return {"profile": profile, "user_status": profiles.user_status(profile), "followerCount": followers,
+                "followingCount": following, "sessions": sessions,
+                "devices": [{"uuid": u, "apnsType": d.get("apnsType", ""), "deviceType": d.get("deviceType", "")}
+                            for u, d in devices.items()]}
+
+    async def ban(self, uid: str, reason: str = "") -> dict[str, Any]:
+        await self.social.reports.ban(str(uid), reason)
+        return await self.user(uid)
+
+    async def unban(self, uid: str) -> dict[str, Any]:
+        await self.social.reports.unban(str(uid))
+        return await self.user(uid)
+
+    async def set_user_type(self, uid: str, user_type: str) -> dict[str, Any]:
+        await self._existing(uid)
+        await self.social.people.set_user_type(str(uid), user_type)
+        return await self.user(uid)
+
+    async def recommend(self, uid: str, weight: float | None) -> dict[str, Any]:
+        await self._existing(uid)
+        await self.social.people.recommend(str(uid), weight)
+        return {"user": str(uid), "recommended": weight is not None, "weight": weight}
+
+    async def _existing(self, uid: str) -> None:
+        if not await self.social.accounts.exists(str(uid)):
+            raise Refused(NOT_FOUND, "no such user")
+
+    # -- reports ---------------------------------------------------------------------------------
+
+    async def list_reports(self, status: str = "open", offset: int = 0, limit: int = 50) -> dict[str, Any]:
+        total, reports = await self.social.reports.page(status, offset, limit)
+        return {"total": total, "reports": reports}
+
+    async def resolve_report(self, report_id: str, resolution: str = "", ban: bool = False) -> dict[str, Any]:
+        """Close a report; with `ban`, the reported user is banned too."""
+        report = await self.social.reports.get(str(report_id))
+        if report is None:
+            raise Refused(NOT_FOUND, "no such report")
+        if ban:
+            await self.social.reports.ban(report["target"], resolution)
+        return await self.social.reports.resolve(str(report_id), resolution)
+
+    # -- catalogs ----------------------------------------------------------------------------------
+
+    async def banners(self) -> dict[str, Any]:
+        return {"banners": await self.social.catalogs.banners.get()}
+
+    async def put_banners(self, doc: Any) -> dict[str, Any]:
+        return {"banners": await self.social.catalogs.put_banners(doc)}
+
+    async def gift_resources(self) -> dict[str, Any]:
+        return await self.social.catalogs.gifts.get()
+
+    async def put_gift_resources(self, doc: Any) -> dict[str, Any]:
+        return await self.social.catalogs.put_gift_resources(doc)
+
+    async def list_topics(self) -> dict[str, Any]:
+        return {"topics": await self.social.topics.topics()}
+
+    async def put_topic(self, topic_id: Any, fields: dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
+        return await self.social.topics.put_topic(topic_id, {**(fields or {}), **more})
+
+    async def remove_topic(self, topic_id: Any) -> dict[str, Any]:
+        await self.social.topics.remove_topic(topic_id)
+        return {"removed": str(topic_id)}
+
+    async def remove_subject(self, subject_id: Any) -> dict[str, Any]:
+        return {"removed": await self.social.topics.remove_subject(subject_id)}

@@ -1,0 +1,141 @@
+"""
+The heihei app's operator routes under `/admin/heihei/` (bearer token, JSON;
+see heihei/web/admin.py for the conventions), all backed by
+`heihei.heihei.operators.HeiheiOperators`, which the manhole exposes too as
+`operators["channel"]`:
+
+    GET    /admin/heihei/users/{uid}                    any user: profile, counts, sessions, devices
+    PUT    /admin/heihei/users/{uid}/type               {"userType": "Anchor" | "Normal"}
+    PUT    /admin/heihei/users/{uid}/recommend          {"weight": n}: on list-user-byType's recommended list
+    DELETE /admin/heihei/users/{uid}/recommend          off it
+    PUT    /admin/heihei/bans/{uid}                     ban: sessions end, no sign-in; {"reason": "..."} optional
+    DELETE /admin/heihei/bans/{uid}                     unban
+    GET    /admin/heihei/reports?status=open|all&offset=0&limit=50
+    POST   /admin/heihei/reports/{id}/resolve           {"resolution": "...", "ban": true|false}
+    GET    /admin/heihei/banners                        PUT the same document to replace them
+    GET    /admin/heihei/gift-resources                 PUT the same document to replace them
+    GET    /admin/heihei/topics                         every topic with its counters
+    PUT    /admin/heihei/topics/{id}                    create or change: {name, img, content, catName, isTop, type, order}
+    DELETE /admin/heihei/topics/{id}
+    DELETE /admin/heihei/subjects/{id}                  moderation: a subject (and its thread) goes
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from heihei.core import errors
+from heihei.core.errors import Refused
+from heihei.heihei.operators import HeiheiOperators
+from heihei.web.admin import ADMIN, AdminRoutes
+from heihei.web.kit.params import integer, json_object, path, string
+from heihei.web.kit.routes import endpoint, new_app
+
+UID = path("uid", pattern=r"[0-9]{1,19}", max_length=19)
+BODY = json_object("body", description="a JSON object")
+OPTIONAL_BODY = json_object("body", required=False, description="a JSON object")
+
+
+def _fields(body: dict[str, Any] | None, allowed: tuple[str, ...]) -> dict[str, Any]:
+    body = body or {}
+    unknown = set(body) - set(allowed)
+    if unknown:
+        raise Refused(errors.BAD_REQUEST, f"unknown fields: {', '.join(sorted(unknown))}")
+    return body
+
+
+class HeiheiAdmin(AdminRoutes):
+    app = new_app(ADMIN, check_auth_first=True)
+    prefix = "/admin/heihei"
+
+    def __init__(self, token: str, operators: HeiheiOperators) -> None:
+        super().__init__(token)
+        self.ops = operators
+
+    @endpoint(app, "/users/<uid>", "Any user: profile, follower/following counts, sessions, devices", UID,
+              methods=("GET",))
+    async def user(self, call, a):
+        return await self.ops.user(a["uid"])
+
+    @endpoint(app, "/users/<uid>/type", "Set a user's type (Anchor users are list-user-byType's anchors)", UID,
+              BODY, methods=("PUT",))
+    async def user_type(self, call, a):
+        body = _fields(a["body"], ("userType",))
+        return await self.ops.set_user_type(a["uid"], body.get("userType"))
+
+    @endpoint(app, "/users/<uid>/recommend", "Put a user on the recommended list (highest weight first)", UID,
+              BODY, methods=("PUT",))
+    async def recommend(self, call, a):
+        weight = _fields(a["body"], ("weight",)).get("weight")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise Refused(errors.BAD_REQUEST, "weight must be a number")
+        return await self.ops.recommend(a["uid"], float(weight))
+
+    @endpoint(app, "/users/<uid>/recommend", "Take a user off the recommended list", UID, methods=("DELETE",))
+    async def unrecommend(self, call, a):
+        return await self.ops.recommend(a["uid"], None)
+
+    @endpoint(app, "/bans/<uid>", "Ban a user: every session ends, sign-in is refused", UID, OPTIONAL_BODY,
+              methods=("PUT",))
+    async def ban(self, call, a):
+        reason = _fields(a["body"], ("reason",)).get("reason", "")
+        if not isinstance(reason, str):
+            raise Refused(errors.BAD_REQUEST, "reason must be a string")
+        return await self.ops.ban(a["uid"], reason)
+
+    @endpoint(app, "/bans/<uid>", "Lift a ban", UID, methods=("DELETE",))
+    async def unban(self, call, a):
+        return await self.ops.unban(a["uid"])
+
+    @endpoint(app, "/reports", "Reports of users, newest first",
+              string("status", required=False, default="open", enum=("open", "all")),
+              integer("offset", required=False, default=0, minimum=0, maximum=1_000_000),
+              integer("limit", required=False, default=50, minimum=1, maximum=500), methods=("GET",))
+    async def reports(self, call, a):
+        return await self.ops.list_reports(a["status"], a["offset"], a["limit"])
+
+    @endpoint(app, "/reports/<rid>/resolve", "Close a report (and, with ban, ban the reported user)",
+              path("rid", pattern=r"[0-9]{1,19}", max_length=19), OPTIONAL_BODY, methods=("POST",))
+    async def resolve(self, call, a):
+        body = _fields(a["body"], ("resolution", "ban"))
+        resolution, ban = body.get("resolution", ""), body.get("ban", False)
+        if not isinstance(resolution, str) or not isinstance(ban, bool):
+            raise Refused(errors.BAD_REQUEST, "resolution must be a string, ban true or false")
+        return await self.ops.resolve_report(a["rid"], resolution, ban)
+
+    @endpoint(app, "/banners", "The home page's banners", methods=("GET",))
+    async def banners(self, call, a):
+        return await self.ops.banners()
+
+    @endpoint(app, "/banners", "Replace the banners: {\"banners\": [{desc, cover, type, link}]}", BODY,
+              methods=("PUT",))
+    async def put_banners(self, call, a):
+        return await self.ops.put_banners(a["body"])
+
+    @endpoint(app, "/gift-resources", "The gifts' downloadable resources (current and history)", methods=("GET",))
+    async def gift_resources(self, call, a):
+        return await self.ops.gift_resources()
+
+    @endpoint(app, "/gift-resources", "Replace them: {\"resources\": [...], \"history\": [...]}", BODY,
+              methods=("PUT",))
+    async def put_gift_resources(self, call, a):
+        return await self.ops.put_gift_resources(a["body"])
+
+    @endpoint(app, "/topics", "Every topic, in list order, with its counters", methods=("GET",))
+    async def topics(self, call, a):
+        return await self.ops.list_topics()
+
+    @endpoint(app, "/topics/<tid>", "Create or change a topic", path("tid", pattern=r"[0-9]{1,9}", max_length=9),
+              BODY, methods=("PUT",))
+    async def put_topic(self, call, a):
+        return await self.ops.put_topic(a["tid"], a["body"])
+
+    @endpoint(app, "/topics/<tid>", "Remove a topic from the lists", path("tid", pattern=r"[0-9]{1,9}", max_length=9),
+              methods=("DELETE",))
+    async def remove_topic(self, call, a):
+        return await self.ops.remove_topic(a["tid"])
+
+    @endpoint(app, "/subjects/<sid>", "Remove a subject (a main subject with its thread)",
+              path("sid", pattern=r"[0-9]{1,19}", max_length=19), methods=("DELETE",))
+    async def remove_subject(self, call, a):
+        return await self.ops.remove_subject(a["sid"])
