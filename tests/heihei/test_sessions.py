@@ -25,7 +25,8 @@ async def test_sign_out_closes_that_sessions_channels_on_every_node(nodes, outsi
     await ok(a, "/api/user/sign-out", {"token": phone_token})
     await phone.wait_closed()
     assert phone.close_code == 4401
-    assert (await api(a, "/api/user/info", {"token": phone_token, "userId": me}))["errorcode"] != 0
+    assert (await api(a, "/api/user/info", {"token": phone_token, "uid": me}))["errorcode"] == 720
+    assert (await api(a, "/api/user/info", {"token": tablet_token, "uid": me}))["errorcode"] == 0
     # the other session of the same user is untouched: it still gets what is sent to it
     friend_channel = await open_channel(a, friend_token)
     send_im(friend_channel, me, "text", {"text": "still there?"})

@@ -9,6 +9,7 @@ import unicodedata
 from heihei.web.api import errors as E
 from heihei.heihei import profiles
 from heihei.heihei.people import USER_TYPES
+from heihei.heihei.search import MAX_QUERY_INPUT_CHARS
 from heihei.web.api.errors import ApiError, bad_parameter
 from heihei.web.kit.params import integer, long, string
 from heihei.web.api.base import HEIHEI, ApiModule
@@ -25,6 +26,8 @@ PAGE = (integer("offset", required=False, default=0, minimum=0, maximum=100000),
 GRAPH_PAGE = (long("userId", minimum=0), *PAGE,
               long("curUserId", required=False, minimum=0,
                    description="isFollowed is computed for this user (default: the caller)"))
+SEARCH = (string("queryParameter", max_length=MAX_QUERY_INPUT_CHARS, aliases=("query", "keyword"),
+                 description="a heiNum (or its first digits) or part of a display name"), *PAGE)
 REPORT = (long("userId", minimum=0), integer("reportType", minimum=1, maximum=4,
                                                description="1 性别不符, 2 广告欺诈, 3 骚扰谩骂, 4 淫秽色情"),
           long("liveId", required=False, description="the live where the report was made"))
@@ -193,6 +196,21 @@ class UserApi(ApiModule):
     async def list_active(self, call, a):
         total, users = await self.social.people.active(call.user, a["offset"], a["limit"])
         return {"totalSize": total, "result": users}
+
+    @endpoint(app, "/search", "Users by heiNum or display name: the exact heiNum first, then heiNum "
+              "prefixes, then names (a match at the start first, shorter names first)", *SEARCH,
+              errors=(700,), returns=("users",))
+    async def search(self, call, a):
+        return await self._search(call, a)
+
+    @endpoint(app, "/usearch", "The same search under the name the init URL map gives", *SEARCH,
+              errors=(700,), returns=("users",))
+    async def usearch(self, call, a):
+        return await self._search(call, a)
+
+    async def _search(self, call, a):
+        found = await self.social.search.search(a["queryParameter"], a["offset"], a["limit"])
+        return {"users": await self.social.people.list_users(call.user, found.uids)}
 
     @endpoint(app, "/isinlive", "Is a user broadcasting a live now?", long("userId", minimum=0, aliases=("uid",)),
               errors=(710,), returns=("isinlive", "liveId"))
