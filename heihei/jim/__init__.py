@@ -6,9 +6,9 @@ The jim realm's domain (seed 003, J-IM customer service).
 - `assign.py`  which agent a visitor is given (pure decision + bookkeeping)
 - `service.py` `Jim`: the operations both wire surfaces use; messages go
                through the hub (history, inbox, unread counters, groups)
-- `vanke.py`   the `/im/vanke/*` HTTP API (Klein)
 
-The wire format of the WebSocket is in `heihei/protocols/jim.py`; the
+The wire format of the WebSocket is in `heihei/protocols/jim.py`, the
+`/im/vanke/*` HTTP API in `heihei/web/vanke.py`; the
 `?username=&password=` authentication hook in `heihei/outbound/jim_auth.py`;
 the decisions are written down in docs/jim.md.
 """
