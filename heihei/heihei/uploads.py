@@ -230,7 +230,8 @@ class Uploads:
             return False
         if user is not None and name.uid != user:
             return False
-        return hmac.compare_digest(self.sign(file_name), sign.lower())
+        # on bytes: hmac.compare_digest refuses a str holding non-ASCII (a TypeError, not a "no")
+        return hmac.compare_digest(self.sign(file_name).encode(), sign.lower().encode("utf-8"))
 
     def path_of(self, module: str, file_name: str) -> str:
         """`<bucket>/<module>/<fileName>` for a valid module and file name; ValueError otherwise."""

@@ -73,7 +73,7 @@ async def test_sign_verifies_and_forgeries_fail():
     assert not u.verify_sign(other, sign)  # the sign of another name
     assert not u.verify_sign(name, "d4c422e57b6d422bb0462c5e77295b9c")  # the seed's (another secret)
     assert not u.verify_sign(name, sign[:-1] + ("0" if sign[-1] != "0" else "1"))
-    for bad_sign in ("", sign[:31], sign + "0", None, 12):
+    for bad_sign in ("", sign[:31], sign + "0", None, 12, "é" * 32, sign[:31] + "☃"):
         assert not u.verify_sign(name, bad_sign)
     for bad_name in ("", "x.mp3", "../" + name, name + "/", None):
         assert not u.verify_sign(bad_name, sign)
