@@ -36,6 +36,7 @@ from heihei.core.errors import Refused
 from heihei.heihei.errors import BAD_TOKEN, BUSINESS_FAILED
 from heihei.store.keys import key
 from heihei.store.scripts import Script
+from heihei.textnum import is_digits
 
 REALM = "heihei"
 #: Redis keeps a key this much longer than its logical expiry (the clock decides)
@@ -145,7 +146,7 @@ class Accounts:
         return Created(str(uid), int(created) == 1)
 
     async def get(self, uid: str | int | None) -> dict[str, str] | None:
-        if uid is None or not str(uid).isdigit():
+        if uid is None or not is_digits(str(uid)):
             return None
         profile = await self.store.hgetall(user_key(str(uid)))
         return profile or None
@@ -159,7 +160,7 @@ class Accounts:
         return out
 
     async def exists(self, uid: str | int) -> bool:
-        return str(uid).isdigit() and bool(await self.store.exists(user_key(str(uid))))
+        return is_digits(str(uid)) and bool(await self.store.exists(user_key(str(uid))))
 
     async def update(self, uid: str, fields: dict[str, str]) -> None:
         fields = {k: str(v) for k, v in fields.items() if v is not None}
@@ -277,7 +278,7 @@ class Tokens:
 
     async def api_version(self, token: str) -> int:
         value = await self.store.get(key("apiv", REALM, token_hash(token)))
-        return int(value) if value and value.isdigit() else 1
+        return int(value) if value and is_digits(value) else 1
 
     async def count(self, uid: str) -> int:
         """How many sessions the user has (some may have expired by the clock, not yet collected)."""

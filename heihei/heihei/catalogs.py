@@ -35,6 +35,7 @@ from heihei.core.errors import Refused
 from heihei.heihei.accounts import REALM
 from heihei.heihei.errors import BAD_PARAMETER
 from heihei.store.keys import key
+from heihei.textnum import is_digits
 
 MAX_BANNERS = 20
 MAX_GIFT_RESOURCES = 1000
@@ -124,7 +125,7 @@ def parse_gift_ids(text: str | None) -> list[int] | None:
     if text is None or not text.strip():
         return None
     parts = [p.strip() for p in text.split(",") if p.strip()]
-    if len(parts) > 200 or not all(p.isdigit() and len(p) <= 10 for p in parts):
+    if len(parts) > 200 or not all(is_digits(p) and len(p) <= 10 for p in parts):
         raise Refused(BAD_PARAMETER, "giftIds (up to 200 gift ids separated by commas)")
     return [int(p) for p in parts]
 

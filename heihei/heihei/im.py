@@ -28,6 +28,7 @@ from typing import Any
 
 from heihei.core.errors import Refused
 from heihei.heihei.errors import BAD_PARAMETER
+from heihei.textnum import is_digits
 
 MSG_TYPES = ("text", "audio", "gift", "systopic", "dueChat", "sysnotify", "image", "video")
 
@@ -83,7 +84,7 @@ def api_major(text: str | None) -> int:
     """An app's `apiVersion` ("2.0" -> 2; anything unreadable is 1: the shipped client sends "1.0").
     Only apps of version 2 or later get v2 IM items on the push channel."""
     head = (text or "").strip().split(".", 1)[0]
-    return int(head) if head.isdigit() and len(head) < 6 else 1
+    return int(head) if is_digits(head) and len(head) < 6 else 1
 
 
 def _bad(detail: str) -> ImError:
@@ -116,7 +117,7 @@ def parse_client_im(frame: Any, max_text_chars: int) -> ClientIm:
     if not isinstance(msg, dict):
         raise _bad("msg must be an object")
     to = msg.get("toUserId")
-    if isinstance(to, bool) or not isinstance(to, (int, str)) or not str(to).isdigit() or len(str(to)) > 19:
+    if isinstance(to, bool) or not isinstance(to, (int, str)) or not is_digits(str(to)) or len(str(to)) > 19:
         raise _bad("msg.toUserId must be a user id")
     msg_type = msg.get("msgType")
     if msg_type not in MSG_TYPES:
@@ -164,7 +165,7 @@ def user_entry(profile: dict[str, str] | None, uid: str, is_followed: bool) -> d
     p = profile or {}
     level = p.get("level", "0")
     return {"id": int(uid), "displayName": p.get("displayName", ""), "heiNum": p.get("heiNum", ""),
-            "coverUrl": p.get("coverUrl", ""), "level": int(level) if level.isdigit() else 0,
+            "coverUrl": p.get("coverUrl", ""), "level": int(level) if is_digits(level) else 0,
             "gender": p.get("gender", ""), "honours": [], "isFollowed": bool(is_followed)}
 
 

@@ -40,6 +40,7 @@ from heihei.heihei.push import link_for
 from heihei.heihei.rooms import CHANNEL
 from heihei.store.keys import key
 from heihei.store.scripts import Script
+from heihei.textnum import is_digits
 
 SYSTEM_PEER = "0"
 SYSTEM_NAME = "系统消息"
@@ -160,7 +161,7 @@ class Messaging:
         msg = {"msgType": "text", "fromUserId": int(sender), "fromUserName": profile.get("displayName", ""),
                "gender": profile.get("gender", ""), "coverUrl": profile.get("coverUrl", ""),
                "text": self.hub.moderation.clean(text), "msgId": await self.new_msg_id(),
-               "roomId": int(room) if room.isdigit() and len(room) < 19 else room}
+               "roomId": int(room) if is_digits(room) and len(room) < 19 else room}
         await rooms.broadcast(room, msg, sender=sender)
 
     async def send_to_user(self, target: str, msg: dict[str, Any]) -> bool:
@@ -189,7 +190,7 @@ class Messaging:
             source = msg
         store = is_im or msg.get("needstore") is True
         sender = str(source.get("fromUserId", ""))
-        if not sender.isdigit() or sender == target or len(sender) > 19:
+        if not is_digits(sender) or sender == target or len(sender) > 19:
             sender = SYSTEM_PEER
         if store:
             await self._touch(target, sender, now_ms)
@@ -295,7 +296,7 @@ class Messaging:
         found = await self.store.get(key("msgidx", REALM, msg_id))
         if found:
             conv, _, sid = found.rpartition("|")
-            if peer_of(conv, uid) is not None and sid.isdigit():
+            if peer_of(conv, uid) is not None and is_digits(sid):
                 return conv, int(sid)
         raise Refused(BAD_PARAMETER, "msgId (no such message)")
 

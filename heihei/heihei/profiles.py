@@ -8,6 +8,7 @@ modules keep them, 0 until they do.
 from __future__ import annotations
 
 from typing import Any
+from heihei.textnum import is_int_text
 
 COUNTERS = ("followerCount", "followingCount", "point", "goldCount", "postCount", "liveCount", "experience",
             "allEarnPoint", "roomCount")
@@ -15,7 +16,7 @@ COUNTERS = ("followerCount", "followingCount", "point", "goldCount", "postCount"
 
 def _int(value: Any, default: int = 0) -> int:
     text = str(value) if value is not None else ""
-    return int(text) if text.lstrip("-").isdigit() else default
+    return int(text) if is_int_text(text) else default
 
 
 def sign_in_info(p: dict[str, str]) -> dict[str, Any]:

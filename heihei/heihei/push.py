@@ -40,6 +40,7 @@ from heihei.outbound.push import PushProvider
 from heihei.outbound.push_errors import CredentialsRejected, DeviceGone, PushError
 from heihei.store.keys import key
 from heihei.store.scripts import Script
+from heihei.textnum import is_int_text
 
 LINK_BASE = "wmlives_heihei://"
 
@@ -94,7 +95,7 @@ GENDER_NUMBERS = {"Male": 0, "Female": 1, "Unspecified": -1}
 def gender_number(gender: Any) -> int:
     if isinstance(gender, int) and not isinstance(gender, bool) and gender in (-1, 0, 1):
         return gender
-    if isinstance(gender, str) and gender.lstrip("-").isdigit() and int(gender) in (-1, 0, 1):
+    if isinstance(gender, str) and is_int_text(gender) and int(gender) in (-1, 0, 1):
         return int(gender)
     return GENDER_NUMBERS.get(gender, -1) if isinstance(gender, str) else -1
 

@@ -20,7 +20,6 @@ from heihei.config import ConfigError
 from heihei.core.hub import Notice
 from heihei.heihei import push as push_mod
 from heihei.heihei import sms as sms_mod
-from heihei.core.hub import Notice
 from heihei.heihei.accounts import Accounts, Blocks, Tokens, token_hash
 from heihei.heihei.catalogs import CatalogError, Catalogs, load_file
 from heihei.heihei.clientlogs import ClientLogs

@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from heihei.heihei.uploads import FILE_NAME_TZ
+from heihei.textnum import is_int_text
 
 
 def as_int(value: Any) -> int:
     """A stored counter or id as a number (0 when absent or not a number)."""
     text = str(value) if value is not None else ""
-    return int(text) if text.lstrip("-").isdigit() else 0
+    return int(text) if is_int_text(text) else 0
 
 
 def create_time(ms: int) -> str:

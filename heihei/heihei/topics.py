@@ -57,6 +57,7 @@ from heihei.heihei.files import sign_key as _sign_key
 from heihei.heihei.timetext import as_int as _int, create_time, time_tip
 from heihei.store.keys import key
 from heihei.store.scripts import Script
+from heihei.textnum import is_digits
 
 LISTEN_DEDUPE_S = 600
 DUE_USERS_MAX = 50
@@ -168,7 +169,7 @@ def subject_key(subject_id: str) -> str:
 
 def _id(value: Any) -> str | None:
     text = str(value)
-    return text if text.isdigit() and len(text) < 19 else None
+    return text if is_digits(text) and len(text) < 19 else None
 
 
 def check_topic(topic_id: Any, fields: dict[str, Any]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from heihei.outbound.http import HttpClient, OutboundError
+from heihei.textnum import is_digits
 
 #: the most bytes read from one of Weibo's answers
 MAX_ANSWER_BYTES = 256 * 1024
@@ -70,7 +71,7 @@ class WeiboClient:
     async def verify(self, access_token: str, open_id: str | None) -> WeiboUser:
         status, got = await self._get("/2/account/get_uid.json", {"access_token": access_token})
         uid = got.get("uid")
-        if status != 200 or isinstance(uid, bool) or not isinstance(uid, (int, str)) or not str(uid).isdigit():
+        if status != 200 or isinstance(uid, bool) or not isinstance(uid, (int, str)) or not is_digits(str(uid)):
             raise WeiboRejected(f"get_uid: HTTP {status}, no uid", _text(got.get("error")))
         uid = str(uid)
         if open_id and open_id != uid:

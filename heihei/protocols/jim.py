@@ -64,6 +64,7 @@ from heihei.incidents import STORE
 from heihei.jsonsafe import BadJSON, decode_json, encode_json
 from heihei.net.websocket import BaseProtocol
 from heihei.store.client import StoreUnavailable
+from heihei.textnum import is_int_text
 
 CLOSE_HEARTBEAT = 4000
 CLOSE_LOGIN_FAILED = 4500
@@ -242,7 +243,7 @@ def as_int(value: Any, name: str, *, default: int | None = None, minimum: int | 
         return default
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit() and len(text) <= 20:
+        if is_int_text(text) and len(text) <= 20:
             value = int(text)
     if isinstance(value, float) and value.is_integer():
         value = int(value)

@@ -45,6 +45,7 @@ from heihei.web.kit import auth, openapi, readers
 from heihei.web.kit.params import BadParameter, integer, json_object, path
 from heihei.web.kit.routes import Answer, Routes, Surface, WireError, endpoint, new_app
 from heihei.web.limits import EarlyAnswer
+from heihei.textnum import is_digits
 
 _log = Logger()
 
@@ -162,7 +163,7 @@ class ModerationAdmin(AdminRoutes):
 
 
 def _count(value: str) -> int:
-    if not value.isdigit() or len(value) > 6:
+    if not is_digits(value) or len(value) > 6:
         raise Refused(errors.BAD_REQUEST, "count must be an integer")
     return int(value)
 

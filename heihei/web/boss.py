@@ -43,6 +43,7 @@ from heihei.web.kit import auth, openapi, readers
 from heihei.web.kit.params import MISSING, BadParameter, Param, path, string, upload
 from heihei.web.kit.routes import Routes, Surface, WireError, endpoint, new_app
 from heihei.web.limits import EarlyAnswer
+from heihei.textnum import is_digits
 
 HOST_RE = re.compile(r"[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 MAX_PARAM_CHARS = 8192
@@ -147,7 +148,7 @@ def _group_id(value: str) -> str:
     group = value.strip()
     if not group:
         raise WireError(400, "missing groupid")
-    if not group.isdigit() or len(group) > 18:
+    if not is_digits(group) or len(group) > 18:
         raise WireError(404, "no such group")
     return group
 

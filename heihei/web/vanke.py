@@ -30,6 +30,7 @@ from heihei.web.kit import auth, openapi, readers
 from heihei.web.kit.params import MISSING, BadParameter, Param
 from heihei.web.kit.routes import Routes, Surface, WireError, endpoint, new_app
 from heihei.web.limits import EarlyAnswer
+from heihei.textnum import is_int_text
 
 MAX_ID_CHARS = 128
 MAX_TOKEN_CHARS = 256
@@ -52,7 +53,7 @@ def _id(name: str):
 
 def _choice(name: str, allowed: tuple[int, ...]):
     def convert(value: Any) -> int:
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and is_int_text(value.strip()):
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool) or value not in allowed:
             raise WireError(400, f"{name} must be one of {', '.join(map(str, allowed))}", status=400)

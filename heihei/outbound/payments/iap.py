@@ -38,6 +38,7 @@ from heihei.jsonsafe import BadJSON, decode_json_object, encode_json
 from heihei.outbound.payments.errors import (
     ConfigError, OrderMismatch, ProviderRejected, ProviderUnavailable, ReceiptRejected)
 from heihei.outbound.payments.transport import exchange
+from heihei.textnum import is_digits
 
 APPLE_PRODUCTION_URL = "https://buy.itunes.apple.com/verifyReceipt"
 APPLE_SANDBOX_URL = "https://sandbox.itunes.apple.com/verifyReceipt"
@@ -203,6 +204,6 @@ def _int(value: object, default: int) -> int:
     """Apple writes numbers as strings ("1", "1546300800000")."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isdigit() and len(value) <= 18:
+    if isinstance(value, str) and is_digits(value) and len(value) <= 18:
         return int(value)
     return default

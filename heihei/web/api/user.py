@@ -14,6 +14,7 @@ from heihei.web.api.errors import ApiError, bad_parameter
 from heihei.web.kit.params import integer, long, string
 from heihei.web.api.base import HEIHEI, ApiModule
 from heihei.web.kit.routes import endpoint, new_app
+from heihei.textnum import is_digits
 
 PHONE = r"\+?[0-9]{5,20}"
 CODE = r"[0-9]{4,8}"
@@ -38,7 +39,7 @@ def _opt(value) -> str | None:
 
 
 def _number(text: str):
-    return int(text) if text.isdigit() and len(text) < 19 else text
+    return int(text) if is_digits(text) and len(text) < 19 else text
 
 
 async def report(social, call, a) -> dict:
