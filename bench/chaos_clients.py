@@ -461,7 +461,8 @@ class ChannelAgent(Agent):
 
     def url(self) -> str:
         token = self.world.heihei[self.name][1]
-        return self.world.nodes[self.node].url("http", "/ws/channel?token=" + urllib.parse.quote(token))
+        # apiVersion=2: only apps that ask for them get v2 IM items (docs/heihei-social.md)
+        return self.world.nodes[self.node].url("http", "/ws/channel?apiVersion=2&token=" + urllib.parse.quote(token))
 
     async def login(self) -> None:
         # the handshake authenticates; the unread count follows the replay once registered
