@@ -64,7 +64,7 @@ def _text(where: str, value: Any, max_chars: int, *, required: bool = True) -> s
 
 
 def check_banners(doc: Any) -> list[dict[str, Any]]:
-    if not isinstance(doc, dict) or not isinstance(doc.get("banners"), list):
+    if not isinstance(doc, dict) or not isinstance(doc.get("banners"), list) or set(doc) - {"banners"}:
         raise CatalogError('a banner catalog is {"banners": [...]}')
     banners = doc["banners"]
     if len(banners) > MAX_BANNERS:
@@ -95,8 +95,10 @@ def _gift_entry(where: str, g: Any) -> dict[str, Any]:
 
 
 def check_gift_resources(doc: Any) -> dict[str, list[dict[str, Any]]]:
-    if not isinstance(doc, dict) or not isinstance(doc.get("resources", []), list) \
-            or not isinstance(doc.get("history", []), list):
+    # "resources" is required and nothing else is accepted: a document of other keys would
+    # otherwise replace the catalog with an empty one
+    if not isinstance(doc, dict) or not isinstance(doc.get("resources"), list) \
+            or not isinstance(doc.get("history", []), list) or set(doc) - {"resources", "history"}:
         raise CatalogError('a gift resource catalog is {"resources": [...], "history": [...]}')
     current = [_gift_entry(f"resources[{i}]", g) for i, g in enumerate(doc.get("resources", []))]
     history = [_gift_entry(f"history[{i}]", g) for i, g in enumerate(doc.get("history", []))]

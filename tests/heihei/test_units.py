@@ -181,3 +181,18 @@ async def test_a_provider_that_stalls_mid_body_is_unreachable_within_the_timeout
         if not resource.request.channel.transport.disconnected:
             resource.request.channel.transport.abortConnection()
         await port.stopListening()
+
+
+def test_a_catalog_document_without_its_key_or_with_others_is_refused_not_taken_as_empty():
+    # found by schemathesis: PUT /admin/heihei/gift-resources with any object emptied the catalog
+    import pytest
+
+    from heihei.heihei.catalogs import CatalogError, check_banners, check_gift_resources
+
+    for doc in ({}, {"other": []}, {"resources": [], "extra": 1}, {"history": []}):
+        with pytest.raises(CatalogError):
+            check_gift_resources(doc)
+    for doc in ({"banners": [], "body": {}}, {"body": {"banners": []}}):
+        with pytest.raises(CatalogError):
+            check_banners(doc)
+    assert check_gift_resources({"resources": []}) == {"resources": [], "history": []}
