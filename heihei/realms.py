@@ -193,25 +193,55 @@ def build_heihei(core: Core) -> Realm:
     from heihei.heihei.rooms import CHANNEL
     from heihei.heihei.service import Social
     from heihei.protocols.channel import ChannelProtocol, ChannelRenderer, on_notice
+    from heihei.web.api.live import LiveApi
     from heihei.web.api.msg import MsgApi
     from heihei.web.api.sys import RootApi, SysApi
     from heihei.web.api.user import UserApi
+    from heihei.web.media import MediaHooks
     from heihei.web.messageserver import MessageServerApi
     from heihei.web.root import RootResource
 
     social = Social(core.settings, store=core.store, hub=core.hub, clock=core.clock, outbound=core.outbound,
                     metrics=core.metrics)
+    lives = _build_lives(core, social)
     core.hub.register_realm(CHANNEL, ChannelRenderer(), on_notice=on_notice)
     s = core.settings.channel
     sessions = _sessions(core, CHANNEL, **_ping_liveness(s))
     factory = _factory(core, CHANNEL, s, ChannelProtocol, sessions, social)
 
-    modules = [UserApi, MsgApi, SysApi, RootApi, MessageServerApi]
+    modules = [UserApi, MsgApi, LiveApi, SysApi, RootApi, MessageServerApi]
     api = RootResource(fallback=RootApi(social, modules).resource())
     api.mount("user", UserApi(social).resource())
     api.mount("msg", MsgApi(social).resource())
+    api.mount("live", LiveApi(social).resource())
     api.mount("sys", SysApi(social).resource())
+    media = MediaHooks(lives, lambda: core.settings.media.callback_key)
     return Realm(CHANNEL, factory, listener="http", websocket_paths=("ws/channel",),
                  http=[Mount("http", "api", api),
-                       Mount("http", "messageserver/api/msg", MessageServerApi(social).resource())],
-                 services=[sessions, social], operators=social)
+                       Mount("http", "messageserver/api/msg", MessageServerApi(social).resource()),
+                       Mount("http", "media", media.resource())],
+                 services=[sessions, social, lives], operators=social)
+
+
+def _build_lives(core: Core, social):
+    """The heihei app's live rooms (social.lives), with the media signer of [media]."""
+    from heihei.config import ConfigError
+    from heihei.heihei.liveservice import LiveRooms
+    from heihei.outbound.streams import MediaSigner
+
+    media = core.settings.media
+    signer = None
+    if media.secret:
+        try:
+            signer = MediaSigner(secret=media.secret, app=media.app, push_rtmp=media.push_rtmp,
+                                 pull_flv=media.pull_flv, pull_rtmp=media.pull_rtmp, pull_hls=media.pull_hls,
+                                 push_ttl_s=media.push_ttl_s, pull_ttl_s=media.pull_ttl_s)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    lives = LiveRooms(settings=core.settings.lives, media=media, public_url=social.public_url, store=core.store,
+                      hub=core.hub, clock=core.clock, accounts=social.accounts, blocks=social.blocks,
+                      follows=social.follows, rooms=social.rooms, messaging=social.messaging, pusher=social.pusher,
+                      signer=signer, sign_secret=media.secret or core.settings.heihei.server_secret)
+    social.lives = lives
+    social.messaging.live_text = lives.room_text
+    return lives

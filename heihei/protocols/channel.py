@@ -70,14 +70,18 @@ def error_item(code: int, detail: str, now_s: int, *, to=None, client_msg_id=Non
 
 
 class ChannelRenderer:
-    """Stored channel messages → one-item frames; IM `users` differ for sender and receiver."""
+    """Stored channel messages → frames (one item, or a live room's batch of items); IM `users`
+    differ for sender and receiver."""
+
+    #: the sender's own connections get "s", everyone else "r" (the hub groups a room with set operations)
+    by_sender = ("s", "r")
 
     def variant(self, message, client):
         return "s" if client.user == message.sender else "r"
 
     def render(self, message, variant):
-        item = im.item_of(message.body, message.created_ms, variant == "s")
-        return None if item is None else encode_json([item])
+        items = im.items_of(message.body, message.created_ms, variant == "s")
+        return encode_json(items) if items else None
 
 
 class ChannelProtocol(BaseProtocol):
