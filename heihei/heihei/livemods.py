@@ -221,7 +221,7 @@ class Moderation:
         profile = await core.accounts.get(uid) or {}
         name = profile.get("displayName", "")
         live_key_value = core.live_key_for(live_id, target)
-        link = link_for("live", id=live_id, liveKey=live_key_value)
+        link = f"{link_for('live', id=live_id)}&liveKey={live_key_value}"
         text = f"队长{name}想邀请你加入队伍，是否加入？"
         msg_id = await core.messaging.new_msg_id()
         msg = {"msgType": "action", "action": "live-invite", "liveId": liveinfo.id_value(live_id),
