@@ -27,7 +27,8 @@ live domain marks a room changed and pushes exact counts at a bounded rate
 (heihei.heihei.lives, `push_counts`).
 
 Timers run on the injected clock; `stop()` flushes what waits and cancels
-them. State is in memory and only holds at most one flush interval of items:
+them. State is in memory (a little per room until the room closes: `forget`) and
+holds at most one flush interval of items:
 a node that dies loses at most that much chat and one interval of likes,
 never a gift (those are sent before the call that carried them answers).
 """
@@ -177,8 +178,6 @@ class Lanes:
         items = self._take(room, state)
         if state.likes:  # likes of the current interval: their own flush later
             self._schedule(room, state, state.last_like_s + self.like_interval_s - self.clock.seconds())
-        elif not state.pending:
-            self._rooms.pop(room, None)
         if items:
             await self._broadcast(room, items, "0")
 

@@ -29,7 +29,8 @@ async def test_bad_input_is_700_and_never_a_500(nodes, outside):
         for bad in ({"liveId": "abc"}, {"liveId": "-5"}, {"liveId": "1" * 30}, {"userId": "x"},
                     {"liveId": live["liveId"], "isCreator": "7"}, {"liveId": live["liveId"], "visible": "2"},
                     {"liveId": live["liveId"], "unlock": "maybe"}, {"title": "x" * 300},
-                    {"liveId": live["liveId"], "direction": "3"}, {"limit": "21"}, {"liveId": live["liveId"], "type": "9"}):
+                    {"liveId": live["liveId"], "direction": "3"}, {"limit": "21"},
+                    {"liveId": live["liveId"], "type": "9"}):
             body = await api(node, f"/api/live/{name}", {"token": token, **bad})
             assert body["errorcode"] in (0, 700, 731, 711, 710, 506, 725, 735, 737, 502, 504), (name, bad, body)
     r = await api(node, "/api/live/create-live", {"token": token})
