@@ -2,20 +2,22 @@
 `/media/...`: the media server's callbacks (server to server; docs/heihei-live.md
 has working configurations).
 
-Every URL carries the shared secret as `?key=<[media] callback_key>` (or the
-header `X-Heihei-Media-Key`); without it, or with an empty callback_key,
-every call is refused (401). A refusal answers HTTP 403, which every one of
+Every URL carries the shared secret as `?hook_key=<[media] callback_key>` (or
+the header `X-Heihei-Media-Key`); without it, or with an empty callback_key,
+every call is refused (401). Not `key`: nginx-rtmp posts the stream's own
+query as form fields next to the URL's, and the client's streaming SDK
+publishes with `?key=...` (streams.py, qiniuObj), which would shadow it. A refusal answers HTTP 403, which every one of
 these servers takes as "no": nginx-rtmp drops the publisher or player on any
 non-2xx, SRS on anything but HTTP 200 with code 0, Node-Media-Server closes
 the session on a non-200.
 
-    POST /media/nginx?key=   nginx-rtmp: on_publish, on_publish_done, on_play, on_record_done all
+    POST /media/nginx?hook_key=  nginx-rtmp: on_publish, on_publish_done, on_play, on_record_done all
                              point here (form posts; `call` says which; the stream's own query —
                              sign, pk — arrives as form fields next to app and name)
-    POST /media/srs?key=     SRS HTTP callbacks (JSON {action: on_publish | on_unpublish | on_play |
+    POST /media/srs?hook_key=    SRS HTTP callbacks (JSON {action: on_publish | on_unpublish | on_play |
                              on_dvr, client_id, app, stream, param: "?sign=..&pk=..", file});
                              answers {"code": 0}
-    POST /media/nms?key=     Node-Media-Server's notify.url (JSON {action: prePublish | donePublish |
+    POST /media/nms?hook_key=    Node-Media-Server's notify.url (JSON {action: prePublish | donePublish |
                              prePlay | doneRecord ..., id, app, name, query: {sign, pk}, filePath})
 
 Anything else these servers report (connect, play_done, update ...) is
@@ -35,6 +37,8 @@ from heihei.web.kit.params import BadParameter, json_object, string
 from heihei.web.kit.routes import Routes, Surface, WireError, endpoint, new_app
 
 NAME = r"[A-Za-z0-9_-]{1,64}"
+#: the query parameter carrying [media] callback_key
+HOOK_KEY = "hook_key"
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -84,7 +88,7 @@ class MediaHooks(Routes):
 
     def __init__(self, lives, callback_key) -> None:
         self.lives = lives
-        self.strategies = {"key": auth.ApiKey(callback_key, header=b"x-heihei-media-key", param="key")}
+        self.strategies = {"key": auth.ApiKey(callback_key, header=b"x-heihei-media-key", param=HOOK_KEY)}
 
     async def _gate(self, coro) -> None:
         try:

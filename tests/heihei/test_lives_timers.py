@@ -113,7 +113,7 @@ async def test_a_paused_live_waits_for_its_anchor_up_to_pause_max(nodes, outside
 
 
 async def hook(node, fields: dict, *, key: str = CALLBACK_KEY) -> int:
-    response = await treq.post(http_url(node, f"/media/nginx?key={key}"), data=fields)
+    response = await treq.post(http_url(node, f"/media/nginx?hook_key={key}"), data=fields)
     await response.content()
     return response.code
 
@@ -198,11 +198,11 @@ async def test_publish_callbacks_refuse_what_is_not_the_anchors(nodes, outside):
     assert await hook(node, {**base, "sign": push.sign, "pk": push.proof}) == 200
     assert (await api(node, "/api/live/get-live", {"token": a_token, "liveId": live_id}))["live"]["status"] == 1
     # SRS's and Node-Media-Server's callbacks reach the same gate
-    srs = treq.post(http_url(node, f"/media/srs?key={CALLBACK_KEY}"), json={
+    srs = treq.post(http_url(node, f"/media/srs?hook_key={CALLBACK_KEY}"), json={
         "action": "on_play", "client_id": "x", "app": "live", "stream": live_id, "param": f"?sign={play.sign}"})
     answer = await srs
     assert answer.code == 200 and (await answer.json()) == {"code": 0}
-    nms = await treq.post(http_url(node, f"/media/nms?key={CALLBACK_KEY}"), data=(
+    nms = await treq.post(http_url(node, f"/media/nms?hook_key={CALLBACK_KEY}"), data=(
         '{"action":"prePlay","app":"live","name":"%s","query":{"sign":"bad"}}' % live_id).encode(),
         headers={b"Content-Type": [b"text/plain;charset=UTF-8"]})
     assert nms.code == 403 and (await nms.json())["msg"] == "malformed"
