@@ -132,3 +132,33 @@ async def test_a_live_from_creation_to_replay(nodes, outside):
     assert (await treq.get(forged + "?sign=0")).code == 404
     await anchor_channel.close()
     await viewer_channel.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_online_counts_are_exact_across_nodes_and_pushed_at_a_bounded_rate(nodes, outside):
+    extra = live_extra(outside, lives={"count_interval_s": 0.5, "sweep_interval_s": 0.1})
+    a = await nodes.start("a", extra)
+    b = await nodes.start("b", extra)
+    a_token, anchor = await user(a, outside, "13300000101", "主播")
+    live_id = (await start_live(a, a_token))["liveId"]
+    anchor_channel = await open_channel(b, a_token)
+    viewers = [await user(b if n % 2 else a, outside, f"133000002{n:02d}", f"观众{n}") for n in range(12)]
+    started = time.monotonic()
+    for n, (token, _) in enumerate(viewers):  # joins through both nodes, as fast as they come
+        await ok(b if n % 2 else a, "/api/live/join-live", {"token": token, "liveId": live_id})
+    for n, (token, _) in enumerate(viewers[:4]):
+        await ok(a if n % 2 else b, "/api/live/quit-live", {"token": token, "liveId": live_id})
+    counts = []
+    while True:
+        msg = await next_msg(anchor_channel, skip_counts=False, timeout=3)
+        if msg.get("action") == "live-users":
+            counts.append((time.monotonic(), msg["onlineUsers"]))
+            if msg["onlineUsers"] == 8:
+                break
+    elapsed = time.monotonic() - started
+    assert counts[-1][1] == 8 and counts[-1][1] == (await ok(
+        b, "/api/live/get-live", {"token": a_token, "liveId": live_id}))["live"]["onlineUsers"]
+    # one push per count_interval_s at most, whichever node pushes
+    assert len(counts) <= elapsed / 0.5 + 2, counts
+    await anchor_channel.no_message(1.0)  # nothing changed: nothing pushed
+    await anchor_channel.close()
