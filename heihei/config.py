@@ -255,6 +255,7 @@ class LivesSettings:
     stream_grace_s: float = 60.0
     pause_max_s: float = 1200.0
     sweep_interval_s: float = 1.0
+    idle_sweep_s: float = 10.0
     seat_count: int = 0
     min_open_seats: int = 2
     knock_interval_s: float = 30.0

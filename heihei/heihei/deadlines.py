@@ -23,7 +23,8 @@ from heihei.store.scripts import Script
 
 CLAIM = Script("heihei_deadlines_claim", r"""
 -- KEYS: 1 the timers zset. ARGV: 1 now ms, 2 lease ms, 3 at most this many.
--- Returns {member, claim score, ...} of the due members, now leased to this caller.
+-- Returns {member, claim score, ..., the earliest due time left ('' when none)}: the due members are
+-- leased to this caller.
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local claim = tonumber(ARGV[1]) + tonumber(ARGV[2])
 local out = {}
@@ -32,6 +33,8 @@ for i = 1, #due do
   out[#out + 1] = due[i]
   out[#out + 1] = tostring(claim)
 end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+out[#out + 1] = first[2] or ''
 return out
 """)
 
@@ -61,6 +64,10 @@ class Deadlines:
         self.clock = clock
         self.key = key
         self.lease_ms = int(lease_s * 1000)
+        #: called with the due ms of every timer this node arms (its sweeper wakes for it)
+        self.on_armed = None
+        #: the earliest due time (ms) the last claim saw left in Redis, None when there was none
+        self.next_due_ms: int | None = None
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -68,6 +75,8 @@ class Deadlines:
     async def set(self, member: str, due_ms: int) -> None:
         """Arm (or re-arm) `member` to fire at `due_ms`."""
         await self.store.zadd(self.key, int(due_ms), member)
+        if self.on_armed is not None:
+            self.on_armed(int(due_ms))
 
     async def cancel(self, *members: str) -> None:
         if members:
@@ -78,9 +87,12 @@ class Deadlines:
         return None if score is None else int(float(score))
 
     async def claim(self, limit: int = 200) -> list[tuple[str, int]]:
-        """The members due now, leased to this node: [(member, claim score)]."""
-        flat = await CLAIM(self.store, [self.key], [self.now_ms(), self.lease_ms, limit])
-        return [(flat[i], int(float(flat[i + 1]))) for i in range(0, len(flat or []), 2)]
+        """The members due now, leased to this node: [(member, claim score)]. Also notes when the
+        next one left is due (`next_due_ms`)."""
+        flat = list(await CLAIM(self.store, [self.key], [self.now_ms(), self.lease_ms, limit]) or [""])
+        last = flat.pop()
+        self.next_due_ms = int(float(last)) if last not in ("", None) else None
+        return [(flat[i], int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
 
     async def still_claimed(self, member: str, claim: int) -> bool:
         """False when the timer was re-armed (a heart-beat arrived) or cancelled since the claim."""

@@ -132,6 +132,8 @@ class LiveCore:
     signer: Any = None
     #: the key of messageAddr and liveKey signs (derived from [media] secret or [heihei] server_secret)
     sign_key: bytes = b""
+    #: this node changed an online count since its sweeper last pushed counts
+    counts_changed_here: bool = False
 
     _log = Logger()
 
@@ -237,6 +239,7 @@ class LiveCore:
 
     async def mark_counts_changed(self, live_id: str) -> None:
         await self.store.sadd(DIRTY, live_id)
+        self.counts_changed_here = True
 
     async def is_manager(self, anchor: str, uid: str) -> bool:
         return await self.store.zscore(managers_key(anchor), uid) is not None

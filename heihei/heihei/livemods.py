@@ -171,6 +171,7 @@ class Moderation:
         locked = int(await LOCK_SEAT(core.store, [live_key(live_id), DIRTY],
                                      ["1" if unlock else "0", core.settings.seat_count,
                                       core.settings.min_open_seats, live_id]))
+        core.counts_changed_here = True
         if locked < 0:
             raise Refused(KEEP_SEATS, f"keep at least {core.settings.min_open_seats} seats open")
 

@@ -11,9 +11,14 @@ Parts (docs/heihei-live.md has the whole picture):
     deadlines.py  Deadlines: timers in Redis any node fires
     livecore.py   the shared Redis layout and rendering
 
-A Service: one sweeper per node (`sweep_interval_s` on the injected clock)
-fires the due timers and pushes changed online counts; at stop it waits for
-background work (start-live notices) and sends what the lanes still hold.
+A Service: one sweeper per node (a LoopingCall every `sweep_interval_s` on
+the injected clock) fires the due timers and pushes changed online counts; at
+stop it waits for background work (start-live notices) and sends what the
+lanes still hold. A tick asks Redis only when there is something to do: a
+timer due (one this node armed, or the earliest one Redis reported at the last
+claim), online counts this node changed, or `idle_sweep_s` since the last look
+— so a node whose peer died finds that peer's timers within `idle_sweep_s`,
+and an idle cluster does not ask Redis every second.
 """
 
 from __future__ import annotations
@@ -41,8 +46,8 @@ TIMER_LEASE_S = 30.0
 
 def check_settings(settings) -> None:
     s = settings
-    for name in ("heartbeat_timeout_s", "stream_grace_s", "pause_max_s", "sweep_interval_s", "lane_flush_s",
-                 "like_interval_s", "count_interval_s"):
+    for name in ("heartbeat_timeout_s", "stream_grace_s", "pause_max_s", "sweep_interval_s", "idle_sweep_s",
+                 "lane_flush_s", "like_interval_s", "count_interval_s"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"[lives] {name} must be positive")
     if s.heartbeat_s <= 0 or s.heartbeat_timeout_s < s.heartbeat_s:
@@ -81,6 +86,11 @@ class LiveRooms(Service):
         self.replays = ReplayChat(self.core)
         self._loop: task.LoopingCall | None = None
         self._ticking: defer.Deferred | None = None
+        #: when this node must look at the timers next (ms): the earliest due time it knows of
+        self._wake_at_ms: int | None = None
+        self._armed_while_claiming: int | None = None
+        self._last_look_ms = 0
+        self.deadlines.on_armed = self._armed
 
     # -- the sweeper ------------------------------------------------------------------------
 
@@ -94,15 +104,32 @@ class LiveRooms(Service):
         elif not self.core.media.callback_key:
             self._log.warn("[media] callback_key is empty: media server callbacks are refused; start-live "
                            "starts a live without waiting for its stream")
+        self._last_look_ms = self.core.now_ms()
         self._loop = task.LoopingCall(self._tick)
         self._loop.clock = self.clock
         self._loop.start(self.core.settings.sweep_interval_s, now=False).addErrback(
             lambda f: self._log.failure("live sweeper stopped", failure=f))
 
+    def _armed(self, due_ms: int) -> None:
+        if self._wake_at_ms is None or due_ms < self._wake_at_ms:
+            self._wake_at_ms = due_ms
+        if self._armed_while_claiming is None or due_ms < self._armed_while_claiming:
+            self._armed_while_claiming = due_ms
+
+    def _work(self) -> tuple[bool, bool]:
+        """(look at the timers, push counts) now?"""
+        now = self.core.now_ms()
+        timers = (self._wake_at_ms is not None and now >= self._wake_at_ms) or \
+            now - self._last_look_ms >= self.core.settings.idle_sweep_s * 1000
+        return timers, self.core.counts_changed_here
+
     def _tick(self):
         if self._ticking is not None:  # the previous sweep is still running
             return None
-        d = self._ticking = defer.Deferred.fromCoroutine(self.sweep())
+        timers, counts = self._work()
+        if not timers and not counts:
+            return None
+        d = self._ticking = defer.Deferred.fromCoroutine(self.sweep(timers=timers, counts=counts))
         d.addErrback(lambda f: self._log.failure("live sweep failed", failure=f))
 
         def done(_):
@@ -111,16 +138,25 @@ class LiveRooms(Service):
         d.addBoth(done)
         return None
 
-    async def sweep(self) -> None:
+    async def sweep(self, *, timers: bool = True, counts: bool = True) -> None:
         """Fire the due timers, then push the online counts that changed."""
-        for member, claim in await self.deadlines.claim():
-            try:
-                if await self.deadlines.still_claimed(member, claim):
-                    await self.fire(member)
-                await self.deadlines.done(member, claim)
-            except Exception:
-                self._log.failure("live timer {member} failed", member=member)
-        await self.watching.push_counts()
+        if timers:
+            self._last_look_ms = self.core.now_ms()
+            self._armed_while_claiming = None
+            claimed = await self.deadlines.claim()
+            known = [t for t in (self.deadlines.next_due_ms, self._armed_while_claiming) if t is not None]
+            self._wake_at_ms = min(known) if known else None
+            for member, claim in claimed:
+                try:
+                    if await self.deadlines.still_claimed(member, claim):
+                        await self.fire(member)
+                    await self.deadlines.done(member, claim)
+                except Exception:
+                    self._log.failure("live timer {member} failed", member=member)
+        if counts:
+            self.core.counts_changed_here = False
+            if await self.watching.push_counts():
+                self.core.counts_changed_here = True  # some wait for their gate: look again
 
     async def fire(self, member: str) -> None:
         kind, _, rest = member.partition("|")

@@ -61,7 +61,8 @@ return n
 
 TAKE_DIRTY = Script("heihei_live_take_dirty", r"""
 -- KEYS: 1 dirty lives. ARGV: 1 at most, 2 gate key prefix, 3 gate ms.
--- Returns the lives whose count this caller pushes now; those pushed a moment ago wait.
+-- Returns {the lives whose count this caller pushes now..., how many still wait}: those pushed a
+-- moment ago wait for their gate.
 local ids = redis.call('SPOP', KEYS[1], tonumber(ARGV[1]))
 local out, later = {}, {}
 for i = 1, #ids do
@@ -72,6 +73,7 @@ for i = 1, #ids do
   end
 end
 if #later > 0 then redis.call('SADD', KEYS[1], unpack(later)) end
+out[#out + 1] = redis.call('SCARD', KEYS[1])
 return out
 """)
 
@@ -144,6 +146,7 @@ class Watching:
         joined = int(await JOIN(core.store, [live_key(live_id), viewers_key(live_id), visits_key(live_id),
                                              kick_key(live_id), DIRTY],
                                 [uid, now, core.settings.seat_count, "1" if past_seats else "0", live_id]))
+        core.counts_changed_here = True
         if joined == -1:
             raise Refused(NO_SUCH_LIVE, f"liveId {live_id}")
         if joined == -4:
@@ -175,6 +178,7 @@ class Watching:
         """`uid` is out of the room (quit, kicked, heart-beat expired)."""
         core = self.core
         was_in = bool(int(await LEAVE(core.store, [viewers_key(live_id), DIRTY], [uid, live_id])))
+        core.counts_changed_here = core.counts_changed_here or was_in
         await core.deadlines.cancel(timer(VIEWER_BEAT, live_id, uid))
         await core.rooms.remove_member(live_id, uid)
         return was_in
@@ -322,17 +326,17 @@ class Watching:
     # -- online counts --------------------------------------------------------------------
 
     async def push_counts(self) -> int:
-        """Push the changed counts (each live at most every count_interval_s, by one node)."""
+        """Push the changed counts (each live at most every count_interval_s, by one node); returns how
+        many lives still wait for theirs."""
         core = self.core
-        ids = await TAKE_DIRTY(core.store, [DIRTY], [100, key("lcntgate", "heihei") + ":",
-                                                       int(core.settings.count_interval_s * 1000)])
-        pushed = 0
-        for live_id in ids or ():
+        ids = list(await TAKE_DIRTY(core.store, [DIRTY], [100, key("lcntgate", "heihei") + ":",
+                                                            int(core.settings.count_interval_s * 1000)]))
+        waiting = int(ids.pop())
+        for live_id in ids:
             live = await core.get(live_id)
             if live is None or live.get("status") != "1":
                 continue
             item = {"msg": liveinfo.counts_msg(live_id, await core.counts(live)), "timeStamp": core.now_s()}
             await core.hub.notify_room(CHANNEL, hub_room(live_id), Notice(ITEM, {"item": item}))
-            pushed += 1
-        return pushed
+        return waiting
 

@@ -23,13 +23,16 @@ async def test_deadlines_lease_rearm_and_fire_at_least_once(nodes):
     other = Deadlines(node.store, clock, "hh:test:timers", lease_s=30)  # another node, same timers
     await one.set("a|1", 1_005_000)
     await one.set("v|1|7", 1_010_000)
-    assert await one.claim() == []
+    armed = []
+    one.on_armed = armed.append
+    assert await one.claim() == [] and one.next_due_ms == 1_005_000  # what is due next, cluster-wide
     clock.advance(6)
     claimed = await one.claim()
-    assert claimed == [("a|1", 1_036_000)]
+    assert claimed == [("a|1", 1_036_000)] and one.next_due_ms == 1_010_000
     assert await other.claim() == []  # leased: not twice at once
     assert await one.still_claimed("a|1", 1_036_000)
     await one.set("a|1", 1_050_000)  # a heart-beat re-armed it meanwhile: the claim is void
+    assert armed == [1_050_000]
     assert not await one.still_claimed("a|1", 1_036_000)
     assert not await one.done("a|1", 1_036_000)
     assert await one.due_at("a|1") == 1_050_000
@@ -44,7 +47,7 @@ async def test_deadlines_lease_rearm_and_fire_at_least_once(nodes):
     assert member == "a|1" and await one.done("a|1", claim)
     await one.cancel("v|1|7")
     clock.advance(100)
-    assert await one.claim() == []
+    assert await one.claim() == [] and one.next_due_ms is None
 
 
 def test_replay_timing_follows_the_recording():
