@@ -194,7 +194,22 @@ async def test_follow_lists_show_followed_anchors_lives_and_replays(nodes, outsi
     s_token, stranger = await user(node, outside, "13400000042", "别人")
     f_token, fan = await user(node, outside, "13400000043", "粉丝")
     await social.follows.follow(fan, anchor)
+    o_token, offline_fan = await user(node, outside, "13400000044", "不在线的粉丝")
+    await social.follows.follow(offline_fan, anchor)
+    await ok(node, "/api/user/push-device-info", {"token": o_token, "uuid": "dev-44", "apnsType": "getui",
+                                                  "apnsToken": "cid-44", "deveiceType": "android"})
+    fan_channel = await open_channel(node, f_token)
+    before = len(outside.pushes)
     first = await start_live(node, a_token, "一")
+    # followers hear of it: the connected one on the channel, the one connected nowhere by a push
+    notice = await next_msg(fan_channel, want=lambda m: m.get("action") == "start-live-notify")
+    assert notice["liveId"] == first["liveId"] and notice["text"] == "您关注的主播开播了"
+    assert notice["getuiAction"] == "live" and notice["fromUserId"] == int(anchor)
+    pushed = (await outside.wait_for("push", before + 1))[-1]
+    assert pushed["action"] == "live" and pushed["link"] == f"wmlives_heihei://live?id={first['liveId']}"
+    assert pushed["clientid"] == "cid-44" and pushed["text"] == "您关注的主播开播了"
+    assert len(outside.pushes) == before + 1  # not to the connected follower
+    await fan_channel.close()
     await start_live(node, s_token, "别人的")
     follow = await ok(node, "/api/live/list-live-by-follow", {"token": f_token})
     assert [x["liveId"] for x in follow["lives"]] == [first["liveId"]] and follow["lookbacks"] == []
