@@ -268,6 +268,7 @@ async def run_heihei(args, n: int) -> dict[str, Any]:
 
         tally.reset()
         tally.counting = True
+        series = asyncio.ensure_future(cpu_series([node.pid for node in cluster.nodes]))
         cpu0 = {node.name: common.cpu_seconds(node.pid) for node in cluster.nodes}
         redis0 = common.cpu_seconds(cluster.redis.pid)
         client0 = common.self_cpu()
@@ -283,8 +284,9 @@ async def run_heihei(args, n: int) -> dict[str, Any]:
         redis_cpu = common.cpu_seconds(cluster.redis.pid) - redis0
         client_util = (common.self_cpu() - client0) / elapsed
         tally.counting = False
+        series.cancel()
         return summarize("heihei", args, n, tally, counters, cpu, redis_cpu, client_util, elapsed, sending_s,
-                         extra={**{f"http_{k}_{m}": v for k, lat in answered.items()
+                         extra={"cpu_pct_per_s": SERIES.pop(), **{f"http_{k}_{m}": v for k, lat in answered.items()
                                    for m, v in common.latency_summary(lat).items()},
                                 "joins": joins, "joined": joined, "join_wall_s": join_wall,
                                 "join_rate_achieved": joins / join_wall if join_wall else None,
@@ -295,6 +297,26 @@ async def run_heihei(args, n: int) -> dict[str, Any]:
             pool.close()
         target.stop()
         await wechat.stop()
+
+
+SERIES: list = []
+
+
+async def cpu_series(pids: list[int]) -> None:
+    """Each node's and this process's CPU % per second while the phase runs (SERIES[-1])."""
+    out: dict[str, list[float]] = {"client": [], **{str(p): [] for p in pids}}
+    SERIES.append(out)
+    last = {p: common.cpu_seconds(p) for p in pids}
+    last_client = common.self_cpu()
+    while True:
+        await asyncio.sleep(1.0)
+        for p in pids:
+            now = common.cpu_seconds(p)
+            out[str(p)].append(round((now - last[p]) * 100))
+            last[p] = now
+        now = common.self_cpu()
+        out["client"].append(round((now - last_client) * 100))
+        last_client = now
 
 
 def prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:

@@ -148,8 +148,14 @@ class Lanes:
         return key("lanebudget", "heihei", room, int(self.clock.seconds()))
 
     def _schedule(self, room: str, state: _Room, delay: float) -> None:
-        if state.timer is None or not state.timer.active():
-            state.timer = self.clock.callLater(max(0.0, delay), self._flush_later, room)
+        """Flush the room after `delay`, or sooner if it is due sooner already (chat waits at most
+        `flush_s` even while the room's likes wait for their interval)."""
+        delay = max(0.0, delay)
+        if state.timer is not None and state.timer.active():
+            if state.timer.getTime() <= self.clock.seconds() + delay:
+                return
+            state.timer.cancel()
+        state.timer = self.clock.callLater(delay, self._flush_later, room)
 
     def _flush_later(self, room: str) -> None:
         d = defer.Deferred.fromCoroutine(self.flush(room))

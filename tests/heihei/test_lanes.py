@@ -106,6 +106,15 @@ async def test_chat_waits_at_most_one_flush_and_likes_one_interval():
     clock.advance(0.5)
     await task.deferLater(reactor, 0, lambda: None)
     assert sent[-1][1][-1]["count"] == 1
+    # chat that arrives while likes wait for their interval still leaves after one flush
+    lanes.like("r", {"msgType": "like"})
+    await lanes.send("r", {"msgType": "text", "text": "b"}, sender="1")
+    clock.advance(0.1)
+    await task.deferLater(reactor, 0, lambda: None)
+    assert [m.get("text") for m in sent[-1][1]] == ["b"]
+    clock.advance(0.9)
+    await task.deferLater(reactor, 0, lambda: None)
+    assert sent[-1][1][-1]["count"] == 1
     lanes.forget("r")
     assert not clock.getDelayedCalls()
 
