@@ -303,6 +303,60 @@ class SocialSettings:
 
 
 @dataclass(frozen=True)
+class MediaSettings:
+    """The media server that carries the heihei app's live video: signed addresses, callbacks,
+    recordings (see docs/heihei-live.md; the signing is heihei/outbound/streams.py)."""
+
+    secret: str = ""
+    app: str = "live"
+    push_rtmp: str = ""
+    pull_flv: str = ""
+    pull_rtmp: str = ""
+    pull_hls: str = ""
+    push_ttl_s: int = 15000
+    pull_ttl_s: int = 15000
+    callback_key: str = ""
+    require_push_key: bool = True
+    recording_url: str = ""
+
+
+@dataclass(frozen=True)
+class LivesSettings:
+    """Seed 001's live rooms: lifecycle timers, seats, lists, sharing and the busy-room lanes
+    (see docs/heihei-live.md)."""
+
+    first_live_id: int = 1000000001
+    title_max_chars: int = 30
+    utc_offset_h: float = 8.0
+    heartbeat_s: int = 15
+    heartbeat_timeout_s: float = 35.0
+    stream_grace_s: float = 60.0
+    pause_max_s: float = 1200.0
+    sweep_interval_s: float = 1.0
+    idle_sweep_s: float = 10.0
+    seat_count: int = 0
+    min_open_seats: int = 2
+    knock_interval_s: float = 30.0
+    max_managers: int = 20
+    list_expire_s: int = 60
+    recommend_max: int = 50
+    replays_max: int = 20
+    share_title: str = "嘿嘿直播"
+    share_url: str = ""
+    inefficient_time_s: int = 1200
+    count_down_time_s: int = 60
+    alert_title: str = "队长，你在吗？"
+    alert_content: str = "60秒内不点击‘在的’按钮将结束此次直播"
+    help_link: str = ""
+    chat_budget_per_s: int = 20
+    chat_sample_every: int = 10
+    lane_flush_s: float = 0.1
+    like_interval_s: float = 1.0
+    count_interval_s: float = 2.0
+    replay_max_items: int = 10000
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -320,6 +374,8 @@ class Settings:
     push: PushSettings = field(default_factory=PushSettings)
     uploads: UploadsSettings = field(default_factory=UploadsSettings)
     social: SocialSettings = field(default_factory=SocialSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    lives: LivesSettings = field(default_factory=LivesSettings)
 
 
 LOG_FORMATS = ("text", "json")

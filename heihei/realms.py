@@ -200,12 +200,14 @@ def build_heihei(core: Core) -> Realm:
     from heihei.heihei.service import Social
     from heihei.protocols.channel import ChannelProtocol, ChannelRenderer, on_notice
     from heihei.web.admin_heihei import HeiheiAdmin
+    from heihei.web.api.live import LiveApi
     from heihei.web.api.msg import MsgApi
     from heihei.web.api.social import SmsApi, SocialApi
     from heihei.web.api.sys import RootApi, SysApi
     from heihei.web.api.record import RecordApi
     from heihei.web.api.topic import TopicApi
     from heihei.web.api.user import UserApi, UsrApi
+    from heihei.web.media import MediaHooks
     from heihei.web.messageserver import MessageServerApi
     from heihei.web.root import RootResource
     from heihei.web.static import shipped_static
@@ -215,29 +217,32 @@ def build_heihei(core: Core) -> Realm:
                     metrics=core.metrics, files=storage.files, client_logs=_client_logs(core),
                     run_in_thread=_thread_runner(core.reactor), local_files=storage.local,
                     local_base_url=storage.local_base_url)
+    lives = _build_lives(core, social)
     core.hub.register_realm(CHANNEL, ChannelRenderer(), on_notice=on_notice)
     s = core.settings.channel
     sessions = _sessions(core, CHANNEL, s, **_ping_liveness(s), credential_check=social.tokens.valid_many)
     factory = _factory(core, CHANNEL, s, ChannelProtocol, sessions, social)
 
     sections = {"user": UserApi, "usr": UsrApi, "msg": MsgApi, "sys": SysApi, "social": SocialApi, "sms": SmsApi,
-                "topic": TopicApi, "record": RecordApi}
+                "topic": TopicApi, "record": RecordApi, "live": LiveApi}
     modules = [*sections.values(), RootApi, MessageServerApi]
     operators = HeiheiOperators(social)
     api = RootResource(fallback=RootApi(social, modules).resource())
     for name, module in sections.items():
         api.mount(name, module(social).resource())
+    media = MediaHooks(lives, lambda: core.settings.media.callback_key)
     return Realm(CHANNEL, factory, listener="http", websocket_paths=("ws/channel",),
                  http=[Mount("http", "api", api),
                        Mount("http", "messageserver/api/msg", MessageServerApi(social).resource()),
+                       Mount("http", "media", media.resource()),
                        Mount("http", "static", shipped_static()),
                        Mount("http", storage.bucket, storage.resource)],
-                 services=[sessions, social], operators=operators, admin=HeiheiAdmin(core.admin_token, operators),
+                 services=[sessions, social, lives], operators=operators, admin=HeiheiAdmin(core.admin_token, operators),
                  body_bytes={"http": storage.body_bytes})
 
 
 #: top-level paths of the --http site that an uploads bucket may not take
-RESERVED_HTTP_PATHS = ("api", "admin", "ws", "messageserver", "im", "static", "healthz", "metrics")
+RESERVED_HTTP_PATHS = ("api", "admin", "ws", "messageserver", "im", "static", "media", "healthz", "metrics")
 
 
 @dataclass(frozen=True)
@@ -316,3 +321,27 @@ def _client_logs(core: Core):
                           max_bytes=s.client_log_max_bytes)
     except (OSError, ValueError) as e:
         raise ConfigError(f"[social] client logs: {e}") from None
+
+
+def _build_lives(core: Core, social):
+    """The heihei app's live rooms (social.lives), with the media signer of [media]."""
+    from heihei.config import ConfigError
+    from heihei.heihei.liveservice import LiveRooms
+    from heihei.outbound.streams import MediaSigner
+
+    media = core.settings.media
+    signer = None
+    if media.secret:
+        try:
+            signer = MediaSigner(secret=media.secret, app=media.app, push_rtmp=media.push_rtmp,
+                                 pull_flv=media.pull_flv, pull_rtmp=media.pull_rtmp, pull_hls=media.pull_hls,
+                                 push_ttl_s=media.push_ttl_s, pull_ttl_s=media.pull_ttl_s)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    lives = LiveRooms(settings=core.settings.lives, media=media, public_url=social.public_url, store=core.store,
+                      hub=core.hub, clock=core.clock, accounts=social.accounts, blocks=social.blocks,
+                      follows=social.follows, rooms=social.rooms, messaging=social.messaging, pusher=social.pusher,
+                      signer=signer, sign_secret=media.secret or core.settings.heihei.server_secret)
+    social.lives = lives
+    social.messaging.live_text = lives.room_text
+    return lives

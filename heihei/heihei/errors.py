@@ -51,6 +51,34 @@ NO_SUCH_RECORD = "no-such-record"
 NOT_YOUR_RECORD = "not-your-record"
 #: the account is banned by an operator
 BANNED = "banned"
+#: no such live, or deleted or banned (the seed's 731 直播无效)
+NO_SUCH_LIVE = "no-such-live"
+#: the live has ended: it cannot be paused, continued or started again (735)
+LIVE_ENDED = "live-ended"
+#: the live is not (or no longer) on: a heart-beat for it (725 live is not inactive)
+LIVE_NOT_ACTIVE = "live-not-active"
+#: the viewer may not watch this live: kicked out, blocked by the anchor, or a hidden live (737)
+CANNOT_WATCH = "cannot-watch"
+#: the user is muted in this live room (722 您已被禁言)
+MUTED_IN_LIVE = "muted-in-live"
+#: the user is not in the live room (506 您不在该队伍)
+NOT_IN_ROOM = "not-in-room"
+#: every open seat of the room is taken (505 没座位了，敲门试试？)
+NO_SEAT = "no-seat"
+#: the user knocked on this room a moment ago (504 刚敲过门啦 歇会~)
+KNOCKED_RECENTLY = "knocked-recently"
+#: locking one more seat would leave fewer open than allowed (502 请至少保留2个座位)
+KEEP_SEATS = "keep-seats"
+#: the account may not do this (721 用户账户异常)
+ACCOUNT_PROBLEM = "account-problem"
+#: the other user is live right now (738 该用户正在直播)
+USER_IS_LIVE = "user-is-live"
+#: the other user is busy (739 对方太火，忙线中~)
+USER_BUSY = "user-busy"
+#: the user's state does not allow this step (742 用户状态错误)
+BAD_USER_STATE = "bad-user-state"
+#: a connection between users could not be made (750 哎呀，连线失败了)
+CONNECT_FAILED = "connect-failed"
 #: a message or parameter is malformed (the detail names it)
 BAD_PARAMETER = BAD_REQUEST
 #: sending too fast

@@ -202,6 +202,14 @@ def item_of(body: dict[str, Any], created_ms: int, viewer_is_sender: bool) -> di
     return None
 
 
+def items_of(body: dict[str, Any], created_ms: int, viewer_is_sender: bool) -> list[dict[str, Any]]:
+    """Every client item of a stored body: a room batch (`t: items`, the live lanes) holds several."""
+    if body.get("t") == "items":
+        return [item for item in body.get("items") or () if isinstance(item, dict)]
+    item = item_of(body, created_ms, viewer_is_sender)
+    return [] if item is None else [item]
+
+
 def msg_of(body: dict[str, Any]) -> dict[str, Any]:
     """The `msg` object inside a stored body (for previews and types)."""
     if body.get("t") == "im":

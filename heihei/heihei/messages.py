@@ -86,6 +86,9 @@ class Messaging:
         self.pusher = pusher
         self.settings = settings
         self.im_rate = Rate(settings.im_rate_per_second, settings.im_rate_burst)
+        #: the live rooms' way for room text (mute check, busy-room lanes): `(sender, room, live id, msg)`;
+        #: None: room text is broadcast as it is
+        self.live_text = None
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -162,6 +165,9 @@ class Messaging:
                "gender": profile.get("gender", ""), "coverUrl": profile.get("coverUrl", ""),
                "text": self.hub.moderation.clean(text), "msgId": await self.new_msg_id(),
                "roomId": int(room) if is_digits(room) and len(room) < 19 else room}
+        if info.get("liveId") and self.live_text is not None:
+            await self.live_text(sender, room, info["liveId"], msg)
+            return
         await rooms.broadcast(room, msg, sender=sender)
 
     async def send_to_user(self, target: str, msg: dict[str, Any]) -> bool:

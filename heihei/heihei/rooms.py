@@ -193,3 +193,10 @@ class Rooms:
         """Send one client item `{"msg": msg, "timeStamp"}` to every member connection of the room."""
         body = {"t": "item", "item": {"msg": msg, "timeStamp": int(self.clock.seconds())}}
         return await self.hub.send_to_room(CHANNEL, sender, hub_room(room_id), body, store=store)
+
+    async def broadcast_items(self, room_id: str, items: list[dict[str, Any]], *, sender: str = "0",
+                              store: bool = True):
+        """Several client items `{"msg", "timeStamp"}` in one frame (one JSON array) to every member
+        connection of the room: one stored room message, one write per connection (the live lanes)."""
+        body = {"t": "items", "items": items}
+        return await self.hub.send_to_room(CHANNEL, sender, hub_room(room_id), body, store=store)

@@ -113,6 +113,15 @@ class Social(Service):
         await self.tokens.revoke(token)
         await self.hub.notify_users(CHANNEL, [uid], Notice(SESSION_REVOKED, {"token": token_hash(token)}))
 
+    #: the live rooms (heihei.heihei.liveservice.LiveRooms), set by the composition root
+    lives = None
+
+    async def live_status(self, uid: str) -> dict:
+        """`user/isinlive`: {"isinlive": bool, "liveId"?, "liveStatus"?} — is `uid` live as an anchor."""
+        if self.lives is None:
+            return {"isinlive": False}
+        return await self.lives.live_status(uid)
+
     @property
     def public_url(self) -> str:
         return self.http_settings.public_url.rstrip("/")

@@ -29,10 +29,13 @@ longest broadcast including its reconnects.
 What the signature cannot tell apart: NMS signs the stream path alone, so a
 play sign is also a push sign for the same stream until it expires. Anyone
 holding a viewer's address can publish to that stream while the anchor is
-not publishing (NMS refuses a second publisher while one is connected). The
-fix lives outside this module: NMS's `notify.url` webhook (a non-200 answer
-to `prePublish` closes the session) can demand a second, heihei-only proof
-on publish. Until then `pull_ttl_s` short and `push_ttl_s` long is the only
+not publishing (NMS refuses a second publisher while one is connected). So
+push addresses made `with_proof` carry a second, heihei-only proof next to the
+sign: `pk=` (`push_proof`, an HMAC of "publish:<streamPath>:<exp>" that no
+play address carries), and the media server's publish callback to heihei
+(nginx-rtmp `on_publish`, SRS `on_publish`, NMS's `prePublish` webhook)
+checks both with `verify_push`. A media server without that callback only
+checks the sign; then `pull_ttl_s` short and `push_ttl_s` long is the only
 lever.
 
 HLS: NMS v4 does not serve HLS, and NMS v2 served the files it transmuxed
@@ -87,7 +90,8 @@ STREAM_PATH = re.compile(r"/([^/]*)/([^/]*)")
 DEFAULT_PUSH_TTL_S = 15000
 DEFAULT_PULL_TTL_S = 15000
 
-REFUSAL_REASONS = ("malformed", "foreign", "forged", "expired")
+REFUSAL_REASONS = ("malformed", "foreign", "forged", "expired", "unproven")
+PROOF_FORM = re.compile(r"[0-9a-f]{32}")
 
 
 class SignRefused(ValueError):
@@ -97,6 +101,7 @@ class SignRefused(ValueError):
     foreign:   the path is not "/<our app>/<a safe stream name>"
     forged:    the hash is not ours for this path and expiry
     expired:   a sign of ours whose expiry has passed
+    unproven:  a valid sign without heihei's publish proof (`pk`): a play address used to publish
     """
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -112,6 +117,8 @@ class PushAddress:
     expires_at_s: int
     sign: str = field(repr=False)
     rtmp: str = field(repr=False)
+    #: heihei's publish proof (`pk=`), "" unless made `with_proof`
+    proof: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -188,10 +195,20 @@ class MediaSigner:
     def sign(self, stream: str, *, expires_at_s: int) -> str:
         return nms_sign(self.stream_path(stream), int(expires_at_s), self._secret)
 
-    def push(self, stream: str, *, now_s: float) -> PushAddress:
+    def push_proof(self, stream: str, *, expires_at_s: int) -> str:
+        """heihei's publish proof for a push sign of `stream` expiring at `expires_at_s`: 32 hex
+        of HMAC-SHA256(secret, "publish:<streamPath>:<exp>"); no play address carries it."""
+        text = f"publish:{self.stream_path(stream)}:{int(expires_at_s)}"
+        return hmac.new(self._secret.encode("utf-8"), text.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+    def push(self, stream: str, *, now_s: float, with_proof: bool = False) -> PushAddress:
         expires = int(now_s) + self.push_ttl_s
         sign = self.sign(stream, expires_at_s=expires)
-        return PushAddress(stream, expires, sign, f"{self.push_rtmp}/{self.app}/{stream}?sign={sign}")
+        rtmp = f"{self.push_rtmp}/{self.app}/{stream}?sign={sign}"
+        if not with_proof:
+            return PushAddress(stream, expires, sign, rtmp)
+        proof = self.push_proof(stream, expires_at_s=expires)
+        return PushAddress(stream, expires, sign, f"{rtmp}&pk={proof}", proof)
 
     def pull(self, stream: str, *, now_s: float) -> PullAddresses:
         expires = int(now_s) + self.pull_ttl_s
@@ -226,7 +243,16 @@ class MediaSigner:
             raise SignRefused("expired", f"expired at {expires}")
         return SignedStream(match.group(1), match.group(2), expires)
 
-    def qiniu_obj(self, stream: str, *, now_s: float) -> dict[str, Any]:
+    def verify_push(self, path: str, sign: str | None, proof: str | None, *, now_s: float) -> SignedStream:
+        """`verify`, and the publish proof (`pk`) of that sign: what a publish callback checks."""
+        signed = self.verify(path, sign, now_s=now_s)
+        expected = self.push_proof(signed.stream, expires_at_s=signed.expires_at_s)
+        if not PROOF_FORM.fullmatch(proof or "") \
+                or not hmac.compare_digest(proof.encode("ascii"), expected.encode("ascii")):
+            raise SignRefused("unproven", "no publish proof for this sign")
+        return signed
+
+    def qiniu_obj(self, stream: str, *, now_s: float, with_proof: bool = False) -> dict[str, Any]:
         """The `qiniuObj` of the anchor's LiveInfo: a Pili v1 stream JSON aimed at our signed push address.
 
         id               "z1.<app>.<stream>": Pili's "<zone>.<hub>.<title>" id (the seed's
@@ -235,6 +261,7 @@ class MediaSigner:
         title            the stream name (the live id): the second path segment
         publishKey       "<sign>&sign=<sign>" with the push sign: the SDK appends it
                          after "?key=", so NMS finds `sign` in the query
+                         (`with_proof`: "<sign>&sign=<sign>&pk=<proof>")
         publishSecurity  "static": the only mode whose URL carries publishKey verbatim
         hosts.publish.rtmp  host[:port] of [media] push_rtmp: the SDK's publish host
         hosts.live.{rtmp,hdl,hls}  host[:port] of pull_rtmp, pull_flv, pull_hls: Pili's
@@ -244,7 +271,8 @@ class MediaSigner:
         """
         if not self.push_rtmp.startswith("rtmp://"):
             raise ValueError("a qiniuObj needs an rtmp:// push base: the client's SDK always uses rtmp")
-        push = self.push(stream, now_s=now_s)
+        push = self.push(stream, now_s=now_s, with_proof=with_proof)
+        publish_key = f"{push.sign}&sign={push.sign}" + (f"&pk={push.proof}" if with_proof else "")
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(now_s)))
         live = {"rtmp": urlsplit(self.pull_rtmp or self.push_rtmp).netloc,
                 "hdl": urlsplit(self.pull_flv).netloc}
@@ -254,7 +282,7 @@ class MediaSigner:
             "id": f"z1.{self.app}.{stream}",
             "hub": self.app,
             "title": stream,
-            "publishKey": f"{push.sign}&sign={push.sign}",
+            "publishKey": publish_key,
             "publishSecurity": "static",
             "disabled": False,
             "hosts": {"publish": {"rtmp": urlsplit(self.push_rtmp).netloc}, "live": live},

@@ -89,18 +89,18 @@ def wants_v2(client) -> bool:
 
 
 class ChannelRenderer:
-    """Stored channel messages → one-item frames; IM `users` differ for sender and receiver; v2 IM items
-    only to connections of version 2 apps."""
+    """Stored channel messages → frames (one item, or a live room's batch of items); IM `users`
+    differ for sender and receiver; v2 IM items only to connections of version 2 apps."""
 
     def variant(self, message, client):
         return ("s" if client.user == message.sender else "r", wants_v2(client))
 
     def render(self, message, variant):
         side, v2 = variant
-        item = im.item_of(message.body, message.created_ms, side == "s")
-        if item is None or (not v2 and is_v2_item(item)):
-            return None
-        return encode_json([item])
+        items = im.items_of(message.body, message.created_ms, side == "s")
+        if not v2:
+            items = [item for item in items if not is_v2_item(item)]
+        return encode_json(items) if items else None
 
 
 class ChannelProtocol(BaseProtocol):

@@ -23,7 +23,10 @@ inside that window is refused as a replay (701).
 `msg` is a client message structure, delivered as is: `tosingle` to every
 channel connection of the user (stored and counted unread when
 `msg.needstore` is true or it is a v2 IM envelope), `toChat`/`toLive` to
-every member connection of the chat's/live's room (733 if none is open).
+every member connection of the chat's/live's room (733 if none is open);
+`toLive` through the live room's lanes (heihei.heihei.lanes: gift, system and
+action items at once and never dropped, text and barrage within the room's
+budget, likes coalesced).
 """
 
 from __future__ import annotations
@@ -91,6 +94,9 @@ class MessageServerApi(ApiModule):
                 else await social.rooms.room_of_live(d["liveId"]))
         if room is None or not await social.rooms.is_open(room):
             raise ApiError(E.BAD_ROOM, "no open room for " + ("chatId" if d["type"] == "toChat" else "liveId"))
+        if d["type"] == "toLive" and social.lives is not None:
+            await social.lives.lanes.send(room, d["msg"])  # a live room's lanes: gifts and system at once
+            return None
         await social.rooms.broadcast(room, d["msg"])
 
     @endpoint(app, "/open-room.action", "Open a room (and bind a live or chat to it)",

@@ -206,3 +206,34 @@ def test_qiniu_obj_publishes_to_our_signed_push_address():
 def test_qiniu_obj_needs_plain_rtmp():
     with pytest.raises(ValueError, match="rtmp://"):
         signer(push_rtmp="rtmps://push.wmlive.cn").qiniu_obj("1", now_s=NOW)
+
+
+# --- the publish proof (pk) --------------------------------------------------------
+
+def test_push_proof_separates_push_addresses_from_play_addresses():
+    s = signer()
+    push = s.push("1577899525", now_s=NOW, with_proof=True)
+    assert push.rtmp == f"rtmp://push.wmlive.cn/live/1577899525?sign={push.sign}&pk={push.proof}"
+    assert len(push.proof) == 32 and push.proof not in repr(push)
+    # the sign alone is still what NMS checks
+    assert nms_verify_auth(SECRET, "/live/1577899525", push.sign, NOW)
+    assert s.verify_push("/live/1577899525", push.sign, push.proof, now_s=NOW).stream == "1577899525"
+    # a play address has a valid sign for the same path, but no proof: refused as a publish
+    play = s.pull("1577899525", now_s=NOW)
+    for proof in (None, "", push.proof.upper(), "0" * 32, s.push_proof("other", expires_at_s=push.expires_at_s)):
+        with pytest.raises(SignRefused) as refused:
+            s.verify_push("/live/1577899525", play.sign, proof, now_s=NOW)
+        assert refused.value.reason in ("unproven",)
+    # a proof does not rescue a bad sign: the sign's own reason comes first
+    with pytest.raises(SignRefused) as refused:
+        s.verify_push("/live/1577899525", push.sign, push.proof, now_s=push.expires_at_s + 1)
+    assert refused.value.reason == "expired"
+
+
+def test_qiniu_obj_with_proof_publishes_with_sign_and_proof():
+    s = signer()
+    obj = s.qiniu_obj("1577899525", now_s=NOW, with_proof=True)
+    push = s.push("1577899525", now_s=NOW, with_proof=True)
+    path, query = nms_reads_rtmp_publish(pili_publish_url(obj))
+    assert query["sign"] == [push.sign] and query["pk"] == [push.proof]
+    assert s.verify_push(path, query["sign"][0], query["pk"][0], now_s=NOW).stream == "1577899525"

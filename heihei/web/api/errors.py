@@ -26,12 +26,26 @@ BAD_OPENID = 702  # openid无效
 NO_SUCH_USER = 710  # 用户不存在
 NOT_ALLOWED = 711  # 用户权限不足
 BAD_TOKEN = 720  # token无效
+ACCOUNT_PROBLEM = 721  # 用户账户异常
+MUTED = 722  # 您已被禁言
+LIVE_NOT_ACTIVE = 725  # live is not inactive
+NO_SUCH_LIVE = 731  # 直播无效
 BAD_ROOM = 733  # room无效
+LIVE_ENDED = 735  # 直播已结束
 CANNOT_VIEW_USER = 736  # 无法查看该用户信息
 RECORD_CORRUPT = 754  # 文件损坏,请重新上传。
 RECORD_TOO_SHORT = 755  # 录音时间太短
 RECORD_TOO_BIG = 756  # 文件太大啦
 NO_SUCH_RECORD = 757  # 录音不存在 / 无法删除不属于自己的录音
+CANNOT_WATCH = 737  # 无法观看该用户直播
+USER_IS_LIVE = 738  # 该用户正在直播
+USER_BUSY = 739  # 对方太火，忙线中~
+BAD_USER_STATE = 742  # 用户状态错误
+CONNECT_FAILED = 750  # 哎呀，连线失败了
+KEEP_SEATS = 502  # 请至少保留2个座位
+KNOCKED_RECENTLY = 504  # 刚敲过门啦 歇会~
+NO_SEAT = 505  # 没座位了，敲门试试？
+NOT_IN_ROOM = 506  # 您不在该队伍
 INTERNAL = 500  # not in the seed: the server failed (logged)
 UNAVAILABLE = 503  # not in the seed: Redis or an upstream is unreachable
 
@@ -50,12 +64,26 @@ MESSAGES = {
     NO_SUCH_USER: "用户不存在",
     NOT_ALLOWED: "用户权限不足",
     BAD_TOKEN: "token无效",
+    ACCOUNT_PROBLEM: "用户账户异常",
+    MUTED: "您已被禁言",
+    LIVE_NOT_ACTIVE: "live is not inactive",
+    NO_SUCH_LIVE: "直播无效",
     BAD_ROOM: "room无效",
+    LIVE_ENDED: "直播已结束",
     CANNOT_VIEW_USER: "无法查看该用户信息",
     RECORD_CORRUPT: "文件损坏,请重新上传。",
     RECORD_TOO_SHORT: "录音时间太短",
     RECORD_TOO_BIG: "文件太大啦",
     NO_SUCH_RECORD: "录音不存在",
+    CANNOT_WATCH: "无法观看该用户直播",
+    USER_IS_LIVE: "该用户正在直播",
+    USER_BUSY: "对方太火，忙线中~",
+    BAD_USER_STATE: "用户状态错误",
+    CONNECT_FAILED: "哎呀，连线失败了",
+    KEEP_SEATS: "请至少保留2个座位",
+    KNOCKED_RECENTLY: "刚敲过门啦 歇会~",
+    NO_SEAT: "没座位了，敲门试试？",
+    NOT_IN_ROOM: "您不在该队伍",
     INTERNAL: "服务器内部错误",
     UNAVAILABLE: "服务暂不可用",
 }
@@ -83,6 +111,20 @@ REASON_CODES: dict[str, tuple[int, str | None]] = {
     reasons.NO_SUCH_RECORD: (NO_SUCH_RECORD, None),
     reasons.NOT_YOUR_RECORD: (NO_SUCH_RECORD, "无法删除不属于自己的录音"),
     reasons.BANNED: (NOT_ALLOWED, None),
+    reasons.ACCOUNT_PROBLEM: (ACCOUNT_PROBLEM, None),
+    reasons.MUTED_IN_LIVE: (MUTED, None),
+    reasons.LIVE_NOT_ACTIVE: (LIVE_NOT_ACTIVE, None),
+    reasons.NO_SUCH_LIVE: (NO_SUCH_LIVE, None),
+    reasons.LIVE_ENDED: (LIVE_ENDED, None),
+    reasons.CANNOT_WATCH: (CANNOT_WATCH, None),
+    reasons.USER_IS_LIVE: (USER_IS_LIVE, None),
+    reasons.USER_BUSY: (USER_BUSY, None),
+    reasons.BAD_USER_STATE: (BAD_USER_STATE, None),
+    reasons.CONNECT_FAILED: (CONNECT_FAILED, None),
+    reasons.KEEP_SEATS: (KEEP_SEATS, None),
+    reasons.KNOCKED_RECENTLY: (KNOCKED_RECENTLY, None),
+    reasons.NO_SEAT: (NO_SEAT, None),
+    reasons.NOT_IN_ROOM: (NOT_IN_ROOM, None),
     core.BAD_REQUEST: (BAD_PARAMETER, None),
     core.FORBIDDEN: (NOT_ALLOWED, None),
     core.NOT_A_MEMBER: (NOT_ALLOWED, None),

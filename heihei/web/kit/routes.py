@@ -184,7 +184,7 @@ async def handle(owner: "Routes", spec: Endpoint, handler: Handler, request, seg
     if isinstance(result, Answer):
         request.setResponseCode(result.status)
         result = result.value
-    return surface.ok(request, result)
+    return _sized(request, surface.ok(request, result))
 
 
 async def _read(surface: Surface, request) -> dict[str, Any]:
@@ -198,7 +198,16 @@ def _render_error(surface: Surface, request, error: WireError) -> bytes:
     for name, value in surface.headers + error.headers:
         request.setHeader(name, value)
     request.setResponseCode(error.status)
-    return surface.error(request, error)
+    return _sized(request, surface.error(request, error))
+
+
+def _sized(request, body: bytes) -> bytes:
+    """The answer with its Content-Length: twisted.web would otherwise send an HTTP/1.1 answer chunked,
+    its last chunk in a write of its own, which Nagle's algorithm holds until the client's delayed ACK
+    (40-200 ms on Linux) on every kept-alive connection."""
+    if isinstance(body, bytes):
+        request.setHeader(b"content-length", b"%d" % len(body))
+    return body
 
 
 class Routes:

@@ -1,0 +1,167 @@
+"""Busy-room lanes under a synthetic overload: gifts and system items never dropped nor held back, chat in
+full up to the room's budget and sampled beyond it (the sender always sees its own), likes coalesced with a
+count; and the same across two nodes, where the budget is the room's, not each node's."""
+
+from __future__ import annotations
+
+import json
+
+import pytest_twisted
+from twisted.internet import reactor, task
+
+from heihei.heihei.lanes import CHAT, LIKE, PRIORITY, SAMPLED_OUT, SENT, WAITING, Lanes, admitted, lane_of
+from tests.heihei.helpers import ok, open_channel
+from tests.heihei.livehelpers import live_extra, start_live, user
+
+
+class CountingStore:
+    """The one Redis call the lanes make (a counter per room and second), in memory."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = {}
+
+    async def eval(self, source, keys, args):
+        self.counters[keys[0]] = self.counters.get(keys[0], 0) + 1
+        return self.counters[keys[0]]
+
+    def deadline_ms(self) -> int:
+        """Scripts carry their caller's deadline (heihei.store.scripts); in memory nothing is late."""
+        return 2 ** 62
+
+
+def make_lanes(clock, **kw):
+    sent, told = [], []
+
+    async def broadcast_items(room, items, *, sender="0"):
+        sent.append((room, [i["msg"] for i in items], sender))
+
+    async def notify_user(uid, item):
+        told.append((uid, item["msg"]))
+
+    settings = {"budget_per_s": 20, "sample_every": 10, "flush_s": 0.1, "like_interval_s": 1.0, **kw}
+    lanes = Lanes(broadcast_items=broadcast_items, notify_user=notify_user, store=CountingStore(), clock=clock,
+                  **settings)
+    return lanes, sent, told
+
+
+def test_lane_rules():
+    assert [lane_of({"msgType": t}) for t in ("text", "barrage", "like", "gift", "system", "toast", "action", "?")] \
+        == [CHAT, CHAT, LIKE, PRIORITY, PRIORITY, PRIORITY, PRIORITY, PRIORITY]
+    delivered = [n for n in range(1, 1001) if admitted(n, 20, 10)]
+    assert delivered[:20] == list(range(1, 21))  # the budget in full
+    assert delivered[20:] == list(range(30, 221, 10))  # then one in ten, up to the budget again
+    assert [n for n in range(1, 100) if admitted(n, 5, 0)] == [1, 2, 3, 4, 5]  # no sampling
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_synthetic_overload_of_one_room():
+    clock = task.Clock()
+    clock.advance(1_700_000_000)
+    lanes, sent, told = make_lanes(clock)
+    outcomes = {SENT: 0, WAITING: 0, SAMPLED_OUT: 0}
+    for n in range(1000):  # 1000 chat items, 50 gifts and 500 likes within one second
+        clock.advance(0.0009)
+        outcome = await lanes.send("r1", {"msgType": "text" if n % 2 else "barrage", "text": f"t{n}",
+                                          "fromUserId": n}, sender=str(n % 7 + 1))
+        outcomes[outcome] += 1
+        if n % 20 == 0:
+            outcomes[await lanes.send("r1", {"msgType": "gift", "giftId": n})] += 1
+        if n % 2 == 0:
+            lanes.like("r1", {"msgType": "like", "fromUserId": n})
+    clock.advance(1.5)
+    await lanes.stop()
+    msgs = [m for _, batch, _ in sent for m in batch]
+    gifts = [m for m in msgs if m["msgType"] == "gift"]
+    chat = [m for m in msgs if m["msgType"] in ("text", "barrage")]
+    likes = [m for m in msgs if m["msgType"] == "like"]
+    assert [g["giftId"] for g in gifts] == list(range(0, 1000, 20))  # every gift, in order
+    assert outcomes == {SENT: 50, WAITING: 40, SAMPLED_OUT: 960}
+    assert len(chat) == 40 and [m["text"] for m in chat[:20]] == [f"t{n}" for n in range(20)]
+    # each sampled-out item went back to its own sender, and only to them
+    assert len(told) == 960 and all(msg["fromUserId"] % 7 + 1 == int(uid) for uid, msg in told)
+    # 500 likes became one item per interval carrying their count
+    assert sum(m["count"] for m in likes) == 500 and len(likes) <= 2
+    # the chat rode along with the gifts and the flushes: far fewer frames than items
+    assert len(sent) <= 50 + 12 and len(msgs) == 50 + 40 + len(likes)
+    # a gift is never held back: it leaves in the call that brought it
+    before = len(sent)
+    await lanes.send("r1", {"msgType": "system", "text": "公告"})
+    assert len(sent) == before + 1 and sent[-1][1][-1]["msgType"] == "system"
+
+
+@pytest_twisted.ensureDeferred
+async def test_chat_waits_at_most_one_flush_and_likes_one_interval():
+    clock = task.Clock()
+    lanes, sent, _ = make_lanes(clock)
+    await lanes.send("r", {"msgType": "text", "text": "a"}, sender="1")
+    assert sent == []
+    clock.advance(0.1)
+    await task.deferLater(reactor, 0, lambda: None)
+    assert [m["text"] for _, batch, _ in sent for m in batch] == ["a"]
+    lanes.like("r", {"msgType": "like"})
+    lanes.like("r", {"msgType": "like"}, count=4)
+    clock.advance(0.1)
+    await task.deferLater(reactor, 0, lambda: None)
+    assert sent[-1][1][-1] == {"msgType": "like", "count": 5}
+    lanes.like("r", {"msgType": "like"})  # within the interval: waits for its end
+    clock.advance(0.5)
+    await task.deferLater(reactor, 0, lambda: None)
+    assert len(sent) == 2
+    clock.advance(0.5)
+    await task.deferLater(reactor, 0, lambda: None)
+    assert sent[-1][1][-1]["count"] == 1
+    # chat that arrives while likes wait for their interval still leaves after one flush
+    lanes.like("r", {"msgType": "like"})
+    await lanes.send("r", {"msgType": "text", "text": "b"}, sender="1")
+    clock.advance(0.1)
+    await task.deferLater(reactor, 0, lambda: None)
+    assert [m.get("text") for m in sent[-1][1]] == ["b"]
+    clock.advance(0.9)
+    await task.deferLater(reactor, 0, lambda: None)
+    assert sent[-1][1][-1]["count"] == 1
+    lanes.forget("r")
+    assert not clock.getDelayedCalls()
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_nodes_share_one_budget_and_every_gift_arrives(nodes, outside):
+    extra = live_extra(outside, lives={"chat_budget_per_s": 10, "chat_sample_every": 0, "lane_flush_s": 0.05})
+    a = await nodes.start("a", extra)
+    b = await nodes.start("b", extra)
+    a_token, anchor = await user(a, outside, "13700000001", "主播")
+    tokens = [await user(b if n % 2 else a, outside, f"1370000001{n}", f"观众{n}") for n in range(4)]
+    live_id = str((await start_live(a, a_token))["liveId"])
+    channels = []
+    for n, (token, _) in enumerate(tokens):
+        node = b if n % 2 else a
+        await ok(node, "/api/live/join-live", {"token": token, "liveId": live_id})
+        channels.append(await open_channel(node, token))
+    for channel in channels:  # the joiner's own count first
+        assert json.loads(await channel.next())[0]["msg"]["action"] == "live-users"
+    lanes = {"a": a.operators["channel"].lives.lanes, "b": b.operators["channel"].lives.lanes}
+    sender = tokens[0][1]
+    for n in range(60):  # 60 chat items in a burst, half through each node, 12 gifts
+        node = "a" if n % 2 else "b"
+        await lanes[node].send(live_id, {"msgType": "text", "text": f"c{n}"}, sender=sender)
+        if n % 5 == 0:
+            await lanes[node].send(live_id, {"msgType": "gift", "giftId": n})
+    got = []
+    for channel in channels:
+        items = []
+        while True:
+            try:
+                frame = json.loads(await channel.next(0.5))
+            except Exception:
+                break
+            items += [i["msg"] for i in frame if i["msg"].get("action") != "live-users"]
+        got.append(items)
+    for n, items in enumerate(got):
+        gifts = [m["giftId"] for m in items if m["msgType"] == "gift"]
+        chat = [m["text"] for m in items if m["msgType"] == "text"]
+        assert sorted(gifts) == list(range(0, 60, 5)), n
+        if n == 0:  # the sender also gets back what the room did not take
+            assert sorted(chat) == sorted(f"c{k}" for k in range(60)), n
+        else:
+            assert len(chat) == 10, (n, chat)  # the room's budget, not 10 per node
+    for channel in channels:
+        await channel.close()
