@@ -84,22 +84,7 @@ ACCEPTED, REJECTED, BAD_ANSWER = ("Schema-violating request accepted", "Schema-v
 #: is fixed: (surfaces, operation label (regex), schemathesis' failure title, the example (regex over the
 #: request and the answer), the test)
 KNOWN_DEFECTS: list[tuple[tuple[str, ...], str, str, str, str]] = [
-    # the site's own refusals (414, like 413 and 431) are {"error", "limit"}, not the surface's envelope
-    (ALL, ".*", BAD_ANSWER, r"41[34] b'\{\"error\": \"request line too long",
-     REGRESSIONS + "test_site_limit_answers_are_in_the_surface_envelope"),
-    # rules of the surfaces' own converters that the documents leave out (first: its answer says required)
-    ((HEIHEI,), "(GET|POST) /messageserver/api/msg/send-msg.action", REJECTED, r"data(\.\w+)? \(",
-     REGRESSIONS + "test_documented_input_is_not_refused_as_malformed"),
-    # an empty value counts as absent, which no document says (no minLength, no allowEmptyValue)
-    ((HEIHEI,), ".*", REJECTED, r"\((required)\)\"\}", REGRESSIONS + "test_documents_say_an_empty_value_is_absent"),
-    ((HEIHEI,), ".*", ACCEPTED, r"=&|=''|Id=(&|$| )", REGRESSIONS + "test_documents_say_an_empty_value_is_absent"),
-    ((BOSS,), ".*", REJECTED, r"missing groupid", REGRESSIONS + "test_documents_say_an_empty_value_is_absent"),
-    ((JIM,), ".*", REJECTED, r"is required", REGRESSIONS + "test_documents_say_an_empty_value_is_absent"),
-    ((BOSS,), ".*", REJECTED, r"missing or bad (userid|creator)|missing userid for the ticket",
-     REGRESSIONS + "test_documented_input_is_not_refused_as_malformed"),
-    ((JIM,), ".*", REJECTED, r"printable characters", REGRESSIONS + "test_documented_input_is_not_refused_as_malformed"),
-    ((ADMIN,), ".*", REJECTED, r"activityId must be|count must be an integer|unknown fields",
-     REGRESSIONS + "test_documented_input_is_not_refused_as_malformed"),
+    # none: what schemathesis found is pinned down in tests/web/test_fuzz_regressions.py and must be fixed
 ]
 
 
