@@ -218,6 +218,7 @@ def build_heihei(core: Core) -> Realm:
                     run_in_thread=_thread_runner(core.reactor), local_files=storage.local,
                     local_base_url=storage.local_base_url)
     lives = _build_lives(core, social)
+    social.people.live = lives  # user/isinlive
     core.hub.register_realm(CHANNEL, ChannelRenderer(), on_notice=on_notice)
     s = core.settings.channel
     sessions = _sessions(core, CHANNEL, s, **_ping_liveness(s), credential_check=social.tokens.valid_many)

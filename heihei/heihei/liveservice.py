@@ -33,11 +33,13 @@ from heihei.config import ConfigError
 from heihei.heihei.deadlines import Deadlines
 from heihei.heihei.lanes import Lanes
 from heihei.heihei.livecore import (ANCHOR_BEAT, CLOSE_ROOM, PAUSE_LIMIT, STREAM_GRACE, TIMERS, VIEWER_BEAT,
-                                    LiveCore)
+                                    LiveCore, live_key, uopen_key)
+from heihei.heihei.liveinfo import PLAYING
 from heihei.heihei.livemedia import MediaGate
 from heihei.heihei.livemods import Moderation
 from heihei.heihei.lives import Lives
 from heihei.heihei.livewatch import Watching
+from heihei.heihei.people import LiveState
 from heihei.heihei.replays import ReplayChat
 
 #: a claimed timer is another node's to fire again if this one has not finished it by then
@@ -91,6 +93,16 @@ class LiveRooms(Service):
         self._armed_while_claiming: int | None = None
         self._last_look_ms = 0
         self.deadlines.on_armed = self._armed
+
+    async def live_of(self, uid: str) -> LiveState | None:
+        """The live `uid` is broadcasting now (status playing), or None: what `user/isinlive`
+        answers (heihei.heihei.people.LiveStatus)."""
+        live_id = await self.core.store.get(uopen_key(uid))
+        if not live_id:
+            return None
+        if await self.core.store.hget(live_key(str(live_id)), "status") != str(PLAYING):
+            return None
+        return LiveState(live_id=str(live_id), room_id=str(live_id))
 
     # -- the sweeper ------------------------------------------------------------------------
 

@@ -162,3 +162,18 @@ async def test_online_counts_are_exact_across_nodes_and_pushed_at_a_bounded_rate
     assert len(counts) <= elapsed / 0.5 + 2, counts
     await anchor_channel.no_message(1.0)  # nothing changed: nothing pushed
     await anchor_channel.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_isinlive_says_whether_the_user_is_broadcasting_now(nodes, outside):
+    node = await nodes.start("a", live_extra(outside))
+    anchor_token, anchor = await user(node, outside, "13100000001", "主播")
+    viewer_token, _ = await user(node, outside, "13100000002", "观众")
+    answer = await ok(node, "/api/user/isinlive", {"token": viewer_token, "userId": anchor})
+    assert (answer["isinlive"], answer["liveId"]) == (0, 0)
+    live = await start_live(node, anchor_token)
+    answer = await ok(node, "/api/user/isinlive", {"token": viewer_token, "userId": anchor})
+    assert (answer["isinlive"], str(answer["liveId"])) == (1, str(live["liveId"]))
+    await ok(node, "/api/live/stop-live", {"token": anchor_token, "liveId": live["liveId"]})
+    answer = await ok(node, "/api/user/isinlive", {"token": viewer_token, "userId": anchor})
+    assert answer["isinlive"] == 0
