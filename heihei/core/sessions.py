@@ -113,9 +113,9 @@ class RealmSessions(Service):
         self._check_loop = None
 
     def _check_credentials(self) -> defer.Deferred:
+        # an unavailable store is the node's storage incident (one line), anything else a bug
         return defer.Deferred.fromCoroutine(self.check_credentials()).addErrback(
-            lambda f: self._log.warn("checking {realm} credentials failed: {why}", realm=self.realm,
-                                     why=f.getErrorMessage()))
+            report, self._log, f"checking {self.realm} credentials failed")
 
     async def check_credentials(self) -> int:
         """Close every connection whose credential (a session token) is no longer valid: expired,
