@@ -22,6 +22,10 @@ The lanes, per room:
   with the number of likes (`count`, an extension) and the last liker's
   fields; the shipped client shows one like animation per item.
 
+Flushes happen on a grid of the clock (multiples of `lane_flush_s` and of
+`like_interval_s`), the same on every node, so the batches several nodes make
+for one room in the same interval reach each viewer's node together.
+
 Online counts (the fourth lane) are not items of the room's senders: the
 live domain marks a room changed and pushes exact counts at a bounded rate
 (heihei.heihei.lives, `push_counts`).
@@ -35,6 +39,7 @@ never a gift (those are sent before the call that carried them answers).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -130,7 +135,7 @@ class Lanes:
         state = self._rooms.setdefault(room, _Room())
         state.pending.append(item)
         self.stats[WAITING] += 1
-        self._schedule(room, state, self.flush_s)
+        self._schedule(room, state, self._until_next(self.flush_s))
         return WAITING
 
     def like(self, room: str, msg: dict[str, Any], count: int = 1) -> None:
@@ -139,10 +144,25 @@ class Lanes:
         state.likes += count
         state.like_msg = msg
         self.stats[COALESCED] += count
-        wait = max(self.flush_s, state.last_like_s + self.like_interval_s - self.clock.seconds())
-        self._schedule(room, state, wait)
+        self._schedule(room, state, self._like_wait(state))
 
     # -- flushing -------------------------------------------------------------------------
+
+    def _until_next(self, step: float) -> float:
+        """Seconds to the next multiple of `step` on the clock (never 0). Every node flushes on the
+        same grid, so a room's batches from several nodes reach a viewer's node together and leave
+        in one write to each connection (heihei.net's one write per connection per reactor turn)."""
+        now = self.clock.seconds()
+        return (math.floor(now / step) + 1) * step - now
+
+    def _like_slot(self, t: float) -> int:
+        return math.floor(t / self.like_interval_s) if t != float("-inf") else -1
+
+    def _like_wait(self, state: _Room) -> float:
+        """When the room's likes may leave: in a like interval (on the grid) after the last like item."""
+        if self._like_slot(self.clock.seconds()) > self._like_slot(state.last_like_s):
+            return self._until_next(self.flush_s)
+        return self._until_next(self.like_interval_s)
 
     def _window_key(self, room: str) -> str:
         return key("lanebudget", "heihei", room, int(self.clock.seconds()))
@@ -167,7 +187,7 @@ class Lanes:
         """What waits here: the chat, then a like item if its interval has passed."""
         items, state.pending = state.pending, []
         now = self.clock.seconds()
-        if state.likes and now - state.last_like_s >= self.like_interval_s - 1e-9:
+        if state.likes and self._like_slot(now + 1e-9) > self._like_slot(state.last_like_s):
             msg = dict(state.like_msg or {"msgType": "like"})
             msg["count"] = state.likes
             items.append(self._item(msg))
@@ -183,7 +203,7 @@ class Lanes:
         state.timer = None
         items = self._take(room, state)
         if state.likes:  # likes of the current interval: their own flush later
-            self._schedule(room, state, state.last_like_s + self.like_interval_s - self.clock.seconds())
+            self._schedule(room, state, self._like_wait(state))
         if items:
             await self._broadcast(room, items, "0")
 
