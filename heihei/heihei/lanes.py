@@ -22,6 +22,19 @@ The lanes, per room:
   with the number of likes (`count`, an extension) and the last liker's
   fields; the shipped client shows one like animation per item.
 
+With several nodes, one of them batches a room's chat and likes: its **lane
+leader** (a Redis key per room, `SET NX` with a lease the leader renews while
+the room is busy). Another node forwards each admitted chat item to the
+leader's channel at once, and its likes as one count per interval; the leader
+puts them in its next batch. So a room gets one chat batch per flush, not one
+per node. A forward that reaches nobody (the leader is gone: PUBLISH answers
+0) is batched where it is, and that node may become the leader. Gifts and
+system items never take that detour: they leave from the node that got them.
+
+Flushes happen on a grid of the clock (multiples of `lane_flush_s` and of
+`like_interval_s`), the same on every node, so what several nodes still send
+for one room in the same interval reaches each viewer's node together.
+
 Online counts (the fourth lane) are not items of the room's senders: the
 live domain marks a room changed and pushes exact counts at a bounded rate
 (heihei.heihei.lives, `push_counts`).
@@ -35,9 +48,11 @@ never a gift (those are sent before the call that carried them answers).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+import orjson
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -54,6 +69,20 @@ SENT = "sent"
 WAITING = "waiting"
 SAMPLED_OUT = "sampled-out"
 COALESCED = "coalesced"
+
+#: how long a room's lane leader keeps the room without renewing (it renews at every flush)
+LEADER_LEASE_S = 3.0
+
+ELECT = Script("heihei_lane_leader", r"""
+-- KEYS: 1 the room's leader key. ARGV: 1 this node, 2 lease ms. Returns the leader (this node if none).
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return cur
+""")
 
 COUNT_IN_WINDOW = Script("heihei_lane_budget", r"""
 -- KEYS: 1 the room's counter for this second. ARGV: 1 ttl ms. Returns the count including this item.
@@ -93,11 +122,16 @@ class Lanes:
     _log = Logger()
 
     def __init__(self, *, broadcast_items: Callable[..., Awaitable[Any]], notify_user: Callable[..., Awaitable[Any]],
-                 store, clock, budget_per_s: int, sample_every: int, flush_s: float, like_interval_s: float) -> None:
+                 store, clock, budget_per_s: int, sample_every: int, flush_s: float, like_interval_s: float,
+                 node_id: str | None = None) -> None:
         self.broadcast_items = broadcast_items
         self.notify_user = notify_user
         self.store = store
         self.clock = clock
+        #: this node, for the lane leader; None: no leader (one node, or tests): batch here
+        self.node_id = node_id
+        #: room -> (leader, until when it is believed, s)
+        self._leaders: dict[str, tuple[str, float]] = {}
         self.budget_per_s = budget_per_s
         self.sample_every = sample_every
         self.flush_s = flush_s
@@ -127,22 +161,88 @@ class Lanes:
             if sender != "0":
                 await self.notify_user(sender, item)  # the sender always sees its own
             return SAMPLED_OUT
+        if await self._forward(room, {"room": room, "item": item}):
+            self.stats[WAITING] += 1
+            return WAITING
+        self._hold(room, item)
+        return WAITING
+
+    def _hold(self, room: str, item: dict[str, Any]) -> None:
         state = self._rooms.setdefault(room, _Room())
         state.pending.append(item)
         self.stats[WAITING] += 1
-        self._schedule(room, state, self.flush_s)
-        return WAITING
+        self._schedule(room, state, self._until_next(self.flush_s))
 
-    def like(self, room: str, msg: dict[str, Any], count: int = 1) -> None:
+    # -- the lane leader ------------------------------------------------------------------
+
+    def channel_of(self, node: str) -> str:
+        return key("lanes", node)
+
+    async def leader(self, room: str) -> str | None:
+        """The node that batches the room's chat and likes (elected, or this one, on first use)."""
+        if self.node_id is None:
+            return None
+        now = self.clock.seconds()
+        known = self._leaders.get(room)
+        if known is not None and known[1] > now:
+            return known[0]
+        leader = await ELECT(self.store, [key("lanelead", "heihei", room)],
+                             [self.node_id, int(LEADER_LEASE_S * 1000)])
+        self._leaders[room] = (leader, now + LEADER_LEASE_S / 3)
+        return leader
+
+    async def _forward(self, room: str, packet: dict[str, Any]) -> bool:
+        """Hand a chat item or a like count to the room's leader; False: batch it here."""
+        leader = await self.leader(room)
+        if leader is None or leader == self.node_id:
+            return False
+        if int(await self.store.publish(self.channel_of(leader), orjson.dumps(packet))):
+            return True
+        self._leaders.pop(room, None)  # nobody listens there any more: this node takes the room over
+        await self.store.delete(key("lanelead", "heihei", room))
+        return False
+
+    def received(self, channel, message) -> None:
+        """A packet another node forwarded to this one as the room's leader."""
+        try:
+            packet = orjson.loads(message)
+            room = str(packet["room"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            self._log.warn("lanes: a bad forwarded packet on {channel}", channel=channel)
+            return
+        if "item" in packet:
+            self._hold(room, packet["item"])
+        elif "likes" in packet:
+            self.like(room, packet.get("msg") or {"msgType": "like"}, int(packet["likes"]), forwarded=True)
+
+    # -- likes ------------------------------------------------------------------------------
+
+    def like(self, room: str, msg: dict[str, Any], count: int = 1, *, forwarded: bool = False) -> None:
         """Count a like; the room gets one `like` item per interval."""
         state = self._rooms.setdefault(room, _Room())
         state.likes += count
         state.like_msg = msg
-        self.stats[COALESCED] += count
-        wait = max(self.flush_s, state.last_like_s + self.like_interval_s - self.clock.seconds())
-        self._schedule(room, state, wait)
+        if not forwarded:
+            self.stats[COALESCED] += count
+        self._schedule(room, state, self._like_wait(state))
 
     # -- flushing -------------------------------------------------------------------------
+
+    def _until_next(self, step: float) -> float:
+        """Seconds to the next multiple of `step` on the clock (never 0). Every node flushes on the
+        same grid, so a room's batches from several nodes reach a viewer's node together and leave
+        in one write to each connection (heihei.net's one write per connection per reactor turn)."""
+        now = self.clock.seconds()
+        return (math.floor(now / step) + 1) * step - now
+
+    def _like_slot(self, t: float) -> int:
+        return math.floor(t / self.like_interval_s) if t != float("-inf") else -1
+
+    def _like_wait(self, state: _Room) -> float:
+        """When the room's likes may leave: in a like interval (on the grid) after the last like item."""
+        if self._like_slot(self.clock.seconds()) > self._like_slot(state.last_like_s):
+            return self._until_next(self.flush_s)
+        return self._until_next(self.like_interval_s)
 
     def _window_key(self, room: str) -> str:
         return key("lanebudget", "heihei", room, int(self.clock.seconds()))
@@ -163,16 +263,16 @@ class Lanes:
         d.addErrback(lambda f: self._log.failure("live room {room}: lane flush failed", failure=f, room=room))
         d.addBoth(lambda _: self._flushing.discard(d))
 
-    def _take(self, room: str, state: _Room) -> list[dict[str, Any]]:
-        """What waits here: the chat, then a like item if its interval has passed."""
+    def _take(self, room: str, state: _Room) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """What waits here: the chat, and the like item if its interval has passed."""
         items, state.pending = state.pending, []
         now = self.clock.seconds()
-        if state.likes and now - state.last_like_s >= self.like_interval_s - 1e-9:
-            msg = dict(state.like_msg or {"msgType": "like"})
-            msg["count"] = state.likes
-            items.append(self._item(msg))
+        like = None
+        if state.likes and self._like_slot(now + 1e-9) > self._like_slot(state.last_like_s):
+            like = dict(state.like_msg or {"msgType": "like"})
+            like["count"] = state.likes
             state.likes, state.like_msg, state.last_like_s = 0, None, now
-        return items
+        return items, like
 
     async def flush(self, room: str) -> None:
         state = self._rooms.get(room)
@@ -181,9 +281,16 @@ class Lanes:
         if state.timer is not None and state.timer.active():
             state.timer.cancel()
         state.timer = None
-        items = self._take(room, state)
+        items, like = self._take(room, state)
         if state.likes:  # likes of the current interval: their own flush later
-            self._schedule(room, state, state.last_like_s + self.like_interval_s - self.clock.seconds())
+            self._schedule(room, state, self._like_wait(state))
+        if like is not None:
+            count = like.pop("count")
+            if await self._forward(room, {"room": room, "likes": count, "msg": like}):
+                like = None
+            else:
+                like["count"] = count
+                items.append(self._item(like))
         if items:
             await self._broadcast(room, items, "0")
 

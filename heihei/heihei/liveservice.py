@@ -75,7 +75,7 @@ class LiveRooms(Service):
         self.lanes = Lanes(broadcast_items=rooms.broadcast_items, notify_user=messaging.notify, store=store,
                            clock=clock, budget_per_s=settings.chat_budget_per_s,
                            sample_every=settings.chat_sample_every, flush_s=settings.lane_flush_s,
-                           like_interval_s=settings.like_interval_s)
+                           like_interval_s=settings.like_interval_s, node_id=hub.node_id)
         self.deadlines = Deadlines(store, clock, TIMERS, lease_s=TIMER_LEASE_S)
         self.core = LiveCore(store=store, hub=hub, clock=clock, settings=settings, media=media,
                              public_url=public_url.rstrip("/"), accounts=accounts, blocks=blocks, follows=follows,
@@ -117,6 +117,8 @@ class LiveRooms(Service):
             self._log.warn("[media] callback_key is empty: media server callbacks are refused; start-live "
                            "starts a live without waiting for its stream")
         self._last_look_ms = self.core.now_ms()
+        # other nodes forward this node the chat and likes of the rooms it leads (heihei.heihei.lanes)
+        self.core.store.subscribe(self.lanes.channel_of(self.lanes.node_id), self.lanes.received)
         self._loop = task.LoopingCall(self._tick)
         self._loop.clock = self.clock
         self._loop.start(self.core.settings.sweep_interval_s, now=False).addErrback(
@@ -188,6 +190,7 @@ class LiveRooms(Service):
 
     def stopService(self) -> defer.Deferred:
         super().stopService()
+        self.core.store.unsubscribe(self.lanes.channel_of(self.lanes.node_id), self.lanes.received)
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         return defer.Deferred.fromCoroutine(self._stop())

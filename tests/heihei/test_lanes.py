@@ -165,3 +165,47 @@ async def test_two_nodes_share_one_budget_and_every_gift_arrives(nodes, outside)
             assert len(chat) == 10, (n, chat)  # the room's budget, not 10 per node
     for channel in channels:
         await channel.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_node_batches_a_rooms_chat_and_another_takes_over_when_it_goes(nodes, outside):
+    import time
+
+    extra = live_extra(outside, lives={"lane_flush_s": 0.5})
+    a = await nodes.start("a", extra)
+    b = await nodes.start("b", extra)
+    a_token, anchor = await user(a, outside, "13700000101", "主播")
+    v_token, viewer = await user(b, outside, "13700000102", "观众")
+    live_id = str((await start_live(a, a_token))["liveId"])
+    await ok(b, "/api/live/join-live", {"token": v_token, "liveId": live_id})
+    channel = await open_channel(b, v_token)
+    assert json.loads(await channel.next())[0]["msg"]["action"] == "live-users"
+    lanes = {"a": a.operators["channel"].lives.lanes, "b": b.operators["channel"].lives.lanes}
+    assert await lanes["a"].leader(live_id) == await lanes["b"].leader(live_id)  # one leader for the room
+    # just after a flush tick (the grid is the same on every node): 6 items through both nodes
+    await task.deferLater(reactor, 0.5 - time.time() % 0.5 + 0.02, lambda: None)
+    for n in range(6):
+        await lanes["a" if n % 2 else "b"].send(live_id, {"msgType": "text", "text": f"t{n}"}, sender="1")
+    frame = [i["msg"] for i in json.loads(await channel.next(2))]
+    assert sorted(m["text"] for m in frame) == [f"t{n}" for n in range(6)]  # one batch, one frame
+    # likes through both nodes end up in the leader's like items
+    for n in range(10):
+        lanes["a" if n % 2 else "b"].like(live_id, {"msgType": "like", "fromUserId": n})
+    counted = 0
+    while counted < 10:
+        counted += sum(i["msg"]["count"] for i in json.loads(await channel.next(4)) if i["msg"]["msgType"] == "like")
+    assert counted == 10
+    # the leader goes: forwarding reaches nobody, the other node batches the room itself
+    leader = await lanes["b"].leader(live_id)
+    await nodes.stop(a if leader == "a" else b)
+    survivor = lanes["b" if leader == "a" else "a"]
+    if leader == "b":  # the viewer was on b: follow the room on a instead
+        await channel.close()
+        await ok(a, "/api/live/join-live", {"token": v_token, "liveId": live_id})
+        channel = await open_channel(a, v_token)
+        json.loads(await channel.next())
+    await survivor.send(live_id, {"msgType": "text", "text": "still here"}, sender="1")
+    msgs = []
+    while not any(m.get("text") == "still here" for m in msgs):
+        msgs = [i["msg"] for i in json.loads(await channel.next(3))]
+    await channel.close()

@@ -13,7 +13,7 @@ import pytest_twisted
 import treq
 
 from tests.conftest import http_url
-from tests.heihei.helpers import api, ok, open_channel, send_data, server_call
+from tests.heihei.helpers import ok, open_channel, send_data, server_call
 from tests.heihei.livehelpers import MEDIA_SECRET, live_extra, next_msg, start_live, user
 
 from heihei.outbound.streams import MediaSigner, pili_publish_url
