@@ -35,9 +35,9 @@ from heihei.realms import Core, Realm, build_realms
 from heihei.store.client import Store
 from heihei.store.embedded import EmbeddedRedis
 from heihei.web.accesslog import redacted_log_formatter
-from heihei.web.admin import AdminFallback, ModerationAdmin, admin_gate, admin_token
+from heihei.web.admin import ADMIN, AdminFallback, ModerationAdmin, admin_gate, admin_token
 from heihei.web.health import HealthApp
-from heihei.web.limits import BoundedSite
+from heihei.web.limits import BoundedSite, refusal_wording
 from heihei.web.root import RootResource
 
 #: the listeners, in start order; "http" and "boss" serve a site, the others a realm's WebSockets
@@ -206,11 +206,15 @@ class Node(MultiService):
         body_bytes = {name: self.settings.http.max_body_bytes for name in roots}
         gates: dict[str, list] = {name: [] for name in roots}
         gates["http"].append(admin_gate(self.admin_token))
+        surfaces: dict[str, list] = {name: [] for name in roots}
+        surfaces["http"].append(("admin", ADMIN))
         for realm in self.realms:
             for mount in realm.http:
                 roots[mount.listener].mount(mount.path, mount.resource)
                 if mount.gate is not None:
                     gates[mount.listener].append(mount.gate)
+                if mount.surface is not None:
+                    surfaces[mount.listener].append((mount.path, mount.surface))
             for listener, needed in realm.body_bytes.items():
                 body_bytes[listener] = max(body_bytes[listener], needed)
         factories = {}
@@ -223,13 +227,14 @@ class Node(MultiService):
         server = self.settings.server
         for option in LISTENERS:
             if option in roots:
-                factory = self._site(roots[option], body_bytes[option], gates[option])
+                factory = self._site(roots[option], body_bytes[option], gates[option], surfaces[option])
             else:
                 factory = factories[option]
             self._listen(option, getattr(server, option), factory)
 
-    def _site(self, root, max_body_bytes: int, gates: list):
+    def _site(self, root, max_body_bytes: int, gates: list, surfaces: list):
         http = self.settings.http
+        word = refusal_wording(surfaces)
 
         def gate(method, uri, headers):
             for one in gates:
@@ -239,7 +244,7 @@ class Node(MultiService):
             return None
 
         site = BoundedSite(root, max_body_bytes=max_body_bytes, request_deadline_s=http.request_deadline_s,
-                           reactor=self.reactor, gate=gate if gates else None,
+                           reactor=self.reactor, gate=gate if gates else None, word=word,
                            logFormatter=redacted_log_formatter)
         site.timeOut = http.idle_timeout_s
         site.displayTracebacks = False

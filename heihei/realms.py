@@ -56,12 +56,14 @@ class Core:
 class Mount:
     """An HTTP resource at `path` on the site of `listener` ("" = the site's fallback for every
     path no other mount claims); `gate` decides from a request's headers, before its body is read,
-    whether it may send one (heihei.web.limits.Gate)."""
+    whether it may send one (heihei.web.limits.Gate); `surface` (heihei.web.kit.routes.Surface) words
+    the site's own refusals of requests to it (a body too large ...) in its envelope."""
 
     listener: str
     path: str
     resource: IResource
     gate: Callable | None = None
+    surface: Any = None
 
 
 @dataclass
@@ -144,7 +146,7 @@ def build_boss(core: Core) -> Realm:
     from heihei.boss.profiles import Profiles
     from heihei.boss.service import BossService
     from heihei.protocols.boss import REALM, BossOperators, BossProtocol, BossRenderer, beat
-    from heihei.web.boss import BossWeb
+    from heihei.web.boss import BOSS, BossWeb
     from heihei.web.root import RootResource
 
     s = core.settings.boss
@@ -163,7 +165,7 @@ def build_boss(core: Core) -> Realm:
     # every HTTP route answers at /<route> and at /wsim/<route>; /entry and /wsim/entry are WebSockets
     wsim = RootResource(fallback=web)
     return Realm(REALM, factory, listener="boss", websocket_paths=("entry", "wsim/entry"),
-                 http=[Mount("boss", "", web, gate=routes.gate), Mount("boss", "wsim", wsim)],
+                 http=[Mount("boss", "", web, gate=routes.gate, surface=BOSS), Mount("boss", "wsim", wsim, surface=BOSS)],
                  services=[sessions, BossService(s, media=media)],
                  operators=BossOperators(s, core.clock, groups, profiles, media),
                  body_bytes={"boss": s.max_upload_bytes + UPLOAD_ENVELOPE_BYTES})
@@ -176,7 +178,7 @@ def build_jim(core: Core) -> Realm:
     from heihei.jim.service import Jim, JimService
     from heihei.jim.store import REALM
     from heihei.protocols.jim import JimProtocol, JimRenderer, on_notice
-    from heihei.web.vanke import VankeApp
+    from heihei.web.vanke import VANKE, VankeApp
 
     s = core.settings.jim
     jim = Jim(core.hub, core.store, s, clock=core.clock, auth_hook=core.outbound.jim_auth)
@@ -187,7 +189,8 @@ def build_jim(core: Core) -> Realm:
                          credential_check=jim.tokens_valid)
     factory = _factory(core, REALM, s, JimProtocol, sessions, jim)
     vanke = VankeApp(jim, s)
-    return Realm(REALM, factory, listener="jim", http=[Mount("http", "im", vanke.resource(), gate=vanke.gate)],
+    return Realm(REALM, factory, listener="jim",
+                 http=[Mount("http", "im", vanke.resource(), gate=vanke.gate, surface=VANKE)],
                  services=[sessions, JimService(s)], operators=jim)
 
 
@@ -207,7 +210,8 @@ def build_heihei(core: Core) -> Realm:
     from heihei.web.api.record import RecordApi
     from heihei.web.api.topic import TopicApi
     from heihei.web.api.user import UserApi, UsrApi
-    from heihei.web.media import MediaHooks
+    from heihei.web.api.base import HEIHEI
+    from heihei.web.media import MEDIA, MediaHooks
     from heihei.web.messageserver import MessageServerApi
     from heihei.web.root import RootResource
     from heihei.web.static import shipped_static
@@ -233,9 +237,9 @@ def build_heihei(core: Core) -> Realm:
         api.mount(name, module(social).resource())
     media = MediaHooks(lives, lambda: core.settings.media.callback_key)
     return Realm(CHANNEL, factory, listener="http", websocket_paths=("ws/channel",),
-                 http=[Mount("http", "api", api),
-                       Mount("http", "messageserver/api/msg", MessageServerApi(social).resource()),
-                       Mount("http", "media", media.resource()),
+                 http=[Mount("http", "api", api, surface=HEIHEI),
+                       Mount("http", "messageserver/api/msg", MessageServerApi(social).resource(), surface=HEIHEI),
+                       Mount("http", "media", media.resource(), surface=MEDIA),
                        Mount("http", "static", shipped_static()),
                        Mount("http", storage.bucket, storage.resource)],
                  services=[sessions, social, lives], operators=operators, admin=HeiheiAdmin(core.admin_token, operators),

@@ -23,7 +23,10 @@ server:
     header line > max_header_line_bytes    -> 431 (414 for the request line)
 
 each with a small JSON body and `Connection: close`, then closes the
-connection. Stock twisted.web would drop an over-long line silently.
+connection. Stock twisted.web would drop an over-long line silently. The
+body is worded by the surface that owns the request's path when the site has
+a `word` for it (heihei's `{"errorcode", "errormsg"}`, boss's `{"code",
+"message"}`, J-IM's `{"code", "msg", "data"}`), else `{"error", <limit>}`.
 
 The deadline only covers *receiving* a request: once the request is complete
 it is cancelled, so a slow handler, a long response or a WebSocket upgraded
@@ -228,7 +231,7 @@ class BoundedHTTPChannel(HTTPChannel):
         # Twisted's default drops the connection without an answer. Before
         # the request line is parsed there is no Request object yet.
         if not self.requests:
-            self._refuse(414, "request line too long", "limit", self.MAX_LENGTH)
+            self._refuse(414, "request line too long", "limit", self.MAX_LENGTH, path=_target_of(line))
         else:
             self._refuse(431, "request header line too long", "limit", self.MAX_LENGTH)
 
@@ -246,6 +249,7 @@ class BoundedHTTPChannel(HTTPChannel):
         limit_name: str,
         limit: float,
         answer: bytes | None = None,
+        path: bytes | None = None,
         **log_fields: Any,
     ) -> None:
         """
@@ -273,7 +277,9 @@ class BoundedHTTPChannel(HTTPChannel):
             **log_fields,
         )
         if not getattr(transport, "disconnecting", False):
-            transport.write(answer if answer is not None else _error_response(code, {"error": reason, limit_name: limit}))
+            if answer is None:
+                answer = self._worded(code, reason, limit_name, limit, path)
+            transport.write(answer)
             if ITCPTransport.providedBy(transport):
                 # Half-close and drain (see REFUSAL_LINGER_S); the peer's EOF
                 # then ends the connection, since HTTPChannel is not
@@ -285,6 +291,17 @@ class BoundedHTTPChannel(HTTPChannel):
         # Bounds the drain, and a peer that never reads our answer (whose
         # close would otherwise wait forever for the write buffer to empty).
         self._linger_call = self.callLater(REFUSAL_LINGER_S, self._abort_after_linger)
+
+    def _worded(self, code: int, reason: str, limit_name: str, limit: float, path: bytes | None) -> bytes:
+        """The refusal in the envelope of the surface owning the request's path, if the site knows it."""
+        word = getattr(getattr(self, "site", None), "word", None)
+        if path is None:
+            path = getattr(self, "_path", None)
+        if word is not None and path is not None:
+            early = word(path, code, f"{reason} ({limit_name} {limit:g})")
+            if early is not None:
+                return _response(code, early.body, early.headers)
+        return _error_response(code, {"error": reason, limit_name: limit})
 
     def _abort_after_linger(self) -> None:
         self._linger_call = None
@@ -312,6 +329,9 @@ class EarlyAnswer:
 
 #: a site's gate: (method, path with query, headers) -> a refusal, or None to let the request in
 Gate = Callable[[bytes, bytes, Any], "EarlyAnswer | None"]
+#: a site's wording of its own refusals: (path with query, status, text) -> the answer in the envelope of
+#: the surface owning the path, or None for the site's plain `{"error": ...}`
+Word = Callable[[bytes, int, str], "EarlyAnswer | None"]
 
 
 class BoundedSite(Site):
@@ -349,6 +369,7 @@ class BoundedSite(Site):
         max_headers: int = DEFAULT_MAX_HEADERS,
         max_header_line_bytes: int = DEFAULT_MAX_HEADER_LINE_BYTES,
         gate: "Gate | None" = None,
+        word: "Word | None" = None,
         **kw: Any,
     ) -> None:
         if max_body_bytes < 0:
@@ -363,6 +384,8 @@ class BoundedSite(Site):
         self.max_body_bytes = max_body_bytes
         #: decides from the headers whether a request may send its body at all (None: all may)
         self.gate: Gate | None = gate
+        #: words the site's own refusals (413, 414, 431, 408) in the surface's envelope
+        self.word: Word | None = word
         self.request_deadline_s = request_deadline_s
         self.max_headers = max_headers
         self.max_header_line_bytes = max_header_line_bytes
@@ -374,6 +397,25 @@ class BoundedSite(Site):
         channel.maxHeaders = self.max_headers
         channel.MAX_LENGTH = self.max_header_line_bytes
         return channel
+
+
+def refusal_wording(surfaces: list[tuple[str, Any]]) -> "Word":
+    """A site's `Word` from its mounts' surfaces: (mount path, heihei.web.kit.routes.Surface), "" for the
+    site's fallback. The longest mount path that is a whole-segment prefix of the request's path wins."""
+    from heihei.web.kit.routes import site_refusal
+
+    ordered = sorted(((("/" + path.strip("/")).rstrip("/").encode(), surface) for path, surface in surfaces),
+                     key=lambda item: -len(item[0]))
+
+    def word(target: bytes, status: int, text: str) -> "EarlyAnswer | None":
+        path = target.split(b"?", 1)[0]
+        for prefix, surface in ordered:
+            if path == prefix or path.startswith(prefix + b"/") or not prefix:
+                body, headers = site_refusal(surface, status, text)
+                return EarlyAnswer(status, text, body, headers)
+        return None
+
+    return word
 
 
 def _error_response(code: int, payload: dict[str, Any]) -> bytes:
@@ -388,6 +430,12 @@ def _response(code: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...]) 
     lines += [b"%s: %s\r\n" % (name, value) for name, value in headers]
     lines += [b"Content-Length: %d\r\n" % (len(body),), b"Connection: close\r\n", b"\r\n", body]
     return b"".join(lines)
+
+
+def _target_of(line: bytes) -> bytes | None:
+    """The request target of a (possibly cut off) request line: `GET /api/x?... HTTP/1.1` -> b"/api/x?..."."""
+    parts = line.split(b" ", 2)
+    return parts[1] if len(parts) > 1 and parts[1].startswith(b"/") else None
 
 
 def _describe_peer(transport: Any) -> str:

@@ -64,6 +64,7 @@ HEIHEI = Surface(
             "errorcode": {"type": "integer", "description": "0 on success, else the seed's error code"},
             "errormsg": {"type": "string", "description": "\"success\", or the seed's error text"}}},
     headers=((b"content-type", b"application/json; charset=utf-8"), (b"cache-control", b"no-store")),
+    refusal=lambda status, text: E.ApiError(status, message=text, status=status),
 )
 
 

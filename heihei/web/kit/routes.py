@@ -102,6 +102,15 @@ class Surface:
     envelope_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
     #: response headers every answer carries
     headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json; charset=utf-8"),)
+    #: (status, text) -> the error for a refusal of the site itself (413 body too large, 414, 431, 408)
+    refusal: Callable[[int, str], WireError] = field(
+        default=lambda status, text: WireError(status, text, status=status))
+
+
+def site_refusal(surface: Surface, status: int, text: str) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
+    """A refusal of the site itself (heihei.web.limits), worded in the surface's envelope: (body, headers)."""
+    error = surface.refusal(status, text)
+    return surface.error(None, error), surface.headers + error.headers
 
 
 Handler = Callable[[Any, Call, dict[str, Any]], Awaitable[Any]]
