@@ -24,6 +24,8 @@ from heihei.live.service import LiveService
 
 #: the most messages one listing returns
 MAX_LISTING = 1000
+#: the longest mute an operator gives (ten years)
+MAX_MUTE_S = 10 * 365 * 86400
 
 
 class NoSuchActivity(Refused):
@@ -84,7 +86,7 @@ class LiveOperators:
         activity = await self._existing(activity_id)
         _check_user(user)
         if duration_s is not None and (isinstance(duration_s, bool) or not isinstance(duration_s, (int, float))
-                                       or not 0 < duration_s <= 10 * 365 * 86400):
+                                       or not 0 < duration_s <= MAX_MUTE_S):
             raise InvalidRequest("duration_s must be a positive number of seconds (at most ten years)")
         until_ms = await self.service.mutes.mute(activity.id, user, duration_s)
         return {"activityId": activity.id, "user": user, "until": _seconds(until_ms)}

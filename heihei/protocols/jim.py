@@ -60,6 +60,7 @@ from heihei.core.model import Message
 from heihei.jim.service import (FRIENDS_GROUP, GROUP_JOINED, GROUP_LEFT, RECALLED, TOKEN_REBOUND, Jim, JimError,
                                 NotAllowed, chat_body, group_room, groups_of_rooms, token_digest)
 from heihei.jim.store import REALM
+from heihei.jim.ids import is_id_text
 from heihei.incidents import STORE
 from heihei.jsonsafe import BadJSON, decode_json, encode_json
 from heihei.net.websocket import BaseProtocol
@@ -263,8 +264,8 @@ def as_id(value: Any, name: str, *, required: bool = True) -> str | None:
         if required:
             raise BadRequest(f"{name} is required")
         return None
-    if not isinstance(value, str) or len(value) > MAX_ID_CHARS or not value.isprintable():
-        raise BadRequest(f"{name} must be a string of at most {MAX_ID_CHARS} printable characters")
+    if not isinstance(value, str) or len(value) > MAX_ID_CHARS or not is_id_text(value):
+        raise BadRequest(f"{name} must be a string of at most {MAX_ID_CHARS} characters, no control characters")
     return value
 
 
@@ -279,7 +280,7 @@ def content_text(value: Any) -> str:
 def _param(params: dict[str, list[str]], name: str, limit: int) -> str | None:
     values = params.get(name) or []
     value = values[0] if values else None
-    if not value or len(value) > limit or not value.isprintable():
+    if not value or len(value) > limit or not is_id_text(value):
         return None
     return value
 

@@ -39,10 +39,12 @@ from heihei.core import errors
 from heihei.core.errors import Refused
 from heihei.core.moderation import ModerationOperators
 from heihei.jsonsafe import encode_json
-from heihei.live.operators import LiveOperators
+from heihei.live.operators import MAX_LISTING, LiveOperators
 from heihei.paths import load_or_create_secret
+from heihei.live.activities import ACTIVITY_ID
+from heihei.web import admin_bodies as bodies
 from heihei.web.kit import auth, openapi, readers
-from heihei.web.kit.params import BadParameter, integer, json_object, path
+from heihei.web.kit.params import BadParameter, integer, path
 from heihei.web.kit.routes import Answer, Routes, Surface, WireError, endpoint, new_app
 from heihei.web.limits import EarlyAnswer
 from heihei.textnum import is_digits
@@ -162,13 +164,19 @@ class ModerationAdmin(AdminRoutes):
         return {"words": count}
 
 
+#: the most messages one listing gives
+MAX_COUNT = MAX_LISTING
+
+
 def _count(value: str) -> int:
-    if not is_digits(value) or len(value) > 6:
-        raise Refused(errors.BAD_REQUEST, "count must be an integer")
+    if not is_digits(value) or len(value) > len(str(MAX_COUNT)) or not 1 <= int(value) <= MAX_COUNT:
+        raise BadParameter("count", "range", f"must be an integer from 1 to {MAX_COUNT}")
     return int(value)
 
 
-AID = path("aid", max_length=1024)
+#: an activity id: the pattern is documented, and the live operators apply it in their own words (a
+#: malformed id is "no such activity" to a read, and refused with the rule by a PUT)
+AID = path("aid", pattern=ACTIVITY_ID.pattern.strip("^$"), max_length=64, convert=str)
 
 
 class LiveAdmin(AdminRoutes):
@@ -186,8 +194,7 @@ class LiveAdmin(AdminRoutes):
         return {"activities": await self.live.activities()}
 
     @endpoint(app, "/activities/<aid>", "Create (201) or replace an activity", AID,
-              json_object("body", description="the activity's fields (seed names, times in Unix seconds)"),
-              methods=("PUT",))
+              bodies.ACTIVITY, methods=("PUT",))
     async def put_activity(self, call, a):
         result = await self.live.put_activity(a["aid"], a["body"])
         created = result.pop("created")
@@ -209,8 +216,7 @@ class LiveAdmin(AdminRoutes):
         return {"activityId": a["aid"], "muted": await self.live.muted(a["aid"])}
 
     @endpoint(app, "/activities/<aid>/mutes/<user>", "Mute a user (for duration_s, or until unmuted)", AID,
-              path("user", max_length=1024), json_object("body", required=False, description='{"duration_s": n}'),
-              methods=("PUT",))
+              path("user", max_length=1024), bodies.MUTE, methods=("PUT",))
     async def mute(self, call, a):
         body = a["body"] or {}
         unknown = set(body) - {"duration_s"}
@@ -225,7 +231,7 @@ class LiveAdmin(AdminRoutes):
         return {"activityId": a["aid"], "user": a["user"], "wasMuted": was}
 
     @endpoint(app, "/activities/<aid>/messages", "The newest messages, oldest first, with their ids", AID,
-              integer("count", required=False, default=50, minimum=1, convert=_count), methods=("GET",))
+              integer("count", required=False, default=50, minimum=1, maximum=MAX_COUNT, convert=_count), methods=("GET",))
     async def messages(self, call, a):
         return {"activityId": a["aid"], "messages": await self.live.messages(a["aid"], a["count"])}
 

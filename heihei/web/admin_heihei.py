@@ -28,12 +28,11 @@ from heihei.core import errors
 from heihei.core.errors import Refused
 from heihei.heihei.operators import HeiheiOperators
 from heihei.web.admin import ADMIN, AdminRoutes
-from heihei.web.kit.params import integer, json_object, path, string
+from heihei.web import admin_bodies as bodies
+from heihei.web.kit.params import integer, path, string
 from heihei.web.kit.routes import endpoint, new_app
 
 UID = path("uid", pattern=r"[0-9]{1,19}", max_length=19)
-BODY = json_object("body", description="a JSON object")
-OPTIONAL_BODY = json_object("body", required=False, description="a JSON object")
 
 
 def _fields(body: dict[str, Any] | None, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -58,13 +57,13 @@ class HeiheiAdmin(AdminRoutes):
         return await self.ops.user(a["uid"])
 
     @endpoint(app, "/users/<uid>/type", "Set a user's type (Anchor users are list-user-byType's anchors)", UID,
-              BODY, methods=("PUT",))
+              bodies.USER_TYPE, methods=("PUT",))
     async def user_type(self, call, a):
         body = _fields(a["body"], ("userType",))
         return await self.ops.set_user_type(a["uid"], body.get("userType"))
 
     @endpoint(app, "/users/<uid>/recommend", "Put a user on the recommended list (highest weight first)", UID,
-              BODY, methods=("PUT",))
+              bodies.RECOMMEND, methods=("PUT",))
     async def recommend(self, call, a):
         weight = _fields(a["body"], ("weight",)).get("weight")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
@@ -75,7 +74,7 @@ class HeiheiAdmin(AdminRoutes):
     async def unrecommend(self, call, a):
         return await self.ops.recommend(a["uid"], None)
 
-    @endpoint(app, "/bans/<uid>", "Ban a user: every session ends, sign-in is refused", UID, OPTIONAL_BODY,
+    @endpoint(app, "/bans/<uid>", "Ban a user: every session ends, sign-in is refused", UID, bodies.BAN,
               methods=("PUT",))
     async def ban(self, call, a):
         reason = _fields(a["body"], ("reason",)).get("reason", "")
@@ -95,7 +94,7 @@ class HeiheiAdmin(AdminRoutes):
         return await self.ops.list_reports(a["status"], a["offset"], a["limit"])
 
     @endpoint(app, "/reports/<rid>/resolve", "Close a report (and, with ban, ban the reported user)",
-              path("rid", pattern=r"[0-9]{1,19}", max_length=19), OPTIONAL_BODY, methods=("POST",))
+              path("rid", pattern=r"[0-9]{1,19}", max_length=19), bodies.RESOLVE, methods=("POST",))
     async def resolve(self, call, a):
         body = _fields(a["body"], ("resolution", "ban"))
         resolution, ban = body.get("resolution", ""), body.get("ban", False)
@@ -107,7 +106,7 @@ class HeiheiAdmin(AdminRoutes):
     async def banners(self, call, a):
         return await self.ops.banners()
 
-    @endpoint(app, "/banners", "Replace the banners: {\"banners\": [{desc, cover, type, link}]}", BODY,
+    @endpoint(app, "/banners", "Replace the banners: {\"banners\": [{desc, cover, type, link}]}", bodies.BANNERS,
               methods=("PUT",))
     async def put_banners(self, call, a):
         return await self.ops.put_banners(a["body"])
@@ -116,7 +115,7 @@ class HeiheiAdmin(AdminRoutes):
     async def gift_resources(self, call, a):
         return await self.ops.gift_resources()
 
-    @endpoint(app, "/gift-resources", "Replace them: {\"resources\": [...], \"history\": [...]}", BODY,
+    @endpoint(app, "/gift-resources", "Replace them: {\"resources\": [...], \"history\": [...]}", bodies.GIFT_RESOURCES,
               methods=("PUT",))
     async def put_gift_resources(self, call, a):
         return await self.ops.put_gift_resources(a["body"])
@@ -125,12 +124,12 @@ class HeiheiAdmin(AdminRoutes):
     async def topics(self, call, a):
         return await self.ops.list_topics()
 
-    @endpoint(app, "/topics/<tid>", "Create or change a topic", path("tid", pattern=r"[0-9]{1,9}", max_length=9),
-              BODY, methods=("PUT",))
+    @endpoint(app, "/topics/<tid>", "Create or change a topic", path("tid", pattern=r"[1-9][0-9]{0,8}", max_length=9),
+              bodies.TOPIC, methods=("PUT",))
     async def put_topic(self, call, a):
         return await self.ops.put_topic(a["tid"], a["body"])
 
-    @endpoint(app, "/topics/<tid>", "Remove a topic from the lists", path("tid", pattern=r"[0-9]{1,9}", max_length=9),
+    @endpoint(app, "/topics/<tid>", "Remove a topic from the lists", path("tid", pattern=r"[1-9][0-9]{0,8}", max_length=9),
               methods=("DELETE",))
     async def remove_topic(self, call, a):
         return await self.ops.remove_topic(a["tid"])

@@ -31,7 +31,7 @@ from twisted.web.http import parse_qs
 from werkzeug.exceptions import NotFound
 
 from heihei.boss import media
-from heihei.boss.groups import GroupInfo, GroupService, parse_ids
+from heihei.boss.groups import MAX_NAME_CHARS, GroupInfo, GroupService, parse_ids
 from heihei.boss.ids import ID_RE
 from heihei.boss.mediastore import AUDIO_DIR, DEFAULT_AVATAR, PICTURE_DIR, VIDEO_DIR, MediaStore
 from heihei.boss.profiles import MAX_NICKNAME_CHARS, Profile, Profiles, valid_url
@@ -126,7 +126,8 @@ class BossCaller:
         if ticket is not None:
             acting = next((raw[name].strip() for name in self.acting if raw.get(name)), "")
             if not acting or not ID_RE.fullmatch(acting):
-                raise WireError(400, "missing userid for the ticket")
+                # a ticket is a credential only with the id it was made for
+                raise auth.Unauthorized(auth.BAD_TICKET, "missing userid for the ticket")
             try:
                 check_ticket(s.login_secret, acting, ticket, self.clock.seconds())
             except TicketError as e:
@@ -160,12 +161,20 @@ def _creator(value: str) -> str:
     return value
 
 
-GROUPID = Param("groupid", convert=_group_id, missing="missing groupid", description="a group id (digits)")
-USERID = Param("userid", convert=_user_id, missing="missing or bad userid", description="the user acted for")
-ACTING = string("userid", required=False, max_length=64, description="with `ticket`: the user the ticket is for")
+#: a user id as the boss routes read it: an id (heihei.boss.ids.ID_RE), spaces around it ignored
+ID_PARAM = r"\s*" + ID_RE.pattern + r"\s*"
+GROUPID = Param("groupid", convert=_group_id, missing="missing groupid", max_length=MAX_PARAM_CHARS,
+                description="a group id (digits; any other value is no such group)")
+USERID = Param("userid", convert=_user_id, missing="missing or bad userid", pattern=ID_PARAM,
+               max_length=MAX_PARAM_CHARS, description="the user acted for")
+ACTING = string("userid", required=False, max_length=MAX_PARAM_CHARS, pattern=ID_PARAM,
+                description="with `ticket`: the user the ticket is for")
 TICKET = string("ticket", required=False, max_length=128, description="the user's login ticket")
-#: ids separated by commas (a trailing comma allowed, as the original did)
-MEMBERS = string("members", required=False, max_length=MAX_PARAM_CHARS)
+#: ids separated by commas (a trailing comma allowed, as the original did): the rule of
+#: heihei.boss.groups.parse_ids, which reads them (and words its refusals as the original did)
+MEMBERS_PATTERN = ID_PARAM + r"(,\s*" + ID_RE.pattern + r"\s*)*,*\s*"
+MEMBERS = Param("members", convert=lambda text: text, missing="missing members", pattern=MEMBERS_PATTERN,
+                max_length=MAX_PARAM_CHARS, description="user ids separated by commas")
 
 
 class BossWeb(Routes):
@@ -249,8 +258,10 @@ class BossWeb(Routes):
     # -- group API -------------------------------------------------------------------------------------
 
     @endpoint(app, "/creategrp", "Create a group (the creator is a member)",
-              Param("creator", convert=_creator, missing="missing or bad creator"), MEMBERS,
-              string("name", required=False, max_length=MAX_PARAM_CHARS), ACTING, TICKET,
+              Param("creator", convert=_creator, missing="missing or bad creator", pattern=ID_PARAM,
+                    max_length=MAX_PARAM_CHARS), MEMBERS,
+              Param("name", convert=lambda text: text, missing="missing name", pattern=r"[\s\S]*\S[\s\S]*",
+                    max_length=MAX_NAME_CHARS, description="not blank"), ACTING, TICKET,
               auth="boss-creator", errors=(400, 403), returns=("data",))
     async def creategrp(self, call, a):
         if not call.caller.trusted and call.user != a["creator"]:

@@ -77,7 +77,7 @@ class MessageServerApi(ApiModule):
             raise ApiError(E.BAD_SIGNATURE, "replayed request")
 
     @endpoint(app, "/send-msg.action", "Deliver a client message to a user, a chat or a live room",
-              json_object("data", max_length=MAX_DATA_BYTES,
+              json_object("data", max_length=MAX_DATA_BYTES, fields=DATA.params,
                           description="{timeStamp, type: tosingle|toChat|toLive, targetUserId|chatId|liveId, msg}"),
               auth="signature", errors=(710, 733), tag="messageserver")
     async def send_msg(self, call, a):

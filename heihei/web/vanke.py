@@ -27,6 +27,7 @@ from heihei.core.errors import Refused
 from heihei.jim.service import NO_AGENT, Jim
 from heihei.jim.store import USER_TYPES, VISITOR
 from heihei.web.kit import auth, openapi, readers
+from heihei.jim.ids import ID_CHAR, TOKEN_CHAR, is_id_text, is_token_text
 from heihei.web.kit.params import MISSING, BadParameter, Param
 from heihei.web.kit.routes import Routes, Surface, WireError, endpoint, new_app
 from heihei.web.limits import EarlyAnswer
@@ -43,9 +44,9 @@ def _id(name: str):
     def convert(value: Any) -> str:
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
-        if not isinstance(value, str) or len(value) > MAX_ID_CHARS or not value.isprintable():
-            raise WireError(400, f"{name} must be a string of at most {MAX_ID_CHARS} printable characters",
-                            status=400)
+        if not isinstance(value, str) or len(value) > MAX_ID_CHARS or not is_id_text(value):
+            raise WireError(400, f"{name} must be a string of at most {MAX_ID_CHARS} characters, no control "
+                            "characters", status=400)
         return value
 
     return convert
@@ -63,22 +64,24 @@ def _choice(name: str, allowed: tuple[int, ...]):
 
 
 def _token(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > MAX_TOKEN_CHARS or not value.isprintable() or " " in value:
-        raise WireError(400, f"token must be a string of at most {MAX_TOKEN_CHARS} printable characters, no spaces",
-                        status=400)
+    if not isinstance(value, str) or len(value) > MAX_TOKEN_CHARS or not is_token_text(value):
+        raise WireError(400, f"token must be a string of at most {MAX_TOKEN_CHARS} characters, no spaces or "
+                        "control characters", status=400)
     return value
 
 
-def user_id(name: str, *, required: bool = True) -> Param:
-    return Param(name, convert=_id(name), required=required, max_length=MAX_ID_CHARS)
+def user_id(name: str, *, required: bool = True, required_if: tuple | None = None,
+            missing: str | None = None) -> Param:
+    return Param(name, convert=_id(name), required=required, required_if=required_if, max_length=MAX_ID_CHARS,
+                 pattern=ID_CHAR + "+", missing=missing)
 
 
 def choice(name: str, allowed: tuple[int, ...], default: int | None = None, *, required: bool = False) -> Param:
-    return Param(name, "int", convert=_choice(name, allowed), required=required, default=default,
+    return Param(name, "int", convert=_choice(name, allowed), required=required, default=default, enum=allowed,
                  description="one of " + ", ".join(map(str, allowed)))
 
 
-TOKEN = Param("token", convert=_token, required=False, max_length=MAX_TOKEN_CHARS,
+TOKEN = Param("token", convert=_token, required=False, max_length=MAX_TOKEN_CHARS, pattern=TOKEN_CHAR + "+",
               description="the connection token to bind (generated when absent)")
 
 
@@ -114,7 +117,8 @@ def receiver_json(user: str, record: dict[str, str], online: bool) -> dict[str, 
 def _translate(e: Exception) -> WireError:
     if isinstance(e, BadParameter):
         if e.problem == MISSING:
-            return WireError(400, f"{e.name} is required", status=400)
+            return WireError(400, (e.param.missing if e.param is not None and e.param.missing else None)
+                             or f"{e.name} is required", status=400)
         if e.name == "body":
             return WireError(400, f"body must be a JSON object: {e.why}", status=400)
         return WireError(400, f"{e.name}: {e.why}", status=400)
@@ -197,14 +201,16 @@ class VankeApp(Routes):
         return {"token": generated} if generated else None
 
     @endpoint(app, "/vanke/getReceiver", "Register the user, then their partner (an agent for a visitor)",
-              user_id("senderId"), user_id("receiverId", required=False), choice("type", USER_TYPES), TOKEN,
+              user_id("senderId"),
+              user_id("receiverId", required=False, required_if=("type", tuple(str(t) for t in USER_TYPES
+                                                                             if t != VISITOR)),
+                      missing="receiverId is required unless the sender is a visitor (type 0)"),
+              choice("type", USER_TYPES), TOKEN,
               methods=("POST",), errors=(400, 401, 503), returns=("data", "token"))
     async def get_receiver(self, call, a):
         receiver = a["receiverId"]
         if receiver is not None and receiver == a["senderId"]:
             raise WireError(400, "receiverId cannot be the sender", status=400)
-        if receiver is None and a["type"] not in (None, VISITOR):
-            raise WireError(400, "receiverId is required unless the sender is a visitor (type 0)", status=400)
         user, user_type, generated = await self._register(a, call.raw)
         partner = await self.jim.receiver_for(user, user_type, receiver)
         record = await self.jim.user(partner)

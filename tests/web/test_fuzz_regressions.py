@@ -7,6 +7,9 @@ disagree with what the routes accept" (heihei/web/kit/openapi.py).
 
 import json
 import socket
+from urllib.parse import urlencode
+
+import jsonschema
 
 import pytest
 import pytest_twisted
@@ -125,44 +128,84 @@ def signed(params: dict) -> dict:
     return {**params, "signature": sign(SECRET, params)}
 
 
+def operation(doc: dict, method: str, path: str) -> dict:
+    return doc["paths"][path][method.lower()]
+
+
+def parameter_schema(doc: dict, method: str, path: str, name: str) -> dict:
+    op = operation(doc, method, path)
+    for p in op.get("parameters", []):
+        if p["name"] == name:
+            return p.get("schema") or p["content"]["application/json"]["schema"]
+    for content in (op.get("requestBody") or {}).get("content", {}).values():
+        if name in content["schema"].get("properties", {}):
+            return content["schema"]["properties"][name]
+    raise KeyError(f"{method} {path} has no parameter {name}")
+
+
+def body_schema(doc: dict, method: str, path: str) -> dict:
+    return operation(doc, method, path)["requestBody"]["content"]["application/json"]["schema"]
+
+
+def allows(schema: dict, value) -> bool:
+    # jsonschema's draft 4 validator reads OpenAPI 3.0's schema objects (nullable aside)
+    return jsonschema.Draft4Validator(schema).is_valid(value)
+
+
 @pytest_twisted.ensureDeferred
-async def test_documented_input_is_not_refused_as_malformed(nodes):
-    # schemathesis: values the documents allow, refused as malformed by a surface's own converter
-    # (a rule the document does not carry); each is (what the document says, the request, the answer)
+async def test_documents_carry_the_rules_the_surfaces_apply(nodes):
+    # schemathesis: values the documents allowed were refused as malformed by a surface's own converter
+    # (a rule the document did not carry). Each rule now is in the document, and the server agrees
+    # with the document on both sides of it: (the document allows it, the server accepts it)
     node = await nodes.start("a", EXTRA)
+    boss_doc = await document(node, "/openapi.json", "boss")
+    jim_doc = await document(node, "/im/openapi.json", headers={"X-Api-Key": [JIM_KEY]})
+    admin_doc = await document(node, "/admin/openapi.json", headers={"Authorization": [f"Bearer {ADMIN_TOKEN}"]})
+    heihei_doc = await document(node, "/api/openapi.json")
     boss = {"X-Api-Key": [BOSS_KEY]}
     jim = {"X-Api-Key": [JIM_KEY]}
     admin = {"Authorization": [f"Bearer {ADMIN_TOKEN}"]}
-    refused = []
+    disagree = []
 
-    # boss: userid and creator are "string, maxLength 1024"; the server wants [A-Za-z0-9][A-Za-z0-9.@-]{0,63}
-    _, answer = await call(node, "GET", "/setuser", listener="boss", query="userid=a%20b&nickname=x", headers=boss)
-    if answer.get("message") == "missing or bad userid":
-        refused.append(("boss /setuser userid='a b'", answer))
-    _, answer = await call(node, "GET", "/creategrp", listener="boss", query="creator=a%20b&name=x", headers=boss)
-    if answer.get("message") == "missing or bad creator":
-        refused.append(("boss /creategrp creator='a b'", answer))
-    # /im/vanke: senderId is "string, maxLength 128"; the server wants printable characters
-    status, answer = await call(node, "POST", "/im/vanke/initUser", body={"senderId": "a\u00adb"}, headers=jim)
-    if status == 400:
-        refused.append(("/im/vanke/initUser senderId='a\\u00adb'", answer))
-    # /admin: count is "int32, minimum 1"; the server wants at most 6 digits (and says "must be an integer")
-    status, answer = await call(node, "GET", "/admin/live/activities/a1/messages", query="count=1000000",
-                                headers=admin)
-    if status == 400:
-        refused.append(("/admin messages count=1000000", answer))
-    # /admin: the document's request body is {"body": {...}}; the server takes the fields at the top
-    # level and refuses "body" as an unknown field
+    def check(what: str, documented: bool, accepted: bool) -> None:
+        if documented != accepted:
+            disagree.append(f"{what}: the document {'allows' if documented else 'refuses'} it, "
+                            f"the server {'accepts' if accepted else 'refuses'} it")
+
+    # boss: userid and creator are ids ([A-Za-z0-9][A-Za-z0-9.@-]{0,63})
+    userid = parameter_schema(boss_doc, "GET", "/setuser", "userid")
+    for value in ("a b", "alice", "a" * 65, " alice "):
+        _, answer = await call(node, "GET", "/setuser", listener="boss",
+                               query=urlencode({"userid": value, "nickname": "x"}), headers=boss)
+        check(f"boss /setuser userid={value!r}", allows(userid, value), answer.get("code") == 1)
+    creator = parameter_schema(boss_doc, "GET", "/creategrp", "creator")
+    for value in ("a b", "bob"):
+        _, answer = await call(node, "GET", "/creategrp", listener="boss",
+                               query=urlencode({"creator": value, "members": "carol", "name": "x"}), headers=boss)
+        check(f"boss /creategrp creator={value!r}", allows(creator, value), answer.get("code") == 1)
+    # /im/vanke: ids are text without control characters, at most 128 characters
+    sender = parameter_schema(jim_doc, "POST", "/im/vanke/initUser", "senderId")
+    for value in ("a\u00adb", "a\u0007b", "客服 1", "x" * 129):
+        status, _ = await call(node, "POST", "/im/vanke/initUser", body={"senderId": value}, headers=jim)
+        check(f"/im/vanke/initUser senderId={value!r}", allows(sender, value), status == 200)
+    # /admin: count is at most what one listing gives, and says so
     await call(node, "PUT", "/admin/live/activities/a1", body={"title": "t", "startTime": 0, "endTime": 4102444800},
                headers=admin)
-    status, answer = await call(node, "PUT", "/admin/live/activities/a1/mutes/u1", body={"body": {"duration_s": 60}},
-                                headers=admin)
-    if status == 400:
-        refused.append(("/admin mute with the documented body", answer))
-    # /messageserver send-msg.action: data is "an object, additionalProperties"; the server requires
-    # timeStamp, type and more inside it
-    query = "&".join(f"{k}={v}" for k, v in signed({"data": "{}"}).items())
-    _, answer = await call(node, "GET", "/messageserver/api/msg/send-msg.action", query=query)
-    if answer.get("errorcode") == 700:
-        refused.append(("/messageserver send-msg.action data={}", answer))
-    assert not refused, "\n".join(f"{what}: {answer}" for what, answer in refused)
+    count = parameter_schema(admin_doc, "GET", "/admin/live/activities/{aid}/messages", "count")
+    for value in (1000000, 1000, 1001):
+        status, _ = await call(node, "GET", "/admin/live/activities/a1/messages", query=f"count={value}",
+                               headers=admin)
+        check(f"/admin messages count={value}", allows(count, value), status == 200)
+    # /admin: the request body is the object itself (the server refuses a `body` field inside it)
+    mute = body_schema(admin_doc, "PUT", "/admin/live/activities/{aid}/mutes/{user}")
+    for value in ({"duration_s": 60}, {"body": {"duration_s": 60}}, {"duration_s": 0}):
+        status, _ = await call(node, "PUT", "/admin/live/activities/a1/mutes/u1", body=value, headers=admin)
+        check(f"/admin mute body {value}", allows(mute, value), status == 200)
+    # /messageserver send-msg.action: data's own fields, each type's target required
+    data = parameter_schema(heihei_doc, "GET", "/messageserver/api/msg/send-msg.action", "data")
+    for value in ({}, {"timeStamp": 1, "type": "tosingle", "msg": {}},
+                  {"timeStamp": 1, "type": "tosingle", "targetUserId": 1, "msg": {}}):
+        query = urlencode(signed({"data": json.dumps(value)}))
+        _, answer = await call(node, "GET", "/messageserver/api/msg/send-msg.action", query=query)
+        check(f"/messageserver send-msg.action data={value}", allows(data, value), answer.get("errorcode") != 700)
+    assert not disagree, "\n".join(disagree)

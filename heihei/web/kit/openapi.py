@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from heihei.web.kit.params import Endpoint, Param
+from heihei.web.kit.params import Endpoint, Param, condition_values
 
 _SEGMENT = re.compile(r"<(?:[a-z]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
 _SECURITY = {
@@ -21,18 +21,30 @@ _SECURITY = {
 }
 
 
+def anchored(pattern: str) -> str:
+    """The kit matches a pattern against the whole value (`re.fullmatch`); an OpenAPI pattern matches
+    anywhere unless anchored."""
+    if pattern.startswith("^") and pattern.endswith("$"):
+        return pattern
+    return f"^(?:{pattern})$"
+
+
 def schema_of(p: Param) -> dict[str, Any]:
     if p.kind == "string":
         s: dict[str, Any] = {"type": "string", "maxLength": p.max_length}
-        if p.min_length:
-            s["minLength"] = p.min_length
+        # an empty value is read as absent (Param.empty_is_absent): a required one must not be empty
+        min_length = max(p.min_length, 1 if p.required and p.empty_is_absent and p.where != "path" else 0)
+        if min_length:
+            s["minLength"] = min_length
         if p.enum:
             s["enum"] = list(p.enum)
         if p.pattern:
-            s["pattern"] = p.pattern
+            s["pattern"] = anchored(p.pattern)
     elif p.kind in ("long", "int", "number"):
         s = {"type": "number"} if p.kind == "number" else {"type": "integer",
                                                           "format": "int64" if p.kind == "long" else "int32"}
+        if p.enum:
+            s["enum"] = list(p.enum)
         if p.minimum is not None:
             s["minimum"] = p.minimum
         if p.maximum is not None:
@@ -41,6 +53,10 @@ def schema_of(p: Param) -> dict[str, Any]:
         s = {"type": "boolean"}
     elif p.kind == "file":
         s = {"type": "string", "format": "binary"}
+    elif p.schema is not None:
+        s = dict(p.schema)
+    elif p.fields:
+        s = object_schema(p.fields, open_object=p.open_object)
     else:
         s = {"type": "object", "additionalProperties": True}
     if p.default is not None:
@@ -48,10 +64,52 @@ def schema_of(p: Param) -> dict[str, Any]:
     return s
 
 
+def object_schema(fields: tuple[Param, ...], *, open_object: bool = True) -> dict[str, Any]:
+    """A JSON object of declared fields; a field required only when another has a value
+    (`required_if`) makes one variant per value of that other field (its enum)."""
+    schema: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": open_object}
+    for f in fields:
+        schema["properties"][f.name] = {**schema_of(f), **({"description": _describe(f)} if _describe(f) else {})}
+    required = [f.name for f in fields if f.required]
+    if required:
+        schema["required"] = required
+    schema.update(_conditions(fields))
+    return schema
+
+
+def _conditions(fields: tuple[Param, ...]) -> dict[str, Any]:
+    """A field required only when another has a value (`required_if`): one variant per value of that
+    other field (its enum), or, without an enum, "one of those values and the field, or any other value
+    (or none)". An absent switch makes no field required."""
+    switches = sorted({f.required_if[0] for f in fields if f.required_if is not None})
+    groups = []
+    for other in switches:
+        conditional = [f for f in fields if f.required_if is not None and f.required_if[0] == other]
+        values = next((f.enum for f in fields if f.name == other), ())
+        if values:
+            groups.append([{"properties": {other: {"enum": [value]}},
+                            **({"required": names} if (names := [f.name for f in conditional
+                                                                  if str(value) in condition_values(f)]) else {})}
+                           for value in values])
+        else:
+            variants = []
+            for f in conditional:
+                variants.append({"properties": {other: {"enum": list(condition_values(f))}}, "required": [f.name]})
+                variants.append({"not": {"properties": {other: {"enum": list(condition_values(f))}},
+                                         "required": [other]}})
+            groups.append(variants)
+    if not groups:
+        return {}
+    if len(groups) == 1:
+        return {"anyOf": groups[0]}
+    return {"allOf": [{"anyOf": g} for g in groups]}
+
+
 def _describe(p: Param) -> str:
     text = p.description
     if p.required_if is not None:
-        text = (text + " " if text else "") + f"(required when {p.required_if[0]} is {p.required_if[1]})"
+        text = (text + " " if text else "") + \
+            f"(required when {p.required_if[0]} is {' or '.join(condition_values(p))})"
     if p.aliases:
         text = (text + " " if text else "") + "(also accepted as " + ", ".join(p.aliases) + ")"
     return text
@@ -63,17 +121,17 @@ def _parameter(p: Param, where: str) -> dict[str, Any]:
         out["content"] = {"application/json": {"schema": schema_of(p)}}
     else:
         out["schema"] = schema_of(p)
+    if where == "query" and not p.required and p.empty_is_absent:
+        out["allowEmptyValue"] = True  # an empty value is read as absent
     if _describe(p):
         out["description"] = _describe(p)
     return out
 
 
-def _body_schema(params: tuple[Param, ...], form: bool) -> dict[str, Any]:
+def _body_schema(params: tuple[Param, ...]) -> dict[str, Any]:
     props = {}
     for p in params:
         s = schema_of(p)
-        if form and p.kind == "json":
-            s = {"type": "string", "description": "a JSON object as text"}
         if _describe(p):
             s = {**s, "description": _describe(p)}
         props[p.name] = s
@@ -81,6 +139,7 @@ def _body_schema(params: tuple[Param, ...], form: bool) -> dict[str, Any]:
     required = [p.name for p in params if p.required]
     if required:
         schema["required"] = required
+    schema.update(_conditions(params))
     return schema
 
 
@@ -92,7 +151,8 @@ def operations(ep: Endpoint, *, envelope: str, auth_params: dict[str, tuple[Para
     declared = {p.name for p in params}
     params += tuple(Param(name, where="path") for name in sorted(segments - declared))
     in_path = [p for p in params if p.name in segments]
-    rest = tuple(p for p in params if p.name not in segments)
+    whole_body = next((p for p in params if p.where == "body"), None)
+    rest = tuple(p for p in params if p.name not in segments and p.where != "body")
     codes = sorted(set(ep.errors))
     description = ""
     if codes:
@@ -116,18 +176,30 @@ def operations(ep: Endpoint, *, envelope: str, auth_params: dict[str, tuple[Para
     for method in ep.methods:
         op = {**common, "operationId": f"{operation_id}_{method.lower()}"}
         path_params = [_parameter(p, "path") for p in in_path]
-        if method in ("GET", "DELETE", "HEAD") or not rest:
+        if whole_body is not None:
+            op["parameters"] = path_params + [_parameter(p, "query") for p in rest if p.kind != "file"]
+            op["requestBody"] = {"required": whole_body.required, "content": {"application/json": {
+                "schema": {**schema_of(whole_body),
+                           **({"description": _describe(whole_body)} if _describe(whole_body) else {})}}}}
+        elif method in ("GET", "DELETE", "HEAD") or not rest:
             op["parameters"] = path_params + [_parameter(p, "query") for p in rest if p.kind != "file"]
         else:
             if path_params:
                 op["parameters"] = path_params
             content = {}
-            if "form" in body:
+            # an object parameter in a form is a field of JSON text, which OpenAPI 3.0 clients do not
+            # serialize (they flatten the object into fields): such an operation documents its JSON body
+            # only, and its description says that the form works too
+            objects_in_form = "json" in body and any(p.kind == "json" for p in rest)
+            if "form" in body and not objects_in_form:
                 kind = "multipart/form-data" if any(p.kind == "file" for p in rest) \
                     else "application/x-www-form-urlencoded"
-                content[kind] = {"schema": _body_schema(rest, form=True)}
-            if "json" in body:
-                content["application/json"] = {"schema": _body_schema(rest, form=False)}
+                content[kind] = {"schema": _body_schema(rest)}
+            elif "form" in body:
+                op["description"] = (op.get("description", "") + " A form body works too, each object "
+                                     "parameter a field of JSON text.").strip()
+            if "json" in body and not any(p.kind == "file" for p in rest):  # files come in multipart only
+                content["application/json"] = {"schema": _body_schema(rest)}
             op["requestBody"] = {"required": any(p.required for p in rest), "content": content}
         item[method.lower()] = op
     return item

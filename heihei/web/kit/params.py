@@ -61,7 +61,8 @@ class Param:
     kind: str = "string"
     required: bool = True
     description: str = ""
-    enum: tuple[str, ...] = ()
+    #: the values allowed (strings, or integers for the integer kinds)
+    enum: tuple[Any, ...] = ()
     min_length: int = 0
     max_length: int = DEFAULT_MAX_CHARS
     minimum: float | None = None
@@ -70,14 +71,22 @@ class Param:
     default: Any = None
     #: other names clients use for it (the seed's own misspellings)
     aliases: tuple[str, ...] = ()
-    #: required only when another parameter has this value: ("accountSource", "Wechat")
-    required_if: tuple[str, str] | None = None
+    #: required only when another parameter has this value (or one of these): ("accountSource", "Wechat"),
+    #: ("type", ("1", "2"))
+    required_if: tuple[str, str | tuple[str, ...]] | None = None
     #: the surface's error code for "longer than max_length" where the contract has its own (447)
     too_long_code: int | None = None
     #: a surface's own conversion and check (exact wording of its errors)
     convert: Callable[[Any], Any] | None = field(default=None, compare=False)
-    #: where it comes from: "query" (query string or body) or "path" (a route segment)
+    #: where it comes from: "query" (query string or body), "path" (a route segment) or "body" (the
+    #: request's JSON body itself, read whole by the surface into this one parameter: the admin API)
     where: str = "query"
+    #: a JSON object's own fields (documentation: the OpenAPI schema of the object; the route checks them)
+    fields: tuple["Param", ...] = field(default=(), compare=False)
+    #: whether the object may carry fields besides `fields` (documentation, with `fields`)
+    open_object: bool = True
+    #: a JSON object's whole JSON schema where `fields` cannot say it (arrays of objects ...)
+    schema: dict[str, Any] | None = field(default=None, compare=False)
     #: treat an empty string as absent (the usual reading of forms)
     empty_is_absent: bool = True
     #: a surface's own words for "required and absent" (else it words it itself)
@@ -158,8 +167,8 @@ def validate(endpoint: Endpoint, raw: dict[str, Any]) -> dict[str, Any]:
         value = lookup(raw, p)
         needed = p.required
         if p.required_if is not None:
-            other, expected = p.required_if
-            needed = str(raw.get(other, "")) == expected
+            other = p.required_if[0]
+            needed = str(raw.get(other, "")) in condition_values(p)
         if value is None:
             if needed:
                 raise BadParameter(p.name, MISSING, p.missing or "required", p)
@@ -167,6 +176,13 @@ def validate(endpoint: Endpoint, raw: dict[str, Any]) -> dict[str, Any]:
             continue
         out[p.name] = p.convert(value) if p.convert is not None else convert(p, value)
     return out
+
+
+def condition_values(p: Param) -> tuple[str, ...]:
+    """The values of the other parameter that make `p` required (`required_if`), as text."""
+    assert p.required_if is not None
+    values = p.required_if[1]
+    return values if isinstance(values, tuple) else (values,)
 
 
 def lookup(raw: dict[str, Any], p: Param) -> Any:
@@ -208,7 +224,7 @@ def _string(p: Param, value: Any) -> str:
     if len(text) < p.min_length:
         raise BadParameter(p.name, TOO_SHORT, f"shorter than {p.min_length} characters", p)
     if p.enum and text not in p.enum:
-        raise BadParameter(p.name, NOT_ALLOWED, "must be one of " + ", ".join(p.enum), p)
+        raise BadParameter(p.name, NOT_ALLOWED, "must be one of " + ", ".join(map(str, p.enum)), p)
     if p.pattern is not None and not re.fullmatch(p.pattern, text):
         raise BadParameter(p.name, BAD_FORMAT, "bad format", p)
     return text
@@ -226,6 +242,8 @@ def _integer(p: Param, value: Any) -> int:
         raise BadParameter(p.name, WRONG_TYPE, "must be an integer", p)
     if not low <= value <= high:
         raise BadParameter(p.name, OUT_OF_RANGE, "out of range", p)
+    if p.enum and value not in p.enum:
+        raise BadParameter(p.name, NOT_ALLOWED, "must be one of " + ", ".join(map(str, p.enum)), p)
     _check_range(p, value)
     return value
 
