@@ -27,6 +27,7 @@ from heihei.core.history import Retention
 from heihei.core.hub import Hub
 from heihei.core.moderation import Moderation, ModerationOperators
 from heihei.core.sessions import Cleanups
+from heihei.loopback import on_loopback_by_default
 from heihei.metrics import Metrics
 from heihei.net.websocket import HardenedFactory
 from heihei.outbound import Outbound
@@ -255,6 +256,8 @@ class Node(MultiService):
 
         if not keys_file:
             raise ConfigError("--manhole needs --manhole-keys (an OpenSSH authorized_keys file)")
+        # an operator shell with the live objects: on this machine only unless an interface is named
+        description = on_loopback_by_default(description)
         self.manhole = make_manhole_service(description, keys_file, os.path.join(self.data_dir, "manhole_host_key"),
                                             self.manhole_namespace(), self.reactor)
         self.manhole.setServiceParent(self)

@@ -28,10 +28,34 @@ SERVER_OPTIONS = [
 ]
 
 
+#: what `twistd heihei --help` says below the options
+LONGDESC = ("Every option is also a key of the [server] section of the --config TOML file (the command "
+            "line wins). resources/heihei.example.toml (installed as heihei/resources/heihei.example.toml) "
+            "lists every setting of every section with its default. "
+            "--demo starts a loopback-only node with every login open, to try each protocol in two "
+            "minutes (see the README).")
+
+
 class Options(usage.Options):
+    longdesc = LONGDESC
     optParameters = [("config", "c", None, "TOML configuration file")] + [
         [name, None, None, help_text] for name, _, help_text in SERVER_OPTIONS
     ]
+
+    def parseOptions(self, options=None) -> None:
+        """Under twistd, a bad option or setting ends start-up with its reason first.
+
+        twistd answers a `UsageError` with the whole usage text (about 20 lines) and only then the
+        reason; an operator needs the reason. In-process callers (tests) still get the UsageError."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if getattr(self, "parent", None) is None:
+                raise
+            sys.stderr.write(f"heihei: {e}\n"
+                             "(`twistd heihei --help` lists the options; resources/heihei.example.toml "
+                             "every setting)\n")
+            raise SystemExit(2) from None
 
     def postOptions(self) -> None:
         overrides = {key: self[name] for name, key, _ in SERVER_OPTIONS if self[name] is not None}

@@ -108,3 +108,25 @@ def test_the_server_process_tunes_the_garbage_collector(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=dict(os.environ, PYTHONPATH=ROOT),
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["True", "True"], done.stderr
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["--config", "bad.toml"], "heihei: unknown setting 'htp' in [server]"),
+    (["--htp", "tcp:1"], "heihei: option --htp not recognized"),
+])
+def test_a_bad_setting_or_option_names_the_problem_first(tmp_path, args, reason):
+    (tmp_path / "bad.toml").write_text('[server]\nhtp = "x"\n')
+    proc = twistd(args, tmp_path)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    lines = (out + err).strip().splitlines()
+    assert lines[0] == reason, lines
+    assert len(lines) <= 2 and "resources/heihei.example.toml" in lines[1]
+    assert "Usage:" not in out + err
+
+
+def test_help_points_to_the_example_configuration(tmp_path):
+    done = subprocess.run([TWISTD, "heihei", "--help"], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=ROOT),
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    assert "resources/heihei.example.toml" in " ".join(done.stdout.split())

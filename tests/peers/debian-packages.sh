@@ -1,10 +1,11 @@
 #!/bin/sh
 # Debian packages the test suite runs for real, installed when missing (tox runs this first,
 # like `npm ci` for the npm peers): nginx with Debian's RTMP module, the media server of
-# tests/heihei/test_media_server.py. Idempotent: does nothing when they are installed.
+# tests/heihei/test_media_server.py, and chromium, the browser the tests/browser/ tests drive with
+# Playwright (its own executable, never `playwright install`). Idempotent: does nothing when they are installed.
 set -eu
 
-PACKAGES="nginx libnginx-mod-rtmp"
+PACKAGES="nginx libnginx-mod-rtmp chromium"
 
 missing=""
 for package in $PACKAGES; do
