@@ -33,6 +33,8 @@ class ServerSettings:
     data_dir: str = "./heihei-data"
     node_id: str = ""
     log_format: str = "text"
+    #: the demo profile (`--demo`): loopback listeners only, every legacy login on (README)
+    demo: bool = False
 
 
 @dataclass(frozen=True)

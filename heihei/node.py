@@ -27,6 +27,7 @@ from heihei.core.history import Retention
 from heihei.core.hub import Hub
 from heihei.core.moderation import Moderation, ModerationOperators
 from heihei.core.sessions import Cleanups
+from heihei.demo.profile import DemoService, demo_settings
 from heihei.loopback import on_loopback_by_default
 from heihei.metrics import Metrics
 from heihei.net.websocket import HardenedFactory
@@ -135,6 +136,8 @@ class Node(MultiService):
         self.reactor = reactor
         #: time for the domain's timers and expiries (tests pass a task.Clock)
         self.clock = clock or reactor
+        if settings.server.demo:
+            settings = demo_settings(settings)
         self.settings = settings
         self.handle_signals = handle_signals
         server = settings.server
@@ -187,6 +190,10 @@ class Node(MultiService):
         for realm in self.realms:
             for service in realm.services:
                 service.setServiceParent(self)
+        self.demo: DemoService | None = None
+        if settings.server.demo:
+            self.demo = DemoService(self.store, self.clock)
+            self.demo.setServiceParent(self)
 
         self.manhole = None
         if server.manhole:
@@ -214,6 +221,11 @@ class Node(MultiService):
                     gates[mount.listener].append(mount.gate)
             for listener, needed in realm.body_bytes.items():
                 body_bytes[listener] = max(body_bytes[listener], needed)
+        if self.settings.server.demo:
+            from heihei.demo.web import demo_pages
+
+            for site in ("http", "boss"):
+                roots[site].mount("demo", demo_pages(self))
         factories = {}
         for realm in self.realms:
             if realm.websocket_paths:

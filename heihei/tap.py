@@ -38,6 +38,8 @@ LONGDESC = ("Every option is also a key of the [server] section of the --config 
 
 class Options(usage.Options):
     longdesc = LONGDESC
+    optFlags = [["demo", None, "demo profile: every listener on 127.0.0.1, legacy logins on, pages at "
+                               "/demo/ (never expose it)"]]
     optParameters = [("config", "c", None, "TOML configuration file")] + [
         [name, None, None, help_text] for name, _, help_text in SERVER_OPTIONS
     ]
@@ -59,10 +61,16 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         overrides = {key: self[name] for name, key, _ in SERVER_OPTIONS if self[name] is not None}
+        if self["demo"]:
+            overrides["demo"] = True
         try:
             self.settings: Settings = load_settings(self["config"], {"server": overrides})
             if self.settings.server.redis:
                 parse_redis_url(self.settings.server.redis)
+            if self.settings.server.demo:
+                from heihei.demo.profile import demo_settings
+
+                demo_settings(self.settings)  # a listener off loopback is refused here, before start-up
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
         if self.settings.server.log_format == "json" and getattr(self, "parent", None) is not None:
