@@ -37,8 +37,10 @@ from heihei.realms import Core, Realm, build_realms
 from heihei.store.client import Store
 from heihei.store.embedded import EmbeddedRedis
 from heihei.web.accesslog import redacted_log_formatter
+from heihei.web.admin_cluster import ClusterAdmin
 from heihei.web.admin import AdminFallback, ModerationAdmin, admin_gate, admin_token
 from heihei.web.health import HealthApp
+from heihei.web.console import console_pages
 from heihei.web.limits import BoundedSite
 from heihei.web.root import RootResource
 
@@ -205,7 +207,7 @@ class Node(MultiService):
         """One site per site listener (`--http`, `--boss`) with the realms' resources on it, and
         each realm's WebSockets where it asks: at paths of a site or as a listener of its own."""
         roots = {"http": RootResource(fallback=HealthApp(self).resource()), "boss": RootResource()}
-        groups = [ModerationAdmin(self.admin_token, self.operators["moderation"])]
+        groups = [ModerationAdmin(self.admin_token, self.operators["moderation"]), ClusterAdmin(self.admin_token, self)]
         groups += [realm.admin for realm in self.realms if realm.admin is not None]
         admin = RootResource(fallback=AdminFallback(self.admin_token, [type(g) for g in groups]).resource())
         for group in groups:
@@ -226,6 +228,7 @@ class Node(MultiService):
 
             for site in ("http", "boss"):
                 roots[site].mount("demo", demo_pages(self))
+        roots["http"].mount("console", console_pages())
         factories = {}
         for realm in self.realms:
             if realm.websocket_paths:

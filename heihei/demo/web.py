@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from twisted.web import static
 from twisted.web.resource import Resource
 
 from heihei.demo.profile import DEMO_ACTIVITY_ID
@@ -41,7 +42,9 @@ class Pages(StaticFiles):
                           b"http://localhost:*; img-src 'self' data: blob:; style-src 'self'; "
                           b"script-src 'self'; frame-ancestors 'none'")
         request.setHeader(b"cache-control", b"no-cache")
-        return super().render_GET(request)
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        # not StaticFiles' day-long cache: these pages change with the server
+        return static.File.render_GET(self, request)
 
 
 def _json(request, status: int, value) -> bytes:
