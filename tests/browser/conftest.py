@@ -84,6 +84,6 @@ def two(browser):
         context.close()
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, *, full_page: bool = False) -> None:
     os.makedirs(SCREENSHOTS, exist_ok=True)
-    page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"))
+    page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=full_page)
