@@ -64,14 +64,15 @@ class Outbound:
                                                       secret=live.wechat_secret, timeout_s=live.wechat_timeout_s)
         else:
             wechat_for_live = NoWeChat()
+        wechat_for_heihei: WeChatApi = WeChatClient(http, heihei.wechat_api_url, timeout_s=heihei.oauth_timeout_s)
         sms = make_sms_provider(settings.sms, http)
-        if settings.server.demo:  # loopback-only demo node: nothing leaves the machine
-            wechat_for_live = DemoWeChat()
+        if settings.server.demo:  # loopback-only demo node: no login or code leaves the machine
+            wechat_for_live = wechat_for_heihei = DemoWeChat()
             sms = DemoSms()
         return cls(
             http=http,
             wechat_for_live=wechat_for_live,
-            wechat_for_heihei=WeChatClient(http, heihei.wechat_api_url, timeout_s=heihei.oauth_timeout_s),
+            wechat_for_heihei=wechat_for_heihei,
             weibo=WeiboClient(http, heihei.weibo_api_url, timeout_s=heihei.oauth_timeout_s),
             sms=sms,
             push=make_push_router(settings.push, reactor=reactor, clock=clock,

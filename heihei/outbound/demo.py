@@ -3,7 +3,7 @@ The demo profile's stand-ins for WeChat and the SMS gateway (`twistd heihei --de
 
 They send nothing anywhere, like the `log` SMS provider: `DemoWeChat` accepts any OAuth `code`
 and makes up a user from it (the same code is always the same user, so two browser tabs can be
-two people); `DemoSms` logs each code and keeps the latest one per phone so the demo page can
+two people), for the live realm's Login and the heihei app's WeChat sign-in alike; `DemoSms` logs each code and keeps the latest one per phone so the demo page can
 show it (`GET /demo/sms-code` on the loopback-only demo node). `Outbound.from_settings` builds
 them only when `[server] demo` is on; no setting selects them otherwise.
 """
@@ -40,11 +40,9 @@ class DemoWeChat:
         return WeChatUser(openid=demo_openid(code), nickname=nickname, headimgurl="")
 
     async def userinfo(self, access_token: str, openid: str) -> WeChatUser:
-        # the heihei app's sign-in: the access token names the user as the code does above
+        # the heihei app's sign-in: the app names the openid; the access token is the nickname
         user = await self.exchange_code(access_token)
-        if openid and openid != user.openid:
-            raise WeChatRejected("demo WeChat: openid is not the access token's user")
-        return user
+        return WeChatUser(openid=openid or user.openid, nickname=user.nickname, headimgurl="")
 
 
 class DemoSms:

@@ -92,10 +92,13 @@ async def test_jim_username_login_and_the_keyless_api(nodes):
 @pytest_twisted.ensureDeferred
 async def test_heihei_sign_in_with_the_demo_sms_code_and_the_push_channel(nodes):
     node = await demo_node(nodes)
+    assert node.outbound.wechat_for_heihei is node.outbound.wechat_for_live
     await ok(node, "/api/user/get-sms-verification-code", {"phoneNo": "13800000001"})
     code = node.outbound.sms.latest("13800000001")
     assert code and len(code) == 6
     body = await ok(node, "/api/user/sign-in-cl-by-phone", {"phoneNo": "13800000001", "verifyCode": code})
+    wechat = await ok(node, "/api/user/sign-in", {"accountSource": "Wechat", "accountToken": "dora", "openId": "o-dora"})
+    assert wechat["token"] and wechat["userInfo"]["id"] != body["userInfo"]["id"]
     channel = await connect(channel_url(node, body["token"]))
     unread = await item(channel)
     assert unread["msg"]["action"] == "message-unread-count"
@@ -139,6 +142,9 @@ async def test_the_demo_wechat_makes_up_a_stable_user_per_code():
     assert alice.nickname == "alice" and alice.openid != (await wechat.exchange_code("bob")).openid
     with pytest.raises(WeChatRejected):
         await wechat.exchange_code("  ")
+    # the heihei app's sign-in names the openid itself
+    assert (await wechat.userinfo("dora", "o-123")).openid == "o-123"
+    assert (await wechat.userinfo("dora", "o-123")).nickname == "dora"
     sms = DemoSms(kept=2)
     for phone in ("1", "2", "3"):
         await sms.send(phone, phone * 6, "")
