@@ -158,7 +158,7 @@ async function poll() {
     series[0].push(Date.now() / 1000);
     REALMS.forEach((realm, i) => series[i + 1].push(counts[realm] ?? 0));
     if (series[0].length > CHART_POINTS) series.forEach((s) => s.shift());
-    chart.setData(series);
+    if (series[0].length > 1) chart.setData(series);  // one point has no time span to draw
     $("#connections tbody").replaceChildren(...REALMS.map((realm) => {
       const tr = row([realm, String(counts[realm] ?? 0)]);
       tr.lastChild.remove();  // no actions here

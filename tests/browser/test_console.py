@@ -2,11 +2,29 @@
 connection appearing on the chart, muting a user of the live room."""
 
 import json
+import urllib.parse
 import urllib.request
 
 from playwright.sync_api import expect
 
 from tests.browser.conftest import screenshot
+
+
+def post(demo, path: str, **form) -> dict:
+    data = urllib.parse.urlencode(form).encode()
+    with urllib.request.urlopen(demo.url(path), data=data, timeout=10) as r:
+        answer = json.loads(r.read())
+    assert answer.get("errorcode", 0) == 0, (path, answer)
+    return answer
+
+
+def heihei_user(demo, phone: str) -> tuple[str, str]:
+    """(token, user id) of a phone signed in with the demo's SMS code."""
+    post(demo, "/api/user/get-sms-verification-code", phoneNo=phone)
+    with urllib.request.urlopen(demo.url(f"/demo/sms-code?phoneNo={phone}"), timeout=10) as r:
+        code = json.loads(r.read())["code"]
+    answer = post(demo, "/api/user/sign-in-cl-by-phone", phoneNo=phone, verifyCode=code)
+    return answer["token"], str(answer["userInfo"]["id"])
 
 
 def live_connections(page) -> int:
@@ -36,7 +54,7 @@ def test_the_console_shows_a_connection_and_mutes_a_user(demo, two):
     console.click("#sign-in button")
     expect(console.locator("#node-id")).not_to_be_empty()
     expect(console.locator("#redis")).to_contain_text("reachable")
-    console.wait_for_function("() => window.heiheiChart && window.heiheiChart.data[0].length > 0")
+    console.wait_for_function("() => window.heiheiChart && window.heiheiChart.data[0].length > 1")
     before = live_connections(console)
 
     # someone joins the live room: the chart (polling /metrics) shows one more live connection
@@ -65,3 +83,32 @@ def test_the_console_shows_a_connection_and_mutes_a_user(demo, two):
     viewer.click("#send")
     expect(viewer.locator("#status")).to_contain_text("-1002")
     expect(viewer.locator("#messages li").filter(has_text="am I muted?")).to_have_count(0)
+
+
+def test_the_console_mutes_and_kicks_in_a_heihei_live_room(demo, two):
+    anchor_token, _ = heihei_user(demo, "13900000001")
+    viewer_token, viewer = heihei_user(demo, "13900000002")
+    live = post(demo, "/api/live/create-live", token=anchor_token, title="console test")["live"]
+    live_id = str(live["liveId"])
+    post(demo, "/api/live/start-live", token=anchor_token, liveId=live_id)
+    post(demo, "/api/live/join-live", token=viewer_token, liveId=live_id)
+
+    console, _ = two
+    console.goto(demo.url("/console/"))
+    console.fill("#token", demo.admin_token)
+    console.click("#sign-in button")
+    room = console.locator("#live-rows tr", has_text=live_id)
+    expect(room).to_contain_text("console test")
+    room.get_by_role("button", name="Open").click()
+    viewer_row = console.locator("#live-viewers li", has_text=f"user {viewer}")
+    viewer_row.get_by_role("button", name="Mute").click()
+    expect(viewer_row).to_contain_text("(muted)")
+    expect(room.locator("td").nth(4)).to_have_text(viewer)
+    # the muted viewer's room text is refused by the node (722)
+    data = urllib.parse.urlencode({"token": viewer_token, "text": "hi", "roomId": live_id}).encode()
+    with urllib.request.urlopen(demo.url("/api/msg/send-msg"), data=data, timeout=10) as r:
+        assert json.loads(r.read())["errorcode"] == 722
+    viewer_row.get_by_role("button", name="Kick").click()
+    expect(console.locator("#live-viewers li", has_text=f"user {viewer}")).to_have_count(0)
+    console.wait_for_function("() => window.heiheiChart.data[0].length > 2")
+    screenshot(console, "console-live-room", full_page=True)
