@@ -149,3 +149,30 @@ async def test_the_demo_wechat_makes_up_a_stable_user_per_code():
     for phone in ("1", "2", "3"):
         await sms.send(phone, phone * 6, "")
     assert (sms.latest("1"), sms.latest("3")) == (None, "333333")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_demo_pages_endpoints_and_the_sms_codes_are_served_on_a_demo_node_only(nodes):
+    node = await demo_node(nodes)
+    response = await treq.get(http_url(node, "/demo/endpoints.json"))
+    where = json.loads(await response.content())
+    assert where["boss"] == f"ws://127.0.0.1:{node.listeners['boss'].address()[1]}/entry"
+    assert where["activityId"] == DEMO_ACTIVITY_ID
+    for path, status in (("/demo/sms-code", 400), ("/demo/sms-code?phoneNo=13800000009", 404)):
+        response = await treq.get(http_url(node, path))
+        assert response.code == status and "error" in json.loads(await response.content())
+    await ok(node, "/api/user/get-sms-verification-code", {"phoneNo": "13800000009"})
+    response = await treq.get(http_url(node, "/demo/sms-code?phoneNo=13800000009"))
+    assert json.loads(await response.content()) == {"phoneNo": "13800000009",
+                                                    "code": node.outbound.sms.latest("13800000009")}
+    for listener in ("http", "boss"):
+        page = await treq.get(http_url(node, "/demo/", listener=listener))
+        assert page.code == 200 and b"heihei demo" in await page.content()
+        assert b"script-src 'self'" in page.headers.getRawHeaders("content-security-policy")[0].encode()
+
+    plain = await nodes.start("b")
+    assert (await treq.get(http_url(plain, "/demo/"))).code == 404
+    assert (await treq.get(http_url(plain, "/demo/sms-code?phoneNo=1"))).code == 404
+    console = await treq.get(http_url(plain, "/console/"))
+    assert console.code == 200 and b"heihei console" in await console.content()
+    assert "frame-ancestors 'none'" in console.headers.getRawHeaders("content-security-policy")[0]
