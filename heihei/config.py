@@ -33,6 +33,8 @@ class ServerSettings:
     data_dir: str = "./heihei-data"
     node_id: str = ""
     log_format: str = "text"
+    #: the demo profile (`--demo`): loopback listeners only, every legacy login on (README)
+    demo: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class HttpSettings:
     max_body_bytes: int = 1024 * 1024
     request_deadline_s: float = 30.0
     idle_timeout_s: float = 60.0
+    #: /metrics answers only loopback clients and the admin token unless this is on
+    metrics_public: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,9 @@ class BossSettings(WebSocketSettings):
     profile_timeout_s: float = 5.0
     profile_cache_s: float = 600.0
     default_avatar_url: str = ""
+    #: the group API's `code` on success: 1 as wsim's README says, or 0 as its code answers since
+    #: March 2017 (clients built against the running original read 0)
+    group_success_code: int = 1
 
 
 @dataclass(frozen=True)

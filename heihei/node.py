@@ -27,6 +27,8 @@ from heihei.core.history import Retention
 from heihei.core.hub import Hub
 from heihei.core.moderation import Moderation, ModerationOperators
 from heihei.core.sessions import Cleanups
+from heihei.demo.profile import DemoService, demo_settings
+from heihei.loopback import on_loopback_by_default
 from heihei.metrics import Metrics
 from heihei.net.websocket import HardenedFactory
 from heihei.outbound import Outbound
@@ -35,8 +37,10 @@ from heihei.realms import Core, Realm, build_realms
 from heihei.store.client import Store
 from heihei.store.embedded import EmbeddedRedis
 from heihei.web.accesslog import redacted_log_formatter
+from heihei.web.admin_cluster import ClusterAdmin
 from heihei.web.admin import ADMIN, AdminFallback, ModerationAdmin, admin_gate, admin_token
 from heihei.web.health import HealthApp
+from heihei.web.console import console_pages
 from heihei.web.limits import BoundedSite, refusal_wording
 from heihei.web.root import RootResource
 
@@ -134,6 +138,8 @@ class Node(MultiService):
         self.reactor = reactor
         #: time for the domain's timers and expiries (tests pass a task.Clock)
         self.clock = clock or reactor
+        if settings.server.demo:
+            settings = demo_settings(settings)
         self.settings = settings
         self.handle_signals = handle_signals
         server = settings.server
@@ -186,6 +192,10 @@ class Node(MultiService):
         for realm in self.realms:
             for service in realm.services:
                 service.setServiceParent(self)
+        self.demo: DemoService | None = None
+        if settings.server.demo:
+            self.demo = DemoService(self.store, self.clock)
+            self.demo.setServiceParent(self)
 
         self.manhole = None
         if server.manhole:
@@ -197,7 +207,7 @@ class Node(MultiService):
         """One site per site listener (`--http`, `--boss`) with the realms' resources on it, and
         each realm's WebSockets where it asks: at paths of a site or as a listener of its own."""
         roots = {"http": RootResource(fallback=HealthApp(self).resource()), "boss": RootResource()}
-        groups = [ModerationAdmin(self.admin_token, self.operators["moderation"])]
+        groups = [ModerationAdmin(self.admin_token, self.operators["moderation"]), ClusterAdmin(self.admin_token, self)]
         groups += [realm.admin for realm in self.realms if realm.admin is not None]
         admin = RootResource(fallback=AdminFallback(self.admin_token, [type(g) for g in groups]).resource())
         for group in groups:
@@ -217,6 +227,12 @@ class Node(MultiService):
                     surfaces[mount.listener].append((mount.path, mount.surface))
             for listener, needed in realm.body_bytes.items():
                 body_bytes[listener] = max(body_bytes[listener], needed)
+        if self.settings.server.demo:
+            from heihei.demo.web import demo_pages
+
+            for site in ("http", "boss"):
+                roots[site].mount("demo", demo_pages(self))
+        roots["http"].mount("console", console_pages())
         factories = {}
         for realm in self.realms:
             if realm.websocket_paths:
@@ -260,6 +276,8 @@ class Node(MultiService):
 
         if not keys_file:
             raise ConfigError("--manhole needs --manhole-keys (an OpenSSH authorized_keys file)")
+        # an operator shell with the live objects: on this machine only unless an interface is named
+        description = on_loopback_by_default(description)
         self.manhole = make_manhole_service(description, keys_file, os.path.join(self.data_dir, "manhole_host_key"),
                                             self.manhole_namespace(), self.reactor)
         self.manhole.setServiceParent(self)

@@ -4,7 +4,9 @@ values a node keeps in its data directory.
 
 A wheel installs the resources as the package `heihei.resources`; in a source
 checkout (and under tox, where the tests import the checkout) they are the
-top-level `resources/` folder beside `heihei/`.
+top-level `resources/` folder beside `heihei/`. The checkout's folder wins when
+it is there: an editable install in a shared environment may map
+`heihei.resources` to another checkout than the `heihei` being imported.
 """
 
 from __future__ import annotations
@@ -15,11 +17,17 @@ import secrets
 from pathlib import Path
 
 
+#: the `resources/` folder of a source checkout (absent in an installed wheel)
+CHECKOUT_RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+
+
 def resource(name: str) -> Path:
+    if (CHECKOUT_RESOURCES / "heihei.example.toml").is_file():
+        return CHECKOUT_RESOURCES / name
     try:
         base = importlib.resources.files("heihei.resources")
     except ModuleNotFoundError:
-        base = Path(__file__).resolve().parent.parent / "resources"
+        base = CHECKOUT_RESOURCES
     return Path(str(base.joinpath(name)))
 
 

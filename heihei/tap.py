@@ -28,17 +28,49 @@ SERVER_OPTIONS = [
 ]
 
 
+#: what `twistd heihei --help` says below the options
+LONGDESC = ("Every option is also a key of the [server] section of the --config TOML file (the command "
+            "line wins). resources/heihei.example.toml (installed as heihei/resources/heihei.example.toml) "
+            "lists every setting of every section with its default. "
+            "--demo starts a loopback-only node with every login open, to try each protocol in two "
+            "minutes (see the README).")
+
+
 class Options(usage.Options):
+    longdesc = LONGDESC
+    optFlags = [["demo", None, "demo profile: every listener on 127.0.0.1, legacy logins on, pages at "
+                               "/demo/ (never expose it)"]]
     optParameters = [("config", "c", None, "TOML configuration file")] + [
         [name, None, None, help_text] for name, _, help_text in SERVER_OPTIONS
     ]
 
+    def parseOptions(self, options=None) -> None:
+        """Under twistd, a bad option or setting ends start-up with its reason first.
+
+        twistd answers a `UsageError` with the whole usage text (about 20 lines) and only then the
+        reason; an operator needs the reason. In-process callers (tests) still get the UsageError."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if getattr(self, "parent", None) is None:
+                raise
+            sys.stderr.write(f"heihei: {e}\n"
+                             "(`twistd heihei --help` lists the options; resources/heihei.example.toml "
+                             "every setting)\n")
+            raise SystemExit(2) from None
+
     def postOptions(self) -> None:
         overrides = {key: self[name] for name, key, _ in SERVER_OPTIONS if self[name] is not None}
+        if self["demo"]:
+            overrides["demo"] = True
         try:
             self.settings: Settings = load_settings(self["config"], {"server": overrides})
             if self.settings.server.redis:
                 parse_redis_url(self.settings.server.redis)
+            if self.settings.server.demo:
+                from heihei.demo.profile import demo_settings
+
+                demo_settings(self.settings)  # a listener off loopback is refused here, before start-up
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
         if self.settings.server.log_format == "json" and getattr(self, "parent", None) is not None:

@@ -122,3 +122,24 @@ async def test_a_reply_that_never_comes_fails_every_waiting_command_then_the_sto
         assert await store.get("after") == "1"
     finally:
         await store.stopService()
+
+
+def test_a_failed_unsubscribe_is_logged_as_one_and_nothing_is_logged_while_stopping():
+    from types import SimpleNamespace
+
+    from twisted.logger import formatEvent, globalLogPublisher
+    from twisted.python.failure import Failure
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        store = Store(parse_redis_url("redis://127.0.0.1:9/0"))
+        store._sub_factory = SimpleNamespace(disconnectCalled=False)
+        store._subscribe_failed(Failure(ConnectionError("gone")), "bus:x", "unsubscribing from")
+        store._subscribe_failed(Failure(ConnectionError("gone")), "bus:y")
+        store._sub_factory = SimpleNamespace(disconnectCalled=True)  # stopping: the connection went first
+        store._subscribe_failed(Failure(ConnectionError("gone")), "bus:z", "unsubscribing from")
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    said = [formatEvent(e) for e in events if e.get("log_namespace", "").startswith("heihei.store")]
+    assert said == ["unsubscribing from bus:x failed: gone", "subscribing to bus:y failed: gone"], said

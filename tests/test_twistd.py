@@ -108,3 +108,52 @@ def test_the_server_process_tunes_the_garbage_collector(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=dict(os.environ, PYTHONPATH=ROOT),
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["True", "True"], done.stderr
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["--config", "bad.toml"], "heihei: unknown setting 'htp' in [server]"),
+    (["--htp", "tcp:1"], "heihei: option --htp not recognized"),
+])
+def test_a_bad_setting_or_option_names_the_problem_first(tmp_path, args, reason):
+    (tmp_path / "bad.toml").write_text('[server]\nhtp = "x"\n')
+    proc = twistd(args, tmp_path)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    lines = (out + err).strip().splitlines()
+    assert lines[0] == reason, lines
+    assert len(lines) <= 2 and "resources/heihei.example.toml" in lines[1]
+    assert "Usage:" not in out + err
+
+
+def test_help_points_to_the_example_configuration(tmp_path):
+    done = subprocess.run([TWISTD, "heihei", "--help"], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=ROOT),
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    assert "resources/heihei.example.toml" in " ".join(done.stdout.split())
+
+
+def test_demo_profile_listens_on_loopback_only_and_says_so_once(tmp_path):
+    ports = {name: free_loopback_port() for name in ("http", "live", "boss", "jim")}
+    args = [part for name, port in ports.items() for part in (f"--{name}", f"tcp:{port}")]
+    proc = twistd(["--demo", *args, "--data-dir", str(tmp_path / "data"), "--log-format", "json"], tmp_path)
+    try:
+        wait_healthy(ports["http"], proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    demo = [e for e in events if "DEMO PROFILE" in e["message"]]
+    assert len(demo) == 1 and demo[0]["level"] == "warn"
+    listening = next(e["message"] for e in events if "listeners:" in e["message"])
+    for name, port in ports.items():
+        assert f"{name}=tcp:{port}:interface=127.0.0.1" in listening, listening
+
+
+def test_demo_profile_refuses_a_listener_beyond_loopback(tmp_path):
+    proc = twistd(["--demo", "--http", "tcp:0:interface=0.0.0.0", "--data-dir", str(tmp_path / "d")], tmp_path)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert (out + err).startswith("heihei: --http tcp:0:interface=0.0.0.0 listens on 0.0.0.0, not on loopback")

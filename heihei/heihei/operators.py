@@ -8,6 +8,9 @@ object is `operators["channel"]`:
     >>> operators["channel"].resolve_report("3", "warned", ban=True)
     >>> operators["channel"].put_topic(3, {"name": "话题", "content": "...", "catName": "生活", "isTop": 0, "type": 0})
     >>> operators["channel"].put_banners({"banners": [...]})
+    >>> operators["channel"].live_rooms(); operators["channel"].live_room("1000000001")
+    >>> operators["channel"].live_mute("1000000001", "10002", True); operators["channel"].live_kick(...)
+    >>> operators["channel"].live_notice("1000000001", "..."); operators["channel"].notice_all_lives("...")
 
 Coroutines: the manhole runs them and prints their result. Everything else of
 the app's domain (rooms, devices, messaging ...) is reachable through this
@@ -20,6 +23,12 @@ from typing import Any
 
 from heihei.core.errors import NOT_FOUND, Refused
 from heihei.heihei import profiles
+from heihei.heihei.errors import NO_SUCH_LIVE
+from heihei.heihei.livecore import PLAYING, kick_key, live_key, mute_key, viewers_key
+
+#: the most live rooms one listing shows, and the most viewers one room's page lists
+LIVE_ROOMS_MAX = 200
+ROOM_VIEWERS_MAX = 200
 
 
 class HeiheiOperators:
@@ -109,3 +118,64 @@ class HeiheiOperators:
 
     async def remove_subject(self, subject_id: Any) -> dict[str, Any]:
         return {"removed": await self.social.topics.remove_subject(subject_id)}
+
+    # -- the app's live rooms (docs/heihei-live.md) --------------------------------------------------
+    # An operator acts with the anchor's powers in any room: the same mute, kick and system notice
+    # the anchor's app sends, so the room's members see the seed's own items.
+
+    @property
+    def _live_rooms(self):
+        return self.social.people.live
+
+    async def live_rooms(self, limit: int = 50) -> dict[str, Any]:
+        """The rooms live now, most recently started first: id, title, anchor, viewers, muted."""
+        core = self._live_rooms.core
+        ids = await core.store.zrevrange(PLAYING, 0, max(1, min(limit, LIVE_ROOMS_MAX)) - 1)
+        rooms = [await self._room(core, str(live_id)) for live_id in ids]
+        return {"lives": [room for room in rooms if room is not None]}
+
+    async def live_room(self, live_id: str) -> dict[str, Any]:
+        """One room (any status) with its viewers (newest first) and kicked users."""
+        core = self._live_rooms.core
+        room = await self._room(core, live_id)
+        if room is None:
+            raise Refused(NOT_FOUND, f"no live {live_id}")
+        viewers = await core.store.zrevrange(viewers_key(live_id), 0, ROOM_VIEWERS_MAX - 1)
+        room["viewers"] = [str(v) for v in viewers]
+        room["kicked"] = sorted(str(k) for k in await core.store.smembers(kick_key(live_id)))
+        return room
+
+    async def _room(self, core, live_id: str) -> dict[str, Any] | None:
+        if not live_id.isdigit() or len(live_id) > 19:
+            return None
+        live = await core.store.hgetall(live_key(live_id))
+        if not live:
+            return None
+        return {"liveId": live_id, "title": live.get("title", ""), "anchor": live.get("userId", ""),
+                "status": int(live.get("status", 0)), "onlineUsers": int(await core.store.zcard(viewers_key(live_id))),
+                "muted": sorted(str(m) for m in await core.store.smembers(mute_key(live_id)))}
+
+    async def live_mute(self, live_id: str, uid: str, muted: bool = True) -> dict[str, Any]:
+        await self._live_rooms.moderation.mute(None, live_id, uid, muted)
+        return {"liveId": live_id, "userId": uid, "muted": muted}
+
+    async def live_kick(self, live_id: str, uid: str) -> dict[str, Any]:
+        await self._live_rooms.moderation.kick(None, live_id, uid)
+        return {"liveId": live_id, "userId": uid, "kicked": True}
+
+    async def live_notice(self, live_id: str, text: str) -> dict[str, Any]:
+        await self._live_rooms.moderation.system_notice(None, live_id, text)
+        return {"liveId": live_id, "sent": True}
+
+    async def notice_all_lives(self, text: str) -> dict[str, Any]:
+        """The system notice in every room live now (each room's members see a `system` item)."""
+        sent = []
+        for room in (await self.live_rooms(LIVE_ROOMS_MAX))["lives"]:
+            try:
+                await self._live_rooms.moderation.system_notice(None, room["liveId"], text)
+            except Refused as e:
+                if e.reason != NO_SUCH_LIVE:
+                    raise
+                continue  # it ended in between
+            sent.append(room["liveId"])
+        return {"sent": sent}

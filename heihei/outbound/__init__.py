@@ -6,6 +6,7 @@ small interface, all over one `HttpClient` per node.
     wechat.py    WeChatApi: exchange_code (live Login), userinfo (heihei sign-in)
     weibo.py     WeiboApi: verify (heihei sign-in)
     sms.py       SmsProvider: log | http
+    demo.py      the demo profile's WeChat and SMS stand-ins ([server] demo only)
     push.py      PushProvider: log | webhook
     push_factory.py  the push router: each device to its service (push_getui, push_apns, push_fcm, log, webhook)
     profiles.py  ProfileSource: boss profile lookups and avatar downloads
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 from heihei.config import ConfigError
 from heihei.outbound.aliyun_oss import AliyunOss
+from heihei.outbound.demo import DemoSms, DemoWeChat
 from heihei.outbound.http import HttpClient
 from heihei.outbound.jim_auth import AuthHook, HttpAuthHook
 from heihei.outbound.profiles import HttpProfiles, ProfileSource
@@ -62,12 +64,17 @@ class Outbound:
                                                       secret=live.wechat_secret, timeout_s=live.wechat_timeout_s)
         else:
             wechat_for_live = NoWeChat()
+        wechat_for_heihei: WeChatApi = WeChatClient(http, heihei.wechat_api_url, timeout_s=heihei.oauth_timeout_s)
+        sms = make_sms_provider(settings.sms, http)
+        if settings.server.demo:  # loopback-only demo node: no login or code leaves the machine
+            wechat_for_live = wechat_for_heihei = DemoWeChat()
+            sms = DemoSms()
         return cls(
             http=http,
             wechat_for_live=wechat_for_live,
-            wechat_for_heihei=WeChatClient(http, heihei.wechat_api_url, timeout_s=heihei.oauth_timeout_s),
+            wechat_for_heihei=wechat_for_heihei,
             weibo=WeiboClient(http, heihei.weibo_api_url, timeout_s=heihei.oauth_timeout_s),
-            sms=make_sms_provider(settings.sms, http),
+            sms=sms,
             push=make_push_router(settings.push, reactor=reactor, clock=clock,
                                   other=lambda kind: make_push_provider(settings.push, http, kind),
                                   trust_root=trust_root_from(settings.push.apns_ca_file)),

@@ -291,7 +291,8 @@ class Store(Service):
         if not handlers and channel in self._handlers:
             del self._handlers[channel]
             if self._subscriber is not None:
-                self._subscriber.unsubscribe(channel).addErrback(self._subscribe_failed, channel)
+                self._subscriber.unsubscribe(channel).addErrback(self._subscribe_failed, channel,
+                                                                 "unsubscribing from")
 
     def _subscriber_connected(self, conn: _Subscriber) -> None:
         self._subscriber = conn
@@ -318,10 +319,11 @@ class Store(Service):
             except Exception:
                 self._log.failure("a resubscription hook failed")
 
-    def _subscribe_failed(self, failure, channel):
+    def _subscribe_failed(self, failure, channel, doing: str = "subscribing to"):
         if self._sub_factory is None or self._sub_factory.disconnectCalled:
             return  # stopping: the connection went before the (un)subscription was answered
-        self._log.error("subscribing to {channel} failed: {why}", channel=channel, why=failure.getErrorMessage())
+        self._log.error("{doing} {channel} failed: {why}", doing=doing, channel=channel,
+                        why=failure.getErrorMessage())
 
     def _dispatch(self, channel, message) -> None:
         if isinstance(channel, bytes):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from heihei.heihei.catalogs import BANNER_TYPES, MAX_BANNERS, MAX_GIFT_RESOURCES, MAX_URL_CHARS
+from heihei.heihei.livemods import SYSTEM_TEXT_MAX
 from heihei.heihei.people import OPERATOR_USER_TYPES
 from heihei.heihei.topics import PINNED
 from heihei.live.activities import ACTIVITY_ID, MAX_UNIX_S, TEXT_FIELDS
@@ -44,6 +45,8 @@ MUTE = body(required=False, schema={
 USER_TYPE = body(string("userType", enum=OPERATOR_USER_TYPES))
 RECOMMEND = body(number("weight", description="highest first"))
 BAN = body(_text("reason", 1024), required=False)
+#: a system notice in heihei live rooms (heihei.heihei.livemods: not blank once trimmed)
+NOTICE = body(string("text", max_length=SYSTEM_TEXT_MAX, pattern=r"[\s\S]*\S[\s\S]*"))
 RESOLVE = body(_text("resolution", 1024), boolean("ban", required=False), required=False)
 
 

@@ -18,6 +18,13 @@ see heihei/web/admin.py for the conventions), all backed by
     PUT    /admin/heihei/topics/{id}                    create or change: {name, img, content, catName, isTop, type, order}
     DELETE /admin/heihei/topics/{id}
     DELETE /admin/heihei/subjects/{id}                  moderation: a subject (and its thread) goes
+    GET    /admin/heihei/lives?limit=50                 the rooms live now: liveId, title, anchor, status, onlineUsers, muted
+    GET    /admin/heihei/lives/{liveId}                 one room with its viewers and kicked users
+    PUT    /admin/heihei/lives/{liveId}/mutes/{uid}     mute in that room (the room sees shutup-user)
+    DELETE /admin/heihei/lives/{liveId}/mutes/{uid}     unmute (shutup-open-user)
+    PUT    /admin/heihei/lives/{liveId}/kicks/{uid}     out of the room for this live (quit-live)
+    POST   /admin/heihei/lives/{liveId}/notice          {"text": "..."}: a system item in that room
+    POST   /admin/heihei/notice                         {"text": "..."}: the system item in every room live now
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any
 
 from heihei.core import errors
 from heihei.core.errors import Refused
+from heihei.heihei.errors import NO_SUCH_LIVE, NO_SUCH_USER
 from heihei.heihei.operators import HeiheiOperators
 from heihei.web.admin import ADMIN, AdminRoutes
 from heihei.web import admin_bodies as bodies
@@ -33,6 +41,7 @@ from heihei.web.kit.params import integer, path, string
 from heihei.web.kit.routes import endpoint, new_app
 
 UID = path("uid", pattern=r"[0-9]{1,19}", max_length=19)
+LID = path("lid", pattern=r"[0-9]{1,19}", max_length=19)
 
 
 def _fields(body: dict[str, Any] | None, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -138,3 +147,55 @@ class HeiheiAdmin(AdminRoutes):
               path("sid", pattern=r"[0-9]{1,19}", max_length=19), methods=("DELETE",))
     async def remove_subject(self, call, a):
         return await self.ops.remove_subject(a["sid"])
+
+    # -- live rooms: an operator has the anchor's powers in every room -------------------------------
+
+    @endpoint(app, "/lives", "The rooms live now, most recently started first",
+              integer("limit", required=False, default=50, minimum=1, maximum=200), methods=("GET",))
+    async def lives(self, call, a):
+        return await self.ops.live_rooms(a["limit"])
+
+    @endpoint(app, "/lives/<lid>", "One room with its viewers, muted and kicked users", LID, methods=("GET",))
+    async def live(self, call, a):
+        return await _found(self.ops.live_room(a["lid"]))
+
+    @endpoint(app, "/lives/<lid>/mutes/<uid>", "Mute a user in a room (the room sees shutup-user)", LID, UID,
+              methods=("PUT",))
+    async def live_mute(self, call, a):
+        return await _found(self.ops.live_mute(a["lid"], a["uid"], True))
+
+    @endpoint(app, "/lives/<lid>/mutes/<uid>", "Unmute a user in a room", LID, UID, methods=("DELETE",))
+    async def live_unmute(self, call, a):
+        return await _found(self.ops.live_mute(a["lid"], a["uid"], False))
+
+    @endpoint(app, "/lives/<lid>/kicks/<uid>", "Kick a user out of a room for the rest of this live", LID, UID,
+              methods=("PUT",))
+    async def live_kick(self, call, a):
+        return await _found(self.ops.live_kick(a["lid"], a["uid"]))
+
+    @endpoint(app, "/lives/<lid>/notice", "A system notice in one room: {\"text\"}", LID, bodies.NOTICE,
+              methods=("POST",))
+    async def live_notice(self, call, a):
+        return await _found(self.ops.live_notice(a["lid"], _text(a["body"])))
+
+    @endpoint(app, "/notice", "A system notice in every room live now: {\"text\"}", bodies.NOTICE,
+              methods=("POST",))
+    async def notice(self, call, a):
+        return await self.ops.notice_all_lives(_text(a["body"]))
+
+
+def _text(body: dict[str, Any] | None) -> str:
+    text = _fields(body, ("text",)).get("text")
+    if not isinstance(text, str):
+        raise Refused(errors.BAD_REQUEST, "text must be a string")
+    return text
+
+
+async def _found(pending):
+    """The live domain's "no such live/user" as the admin API's 404."""
+    try:
+        return await pending
+    except Refused as e:
+        if e.reason in (NO_SUCH_LIVE, NO_SUCH_USER):
+            raise Refused(errors.NOT_FOUND, e.detail or e.reason) from None
+        raise

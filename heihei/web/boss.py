@@ -8,7 +8,8 @@ form body, GET or POST, as the original's `FormValue` did.
 
 Answers are JSON with HTTP 200, the outcome in the body, as the original sent
 them (its clients read `code`, not the status):
-- group API: `{"code": 1, "message": "OK"[, "data": ...]}`, errors
+- group API: `{"code": 1, "message": "OK"[, "data": ...]}` (`code` 0 with `[boss]
+  group_success_code = 0`, as the original answered since March 2017), errors
   `{"code": 400|403|404|503, "message": reason}`
 - uploads: `{"code": 0, "message": "OK"|"Succeeded", "data": url}`, errors
   `{"code": 400|403|413|415|503, "message": reason}`
@@ -23,6 +24,8 @@ calls need nothing, as with the original server. Media files are public.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from typing import Any
 
@@ -36,6 +39,7 @@ from heihei.boss.ids import ID_RE
 from heihei.boss.mediastore import AUDIO_DIR, DEFAULT_AVATAR, PICTURE_DIR, VIDEO_DIR, MediaStore
 from heihei.boss.profiles import MAX_NICKNAME_CHARS, Profile, Profiles, valid_url
 from heihei.boss.tickets import TicketError, check_ticket
+from heihei.config import ConfigError
 from heihei.core import errors
 from heihei.core.errors import Refused
 from heihei.jsonsafe import encode_json
@@ -69,9 +73,9 @@ def _translate(e: Exception) -> WireError:
     raise TypeError(e)
 
 
-def _ok(request, result: Any) -> bytes:
+def _ok(request, result: Any, success_code: int = 1) -> bytes:
     result = result or {}
-    answer: dict[str, Any] = {"code": result.get("code", 1), "message": result.get("message", "OK")}
+    answer: dict[str, Any] = {"code": result.get("code", success_code), "message": result.get("message", "OK")}
     if "data" in result:
         answer["data"] = result["data"]
     return encode_json(answer)
@@ -190,6 +194,11 @@ class BossWeb(Routes):
         self.groups = groups
         self.profiles = profiles
         self.media = media
+        if settings.group_success_code not in (0, 1):
+            raise ConfigError("[boss] group_success_code must be 1 (wsim's README) or 0 (wsim's code since 2017)")
+        if settings.group_success_code != 1:
+            # the original's answers since March 2017: clients built against the running server read 0
+            self.surface = dataclasses.replace(BOSS, ok=functools.partial(_ok, success_code=settings.group_success_code))
         self.strategies = {"boss": BossCaller(settings, clock),
                            "boss-creator": BossCaller(settings, clock, acting=("userid", "creator"))}
 

@@ -3,6 +3,7 @@
 import io
 import json
 
+import pytest
 import pytest_twisted
 import treq
 from PIL import Image
@@ -240,3 +241,25 @@ async def test_public_url_makes_the_links(nodes):
     assert answer["data"]["snap"].startswith("https://cdn.example.com/im/emovideo/1_")
     code, answer = await call(node, "/grpinfo", {"groupid": "1"})
     assert answer["data"]["members"][0]["snap"] == "https://cdn.example.com/im/emopic/default.jpg"
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_success_code_0_answers_like_the_running_original(nodes):
+    # wsim's README says 1; its code answers 0 since March 2017: clients built against it read 0
+    node = await nodes.start("a", boss_settings(group_success_code=0))
+    code, answer = await call(node, "/creategrp", {"creator": "1", "members": "2", "name": "g"})
+    assert (code, answer["code"], answer["message"]) == (200, 0, "OK") and answer["data"]["groupid"] == "1"
+    assert await call(node, "/addmembers", {"groupid": "1", "members": "3"}) == (200, {"code": 0, "message": "OK"})
+    # refusals keep their codes
+    assert (await call(node, "/grpinfo", {"groupid": "99"}))[1]["code"] == 404
+    assert (await call(node, "/grpinfo", {"groupid": "1"}, headers={}))[1]["code"] == 403
+
+
+def test_group_success_code_is_0_or_1(tmp_path):
+    from heihei.config import ConfigError
+    from heihei.node import Node
+    from tests.conftest import node_settings
+
+    settings = node_settings(str(tmp_path), "redis://127.0.0.1:9/0", "a", boss_settings(group_success_code=2))
+    with pytest.raises(ConfigError, match="group_success_code must be 1"):
+        Node(settings)

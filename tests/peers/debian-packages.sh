@@ -1,10 +1,12 @@
 #!/bin/sh
 # Debian packages the test suite runs for real, installed when missing (tox runs this first,
 # like `npm ci` for the npm peers): nginx with Debian's RTMP module, the media server of
-# tests/heihei/test_media_server.py. Idempotent: does nothing when they are installed.
+# tests/heihei/test_media_server.py, and chromium, the browser the tests/browser/ tests drive with
+# Playwright (its own executable, never `playwright install`), with a CJK font for the pages'
+# Chinese. Idempotent: does nothing when they are installed.
 set -eu
 
-PACKAGES="nginx libnginx-mod-rtmp"
+PACKAGES="nginx libnginx-mod-rtmp chromium fonts-wqy-microhei"
 
 missing=""
 for package in $PACKAGES; do
@@ -16,7 +18,7 @@ done
 
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "debian-packages.sh: the tests need$missing (Debian packages) and this is not a Debian system:" \
-         "install nginx with its RTMP module by hand" >&2
+         "install them by hand" >&2
     exit 1
 fi
 if [ "$(id -u)" -eq 0 ]; then
