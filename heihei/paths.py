@@ -16,6 +16,11 @@ from pathlib import Path
 
 
 def resource(name: str) -> Path:
+    # a source checkout's own resources first: an editable install made from another checkout
+    # (a second git worktree) would otherwise hand this code that checkout's older files
+    checkout = Path(__file__).resolve().parent.parent / "resources"
+    if (checkout / "__init__.py").is_file():
+        return checkout / name
     try:
         base = importlib.resources.files("heihei.resources")
     except ModuleNotFoundError:

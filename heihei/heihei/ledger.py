@@ -39,18 +39,9 @@ from typing import Any
 
 from heihei.core.errors import Refused
 from heihei.heihei.accounts import REALM, user_key
-from heihei.heihei.errors import BAD_PARAMETER, NO_SUCH_USER
+from heihei.heihei.errors import BAD_ORDER, BAD_PARAMETER, NO_GOLD, NO_POINT, NO_SUCH_USER
 from heihei.store.keys import key
 from heihei.store.scripts import Script
-
-#: the seed's 740 余额不足: not enough gold
-NO_GOLD = "no-gold"
-#: the seed's 741 积分不足: not enough points
-NO_POINT = "no-point"
-#: the seed's 727 invalid order
-BAD_ORDER = "bad-order"
-#: the seed's 726: no such package, or a withdrawal account that does not check out
-BAD_PACKAGE = "bad-package"
 
 GOLD = "gold"
 POINT = "point"
@@ -183,6 +174,7 @@ CREDIT_ORDER = Script("heihei_ledger_credit_order", _POST + r"""
 local o = KEYS[1]
 if redis.call('EXISTS', o) == 0 then return {-1, 0} end
 if redis.call('HGET', o, 'status') == 'credited' then
+  redis.call('PERSIST', o)
   return {2, tonumber(redis.call('HGET', KEYS[2], 'goldCount') or '0')}
 end
 if ARGV[4] == '1' then
@@ -195,6 +187,7 @@ local gold = tonumber(redis.call('HGET', o, 'gold'))
 local after = post(KEYS[2], KEYS[3], uid, 'gold', gold, 'order', ARGV[1], '', redis.call('HGET', o, 'channel'),
                    ARGV[2], KEYS[4], KEYS[5])
 redis.call('HSET', o, 'status', 'credited', 'creditedAt', ARGV[2], 'txn', ARGV[3])
+redis.call('PERSIST', o)
 return {1, after}
 """)
 
