@@ -74,11 +74,8 @@ class Money(Service):
         self.ledger = Ledger(store, clock, gift_once_s=s.gift_once_s)
         self._pool = None
         if http is None and reactor is not None:
-            # our own pool (not transport.make_http_client's) so that stopService can close it
-            from treq.client import HTTPClient
-            from twisted.web.client import Agent, HTTPConnectionPool
-            self._pool = HTTPConnectionPool(reactor, persistent=True)
-            http = HTTPClient(Agent(reactor, pool=self._pool, connectTimeout=s.connect_timeout_s))
+            from heihei.outbound.payments.transport import make_http_client_with_pool
+            http, self._pool = make_http_client_with_pool(reactor, connect_timeout_s=s.connect_timeout_s)
         self.http = http
         providers = _providers(s, http, clock)
         identity = IdentityBox(s.identity_key) if s.identity_key else None

@@ -63,7 +63,7 @@ def check_money(doc: Any) -> dict[str, Any]:
     doc = _obj("the money catalog", doc)
     unknown = set(doc) - {"gifts", "giftExpire_s", "bullet", "packages", "p2g", "cash"}
     if unknown:
-        raise CatalogError(f"unknown member(s) {sorted(unknown)}")
+        raise CatalogError(f"unknown fields: {', '.join(sorted(unknown))}")
     gifts = []
     for i, g in enumerate(_list(doc, "gifts", MAX_GIFTS)):
         w = f"gifts[{i}]"

@@ -350,11 +350,11 @@ class Payments:
 
     async def approve_withdrawal(self, wid: str) -> dict[str, Any]:
         """Pay a pending (or still `paying`) withdrawal through the Alipay transfer API."""
-        if self.alipay is None:
-            raise Refused(BUSINESS_FAILED, "alipay is not configured")
         w = await self.store.hgetall(withdrawal_key(wid))
         if not w:
             raise Refused(NO_SUCH_USER, "no such withdrawal")
+        if self.alipay is None:
+            raise Refused(BUSINESS_FAILED, "alipay is not configured")
         w = {_s(k): _s(v) for k, v in w.items()}
         if w["status"] == "pending":
             now = await self.ledger.move_withdrawal(wid, "pending", "paying", give_back=False, note="approved")
