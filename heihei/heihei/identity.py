@@ -54,7 +54,7 @@ def mask(text: str, keep_start: int = 3, keep_end: int = 2) -> str:
     """`13533221223` -> `135******23`: enough for a person to recognise, not to reuse."""
     if len(text) <= keep_start + keep_end:
         return "*" * len(text)
-    return text[:keep_start] + "*" * (len(text) - keep_start - keep_end) + text[-keep_end:]
+    return text[:keep_start] + "*" * (len(text) - keep_start - keep_end) + text[len(text) - keep_end:]
 
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)

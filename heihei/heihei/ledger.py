@@ -378,15 +378,17 @@ class Ledger:
             raise Refused(NO_GOLD, "not enough points")
         return int(after)
 
-    async def move_withdrawal(self, wid: str, expected: str, new: str, *, give_back: bool, note: str = "") -> str:
-        """Move withdrawal `wid` from `expected` to `new` once (returning its points with `give_back`);
-        '' when it does not exist, else the status it has now (== new when this call moved it)."""
+    async def move_withdrawal(self, wid: str, expected: str, new: str, *, give_back: bool,
+                              note: str = "") -> tuple[bool, str]:
+        """Move withdrawal `wid` from `expected` to `new` once (returning its points with `give_back`):
+        (moved by this call, its status now); the status is '' when it does not exist."""
         uid = await self.store.hget(withdrawal_key(wid), "uid") or ""
         status, current = await SETTLE_WITHDRAWAL(
             self.store, [withdrawal_key(wid), user_key(uid), ledger_key(uid), seq_key(), ledger_users_key(),
                          withdrawals_key(expected), withdrawals_key(new)],
             [wid, self.now_ms(), expected, new, "1" if give_back else "0", note])
-        return "" if int(status) == -1 else (current.decode() if isinstance(current, bytes) else str(current))
+        current = current.decode() if isinstance(current, bytes) else str(current)
+        return int(status) == 1, ("" if int(status) == -1 else current)
 
     # -- reading -----------------------------------------------------------------------------------
 

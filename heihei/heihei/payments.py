@@ -341,10 +341,11 @@ class Payments:
         return {"total": total, "withdrawals": [await self.withdrawal(_s(i)) for i in ids]}
 
     async def reject_withdrawal(self, wid: str, reason: str) -> dict[str, Any]:
-        now = await self.ledger.move_withdrawal(wid, "pending", "rejected", give_back=True, note=reason[:200])
+        moved, now = await self.ledger.move_withdrawal(wid, "pending", "rejected", give_back=True,
+                                                       note=reason[:200])
         if now == "":
             raise Refused(NO_SUCH_USER, "no such withdrawal")
-        if now != "rejected":
+        if not moved:
             raise Refused(BAD_PARAMETER, f"the withdrawal is {now}")
         return await self.withdrawal(wid)
 
@@ -357,8 +358,9 @@ class Payments:
             raise Refused(BUSINESS_FAILED, "alipay is not configured")
         w = {_s(k): _s(v) for k, v in w.items()}
         if w["status"] == "pending":
-            now = await self.ledger.move_withdrawal(wid, "pending", "paying", give_back=False, note="approved")
-            if now != "paying":
+            moved, now = await self.ledger.move_withdrawal(wid, "pending", "paying", give_back=False,
+                                                           note="approved")
+            if not moved:
                 raise Refused(BAD_PARAMETER, f"the withdrawal is {now}")
         elif w["status"] != "paying":
             raise Refused(BAD_PARAMETER, f"the withdrawal is {w['status']}")

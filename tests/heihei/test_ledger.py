@@ -114,13 +114,13 @@ async def test_a_withdrawal_holds_points_and_settles_once(ledger, redis):
     with pytest.raises(Refused):
         await ledger.hold_withdrawal("5", "w2", 61, 305, "acct", "enc")
     assert (await ledger.balances("5"))["heldPoint"] == 40
-    assert await ledger.move_withdrawal("w1", "pending", "rejected", give_back=True, note="no") == "rejected"
-    assert await ledger.move_withdrawal("w1", "pending", "rejected", give_back=True) == "rejected"
+    assert await ledger.move_withdrawal("w1", "pending", "rejected", give_back=True, note="no") == (True, "rejected")
+    assert await ledger.move_withdrawal("w1", "pending", "rejected", give_back=True) == (False, "rejected")
     b = await ledger.balances("5")
     assert (b["point"], b["heldPoint"]) == (100, 0)
     assert redis["client"].zscore(withdrawals_key("rejected"), "w1") is not None
     assert redis["client"].zscore(withdrawals_key("pending"), "w1") is None
-    assert await ledger.move_withdrawal("nope", "pending", "paid", give_back=False) == ""
+    assert await ledger.move_withdrawal("nope", "pending", "paid", give_back=False) == (False, "")
     assert redis["client"].hget(withdrawal_key("w1"), "status") == b"rejected"
     assert (await ledger.reconcile())["ok"]
 
