@@ -39,6 +39,7 @@ from typing import Any
 
 from heihei.core.errors import Refused
 from heihei.heihei.accounts import REALM, user_key
+from heihei.heihei.livecore import live_key
 from heihei.heihei.errors import BAD_ORDER, BAD_PARAMETER, NO_GOLD, NO_POINT, NO_SUCH_USER
 from heihei.store.keys import key
 from heihei.store.scripts import Script
@@ -307,7 +308,6 @@ class Ledger:
         if sender == receiver:
             raise Refused(BAD_PARAMETER, "a gift to yourself")
         once = gift_once_key(sender, gift_uuid, amount) if gift_uuid else seq_key()
-        from heihei.heihei.livecore import live_key
         live = live_key(live_id) if live_id else seq_key()
         ref = f"{gift_uuid}:{amount}" if gift_uuid else ""
         status, gold, tickets, point = await SEND_GIFT(

@@ -113,7 +113,8 @@ def check_money(doc: Any) -> dict[str, Any]:
     if checked_cash["minFen"] > checked_cash["maxFen"]:
         raise CatalogError("cash.minFen is above cash.maxFen")
     return {"gifts": gifts, "giftExpire_s": _int("giftExpire_s", doc.get("giftExpire_s", 60), maximum=86400),
-            "bullet": {"gold": _int("bullet.gold", bullet.get("gold")), "point": _int("bullet.point", bullet.get("point"))},
+            "bullet": {"gold": _int("bullet.gold", bullet.get("gold")),
+                       "point": _int("bullet.point", bullet.get("point"))},
             "packages": packages, "p2g": p2g, "cash": checked_cash}
 
 

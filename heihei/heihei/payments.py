@@ -31,7 +31,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from heihei.core.errors import Refused
-from heihei.heihei.errors import (BAD_ORDER, BAD_PACKAGE, BAD_PARAMETER, BUSINESS_FAILED, NO_GOLD, NO_SUCH_USER)
+from heihei.heihei.errors import BAD_ORDER, BAD_PACKAGE, BAD_PARAMETER, BUSINESS_FAILED, NO_SUCH_USER
 from heihei.heihei.identity import mask, valid_id_card, valid_phone
 from heihei.heihei.ledger import GOLD, POINT, Ledger, order_key, user_orders_key, withdrawal_key, withdrawals_key
 from heihei.heihei.accounts import REALM
