@@ -124,12 +124,14 @@ async def run(args) -> dict[str, Any]:
         cpu0 = {node.name: common.cpu_seconds(node.pid) for node in cluster.nodes}
         redis0 = common.cpu_seconds(cluster.redis.pid)
         load = common.loadavg()
+        client0 = common.self_cpu()
         t0 = time.monotonic()
         await asyncio.gather(*(gift(k) for k in range(args.gifts)))
         elapsed = time.monotonic() - t0
         cpu = {name: common.cpu_seconds(node.pid) - cpu0[name]
                for name, node in ((n.name, n) for n in cluster.nodes)}
         redis_cpu = common.cpu_seconds(cluster.redis.pid) - redis0
+        client_cpu = common.self_cpu() - client0
 
         # the verdict
         charged = [0] * args.viewers
@@ -166,7 +168,8 @@ async def run(args) -> dict[str, Any]:
                 "requests_per_s_per_node": round(requests / elapsed / args.nodes, 1),
                 **{f"buy_gift_{m}": (round(v, 2) if v is not None else None) for m, v in lat.items()},
                 "node_cpu_pct": {n: round(100 * c / elapsed, 1) for n, c in cpu.items()},
-                "redis_cpu_pct": round(100 * redis_cpu / elapsed, 1), "concurrency": args.concurrency,
+                "redis_cpu_pct": round(100 * redis_cpu / elapsed, 1),
+                "client_cpu_pct": round(100 * client_cpu / elapsed, 1), "concurrency": args.concurrency,
                 "reconciled_users": report["users"], "ledger_entries": report["entries"],
                 "exact": not problems, "problems": problems[:20], "loadavg_before": load,
                 "loadavg_after": common.loadavg()}
