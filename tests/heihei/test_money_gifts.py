@@ -54,6 +54,12 @@ async def test_gift_info_and_the_operators_gold(nodes, outside):
     assert (await ok(node, "/api/user/info", {"token": token, "uid": uid}))["result"]["goldCount"] == 400
     code, report = await admin(node, "POST", "/heihei/reconcile")
     assert code == 200 and report["ok"] and report["users"] == 1 and report["entries"] == 2
+    # the manhole's operators object runs the same reconciliation, and the same grants
+    operators = node.manhole_namespace()["operators"]["channel"]
+    assert (await operators.reconcile()) == report
+    assert (await operators.grant_gold(uid, 1, "manhole"))["gold"] == 401
+    code, document = await admin(node, "GET", "/openapi.json")
+    assert "/admin/heihei/users/{uid}/gold" in document["paths"] and "/admin/heihei/reconcile" in document["paths"]
 
 
 @pytest_twisted.ensureDeferred
