@@ -14,6 +14,7 @@ does not load, stops the start (a ConfigError).
 from __future__ import annotations
 
 from twisted.application.service import Service
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from heihei.config import ConfigError
@@ -96,7 +97,8 @@ class Money(Service):
         if p.identity is None:
             self._log.warn("[payment] identity_key is empty: verify-alipay and withdrawals are refused")
 
-    async def stopService(self) -> None:
+    def stopService(self) -> defer.Deferred | None:
         super().stopService()
         if self._pool is not None:
-            await self._pool.closeCachedConnections()
+            return self._pool.closeCachedConnections()
+        return None

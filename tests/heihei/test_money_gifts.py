@@ -172,3 +172,28 @@ async def test_p2g_cash_info_and_packages(nodes, outside):
     assert r["errorcode"] == 727
     code, report = await admin(node, "POST", "/heihei/reconcile")
     assert report["ok"], report
+
+
+@pytest_twisted.ensureDeferred
+async def test_operators_change_the_money_catalog(nodes, outside):
+    a = await nodes.start("a", extra(outside))
+    b = await nodes.start("b", extra(outside))
+    token, _ = await user(a, outside, "13500000041", "甲")
+    code, doc = await admin(a, "GET", "/heihei/money")
+    assert code == 200 and [g["id"] for g in doc["gifts"]] == [101, 102, 103, 104]
+    doc["gifts"][0]["gold"] = 2
+    doc["gifts"].append({"id": 105, "name": "火箭", "gold": 5000, "image": "https://cdn.example/105.png",
+                         "icon": "/static/img/gift/105_icon.png", "type": 5})
+    doc["p2g"] = [{"id": 9, "desc": "新", "point": 10, "gold": 7}]
+    code, saved = await admin(b, "PUT", "/heihei/money", doc)
+    assert code == 200 and saved["gifts"][4]["point"] == 5000  # point defaults to the price
+    gifts = (await ok(a, "/api/live/gift-info", {"token": token}))["gifts"]
+    assert gifts[0]["gold"] == 2 and gifts[4]["image"] == "https://cdn.example/105.png"
+    assert gifts[4]["icon"].startswith("http") and gifts[4]["icon"].endswith("/static/img/gift/105_icon.png")
+    assert (await ok(a, "/api/payment/list-p2g-package", {"token": token}))["packages"] == doc["p2g"]
+    for bad in ({**doc, "gifts": [{"id": 1}]}, {**doc, "cash": {"point": 0, "fen": 1}}, {**doc, "extra": 1},
+                {**doc, "packages": [{"id": 1, "channel": "paypal", "productId": "p", "gold": 1, "payMoney": 1}]},
+                {**doc, "gifts": doc["gifts"] + [doc["gifts"][0]]}, []):
+        code, body = await admin(a, "PUT", "/heihei/money", bad)
+        assert code == 400, (bad, body)
+    assert (await admin(a, "GET", "/heihei/money"))[1] == saved

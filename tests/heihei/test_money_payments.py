@@ -99,6 +99,10 @@ async def test_wechat_pay_order_credited_once_and_forgeries_credit_nothing(nodes
     r = await ok(a, "/api/payment/order-notify", {"token": token, "order": order, "status": "1", "data": "ok"})
     assert r["status"] == 0 and r["gold"] == 0
 
+    # an operator raises the package's price: the order keeps the price it was made with
+    code, doc = await admin(a, "GET", "/heihei/money")
+    doc["packages"][0].update(payMoney=700, gold=70)
+    assert (await admin(a, "PUT", "/heihei/money", doc))[0] == 200
     wechat_fake.pay(order)
     headers, body = wechat_fake.notification(wechat_fake.transaction(order))
     with LogCapture() as logs:
@@ -152,7 +156,7 @@ async def test_wechat_pay_order_credited_once_and_forgeries_credit_nothing(nodes
                                                         "channel": "wechat"}))["order"]
     wechat_fake.pay(third)
     code, found = await admin(b, "GET", f"/heihei/orders/{third}?check=1")
-    assert found["order"]["status"] == "credited" and await gold_of(a, token) == 500
+    assert found["order"]["status"] == "credited" and await gold_of(a, token) == 510  # the new price: 70
     assert (await admin(b, "GET", "/heihei/orders/nope"))[0] == 404
     report = (await admin(a, "POST", "/heihei/reconcile"))[1]
     assert report["ok"] and report["entries"] == 3
