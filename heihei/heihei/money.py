@@ -32,6 +32,11 @@ def _providers(s, http, clock) -> dict:
     from heihei.outbound.payments.iap import AppleIAP, AppleIAPConfig
     from heihei.outbound.payments.wechatpay import WeChatPay, WeChatPayConfig
     out: dict = {"wechat": None, "alipay": None, "iap": None}
+    if (s.wechat_mchid or s.wechat_appid) and not (s.wechat_notify_url.startswith("https://")
+                                                  and "?" not in s.wechat_notify_url):
+        raise ConfigError("[payment] wechat_notify_url must be the https URL of /api/payment/wepaycallback")
+    if s.alipay_app_id and not s.alipay_notify_url.startswith(("https://", "http://")):
+        raise ConfigError("[payment] alipay_notify_url must be the URL of /api/payment/alipaycallback")
     try:
         if s.wechat_mchid or s.wechat_appid:
             out["wechat"] = WeChatPay(WeChatPayConfig(

@@ -308,3 +308,37 @@ async def test_withdrawals(nodes, outside, keys, alipay_fake, redis):
     causes = [(e["cause"], e["delta"]) for e in entries(redis, anchor)]
     assert causes == [("gift", 1314), ("withdrawal", -100), ("withdrawal-return", 100), ("withdrawal", -100),
                       ("withdrawal", -100), ("withdrawal-return", 100)]
+
+
+def test_half_configured_providers_stop_the_start(keys, tmp_path):
+    from heihei.config import ConfigError, build_settings
+    from heihei.heihei.money import Money
+
+    def build(payment: dict):
+        settings = build_settings([{"payment": payment}])
+        return Money(settings, store=None, clock=None, reactor=None, accounts=None, img_base="", http=object())
+
+    wechat = dict(wechat_appid=WECHAT_APPID, wechat_mchid=WECHAT_MCHID, wechat_merchant_serial_no=WECHAT_MERCHANT_SERIAL,
+                  wechat_merchant_private_key=pem_private(keys.wechat_merchant), wechat_apiv3_key=APIV3_KEY,
+                  wechat_platform_public_key=pem_public(keys.wechat_platform),
+                  wechat_platform_public_key_id=WECHAT_PUBLIC_KEY_ID,
+                  wechat_notify_url="https://api.example/api/payment/wepaycallback")
+    assert build(wechat).payments.wechat is not None
+    for broken, words in (({"wechat_notify_url": ""}, "wechat_notify_url"), ({"wechat_apiv3_key": "short"}, "apiv3"),
+                          ({"wechat_merchant_private_key": "not a key"}, "private_key")):
+        try:
+            build({**wechat, **broken})
+        except ConfigError as e:
+            assert words in str(e) and APIV3_KEY not in str(e)
+        else:
+            raise AssertionError(broken)
+    for payment in ({"alipay_app_id": ALIPAY_APP_ID}, {"identity_key": "too short"}, {"gift_once_s": 0},
+                    {"money_file": str(tmp_path / "missing.json")}):
+        try:
+            build(payment)
+        except ConfigError:
+            pass
+        else:
+            raise AssertionError(payment)
+    money = build({})
+    assert money.payments.wechat is None and money.payments.identity is None
