@@ -363,7 +363,7 @@ class PaymentSettings:
     whose settings are empty is not offered."""
 
     money_file: str = ""
-    gift_once_s: int = 7 * 86400
+    gift_once_s: int = 3600
     order_ttl_s: int = 30 * 86400
     identity_key: str = field(default="", repr=False)
     timeout_s: float = 10.0

@@ -288,7 +288,7 @@ def _check_amount(name: str, value: int, *, zero_ok: bool = False) -> int:
 class Ledger:
     """Balances and their entries; every method is one atomic script (see the module's docstring)."""
 
-    def __init__(self, store, clock, *, gift_once_s: int = 7 * 86400) -> None:
+    def __init__(self, store, clock, *, gift_once_s: int = 3600) -> None:
         self.store = store
         self.clock = clock
         self.gift_once_s = gift_once_s

@@ -15,14 +15,16 @@ from typing import Any
 
 from heihei.core.errors import Refused
 from heihei.heihei import liveinfo
-from heihei.heihei.errors import BAD_PARAMETER, NO_SUCH_GIFT, NO_SUCH_LIVE
+from heihei.heihei.errors import BAD_PARAMETER, NO_SUCH_LIVE
 
 #: a combo longer than this is not a client's
 MAX_COMBO = 100_000
 
 
 class LiveGifts:
-    def __init__(self, lives, ledger, catalog) -> None:
+    def __init__(self, lives, money) -> None:
+        self.money = money
+        ledger, catalog = money.ledger, money.catalog
         self.core = lives.core
         self.watching = lives.watching
         self.moderation = lives.moderation
@@ -39,15 +41,12 @@ class LiveGifts:
     async def buy_gift(self, uid: str, live_id: str, gift_id: int, amount: int, gift_uuid: str | None) -> dict:
         if not 1 <= amount <= MAX_COMBO:
             raise Refused(BAD_PARAMETER, f"amount (1 to {MAX_COMBO})")
-        gift = await self.catalog.gift(gift_id)
-        if gift is None:
-            raise Refused(NO_SUCH_GIFT, f"giftId {gift_id}")
         live = await self._playing(uid, live_id)
         anchor = live["userId"]
         if anchor == uid:
             raise Refused(BAD_PARAMETER, "a gift to your own live")
-        done = await self.ledger.send_gift(uid, anchor, gift["gold"], gift["point"], gift_uuid=gift_uuid or None,
-                                           amount=amount, live_id=live_id, note=str(gift_id))
+        gift, done = await self.money.send_gift(uid, anchor, gift_id, gift_uuid=gift_uuid or None, amount=amount,
+                                                live_id=live_id)
         if done.charged:
             core = self.core
             profile = await core.accounts.get(uid)

@@ -90,9 +90,23 @@ class Money(Service):
         #: the paid items of live rooms (heihei.heihei.livegifts.LiveGifts), set with the live rooms
         self.live_gifts = None
 
+    async def send_gift(self, sender: str, receiver: str, gift_id: int, *, gift_uuid: str | None = None,
+                        amount: int = 1, live_id: str | None = None, cause: str = "gift"):
+        """A catalog gift from `sender` to `receiver`, charged once per (sender, gift_uuid, amount):
+        (the gift's catalog entry, heihei.heihei.ledger.GiftResult). What 1:1 chat gifts
+        (`chat/buy-gift`) call; 730 (NO_SUCH_GIFT) for a gift not on sale, 740 (NO_GOLD), 710."""
+        from heihei.core.errors import Refused
+        from heihei.heihei.errors import NO_SUCH_GIFT
+        gift = await self.catalog.gift(gift_id)
+        if gift is None:
+            raise Refused(NO_SUCH_GIFT, f"giftId {gift_id}")
+        done = await self.ledger.send_gift(sender, receiver, gift["gold"], gift["point"], gift_uuid=gift_uuid,
+                                           amount=amount, live_id=live_id, cause=cause, note=str(gift_id))
+        return gift, done
+
     def attach_lives(self, lives) -> None:
         from heihei.heihei.livegifts import LiveGifts
-        self.live_gifts = LiveGifts(lives, self.ledger, self.catalog)
+        self.live_gifts = LiveGifts(lives, self)
 
     def startService(self) -> None:
         super().startService()
