@@ -76,17 +76,17 @@ class Cluster:
     tmp: str
     redis: subprocess.Popen | None = None
     redis_port: int = 0
+    durable: bool = False
     nodes: list[Node] = field(default_factory=list)
 
     @classmethod
-    def start(cls, n_nodes: int = 1, config: str = "", cpus: list[int] | None = None) -> "Cluster":
-        from heihei.store.embedded import redis_server_binary
-
+    def start(cls, n_nodes: int = 1, config: str = "", cpus: list[int] | None = None,
+              durable: bool = False) -> "Cluster":
+        """`durable`: Redis writes an AOF fsynced on every write (`restart_redis` after a kill -9 reads it)."""
         cluster = cls(tmp=tempfile.mkdtemp(prefix="heihei-bench-"))
         cluster.redis_port = free_port()
-        cluster.redis = subprocess.Popen(
-            [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(cluster.redis_port), "--save", "",
-             "--appendonly", "no", "--dir", cluster.tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cluster.durable = durable
+        cluster.start_redis()
         config_path = os.path.join(cluster.tmp, "bench.toml")
         with open(config_path, "w") as f:
             f.write(config)
@@ -96,6 +96,19 @@ class Cluster:
         for node in cluster.nodes:
             cluster._wait_healthy(node)
         return cluster
+
+    def start_redis(self) -> None:
+        from heihei.store.embedded import redis_server_binary
+
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"]
+        self.redis = subprocess.Popen(
+            [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", "",
+             *persistence, "--dir", self.tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def restart_redis(self) -> None:
+        """After a kill -9: the same port and directory (a durable cluster's AOF is read back)."""
+        self.redis.wait(10)
+        self.start_redis()
 
     def _start_node(self, name: str, config_path: str, cpu: int | None) -> Node:
         ports = {k: free_port() for k in ("http", "live", "boss", "jim")}

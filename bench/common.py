@@ -215,9 +215,9 @@ def heihei_config(wechat_url: str = "http://127.0.0.1:9", **sections: dict[str, 
     return "\n".join(lines)
 
 
-def start_heihei(n_nodes: int, config: str) -> Cluster:
-    """Nodes and their redis-server, all on the server core."""
-    cluster = Cluster.start(n_nodes, config, cpus=[SERVER_CPU])
+def start_heihei(n_nodes: int, config: str, durable: bool = False) -> Cluster:
+    """Nodes and their redis-server, all on the server core (`durable`: Redis with an fsynced AOF)."""
+    cluster = Cluster.start(n_nodes, config, cpus=[SERVER_CPU], durable=durable)
     if cluster.redis is not None:
         pin(cluster.redis.pid, SERVER_CPU)
     return cluster
@@ -405,8 +405,8 @@ def calls_delta(before: dict[str, int], after: dict[str, int], per: int) -> dict
     return {k: round(v / per, 2) for k, v in sorted(delta.items(), key=lambda kv: -kv[1])} if per else {}
 
 
-def heihei_target(n_nodes: int, listener: str, config: str, path: str = "/") -> Target:
-    cluster = start_heihei(n_nodes, config)
+def heihei_target(n_nodes: int, listener: str, config: str, path: str = "/", durable: bool = False) -> Target:
+    cluster = start_heihei(n_nodes, config, durable)
     return Target("heihei", [node.url(listener, path) for node in cluster.nodes], [n.pid for n in cluster.nodes],
                   {"redis": cluster.redis.pid} if cluster.redis is not None else {}, cluster=cluster)
 

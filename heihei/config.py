@@ -364,6 +364,47 @@ class LivesSettings:
 
 
 @dataclass(frozen=True)
+class PaymentSettings:
+    """Seed 001's money: the catalog of gifts, packages and rates, the ledger's memory of gifts, and
+    the payment providers (see docs/heihei.md, "Money", and docs/providers-payments.md). A provider
+    whose settings are empty is not offered."""
+
+    money_file: str = ""
+    gift_once_s: int = 3600
+    order_ttl_s: int = 30 * 86400
+    identity_key: str = field(default="", repr=False)
+    timeout_s: float = 10.0
+    connect_timeout_s: float = 5.0
+    wechat_appid: str = ""
+    wechat_mchid: str = ""
+    wechat_merchant_serial_no: str = ""
+    wechat_merchant_private_key: str = field(default="", repr=False)
+    wechat_apiv3_key: str = field(default="", repr=False)
+    wechat_platform_public_key: str = ""
+    wechat_platform_public_key_id: str = ""
+    wechat_platform_certificates: tuple[str, ...] = ()
+    wechat_api_url: str = "https://api.mch.weixin.qq.com"
+    wechat_notify_url: str = ""
+    wechat_notification_window_s: float = 300.0
+    alipay_app_id: str = ""
+    alipay_app_private_key: str = field(default="", repr=False)
+    alipay_public_key: str = ""
+    alipay_app_public_cert: str = ""
+    alipay_public_cert: str = ""
+    alipay_root_cert: str = ""
+    alipay_seller_id: str = ""
+    alipay_gateway_url: str = "https://openapi.alipay.com/gateway.do"
+    alipay_notify_url: str = ""
+    alipay_notification_max_age_s: float = 172800.0
+    iap_enabled: bool = False
+    iap_shared_secret: str = field(default="", repr=False)
+    iap_bundle_id: str = ""
+    iap_production_url: str = "https://buy.itunes.apple.com/verifyReceipt"
+    iap_sandbox_url: str = "https://sandbox.itunes.apple.com/verifyReceipt"
+    iap_accept_sandbox: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -383,6 +424,7 @@ class Settings:
     social: SocialSettings = field(default_factory=SocialSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     lives: LivesSettings = field(default_factory=LivesSettings)
+    payment: PaymentSettings = field(default_factory=PaymentSettings)
 
 
 LOG_FORMATS = ("text", "json")

@@ -205,6 +205,7 @@ def build_heihei(core: Core) -> Realm:
     from heihei.web.admin_heihei import HeiheiAdmin
     from heihei.web.api.live import LiveApi
     from heihei.web.api.msg import MsgApi
+    from heihei.web.api.payment import PaymentApi
     from heihei.web.api.social import SmsApi, SocialApi
     from heihei.web.api.sys import RootApi, SysApi
     from heihei.web.api.record import RecordApi
@@ -223,13 +224,14 @@ def build_heihei(core: Core) -> Realm:
                     local_base_url=storage.local_base_url)
     lives = _build_lives(core, social)
     social.people.live = lives  # user/isinlive
+    money = _build_money(core, social, lives)
     core.hub.register_realm(CHANNEL, ChannelRenderer(), on_notice=on_notice)
     s = core.settings.channel
     sessions = _sessions(core, CHANNEL, s, **_ping_liveness(s), credential_check=social.tokens.valid_many)
     factory = _factory(core, CHANNEL, s, ChannelProtocol, sessions, social)
 
     sections = {"user": UserApi, "usr": UsrApi, "msg": MsgApi, "sys": SysApi, "social": SocialApi, "sms": SmsApi,
-                "topic": TopicApi, "record": RecordApi, "live": LiveApi}
+                "topic": TopicApi, "record": RecordApi, "live": LiveApi, "payment": PaymentApi}
     modules = [*sections.values(), RootApi, MessageServerApi]
     operators = HeiheiOperators(social)
     api = RootResource(fallback=RootApi(social, modules).resource())
@@ -242,7 +244,7 @@ def build_heihei(core: Core) -> Realm:
                        Mount("http", "media", media.resource(), surface=MEDIA),
                        Mount("http", "static", shipped_static()),
                        Mount("http", storage.bucket, storage.resource)],
-                 services=[sessions, social, lives], operators=operators, admin=HeiheiAdmin(core.admin_token, operators),
+                 services=[sessions, social, lives, money], operators=operators, admin=HeiheiAdmin(core.admin_token, operators),
                  body_bytes={"http": storage.body_bytes})
 
 
@@ -326,6 +328,16 @@ def _client_logs(core: Core):
                           max_bytes=s.client_log_max_bytes)
     except (OSError, ValueError) as e:
         raise ConfigError(f"[social] client logs: {e}") from None
+
+
+def _build_money(core: Core, social, lives):
+    """The heihei app's money (social.money): ledger, catalog, payment providers, live gifts."""
+    from heihei.heihei.money import Money
+    money = Money(core.settings, store=core.store, clock=core.clock, reactor=core.reactor,
+                  accounts=social.accounts, img_base=social.img_base)
+    money.attach_lives(lives)
+    social.money = money
+    return money
 
 
 def _build_lives(core: Core, social):

@@ -88,3 +88,15 @@ SENDING_TOO_FAST = TOO_FAST
 def bad_parameter(name: str, why: str = "") -> Refused:
     """A malformed parameter, named: `参数错误: phoneNo (required)` on the wire."""
     return Refused(BAD_PARAMETER, f"{name} ({why})" if why else name)
+
+# -- money (issue 19; heihei.heihei.ledger, heihei.heihei.payments) --
+#: not enough diamonds (740 余额不足)
+NO_GOLD = "no-gold"
+#: not enough 黑票 (741 积分不足)
+NO_POINT = "no-point"
+#: no such gift in the catalog (730 礼物不存在)
+NO_SUCH_GIFT = "no-such-gift"
+#: no such package, or an Alipay account that does not check out (726)
+BAD_PACKAGE = "bad-package"
+#: no such order of this user (727 invalid order)
+BAD_ORDER = "bad-order"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from heihei.core.errors import NOT_FOUND, Refused
+from heihei.core.errors import BAD_REQUEST, NOT_FOUND, Refused
 from heihei.heihei import profiles
 from heihei.heihei.errors import NO_SUCH_LIVE
 from heihei.heihei.livecore import PLAYING, kick_key, live_key, mute_key, viewers_key
@@ -179,3 +179,85 @@ class HeiheiOperators:
                 continue  # it ended in between
             sent.append(room["liveId"])
         return {"sent": sent}
+    # -- money (issue 19; heihei.heihei.ledger, heihei.heihei.payments) ------------------------------
+    #
+    #   >>> operators["channel"].grant_gold("10001", 100, "compensation for ticket 42")
+    #   >>> operators["channel"].ledger("10001")
+    #   >>> operators["channel"].reconcile()
+    #   >>> operators["channel"].approve_withdrawal("<id>")
+
+    @property
+    def _money(self):
+        return self.social.money
+
+    async def grant_gold(self, uid: str, delta: Any, reason: str = "") -> dict[str, Any]:
+        """Give (delta > 0) or take (delta < 0) diamonds: a ledger entry with the reason; never below zero."""
+        from heihei.heihei.errors import NO_SUCH_USER
+        if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
+            raise Refused(BAD_REQUEST, "delta must be a non-zero integer")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 200:
+            raise Refused(BAD_REQUEST, "reason must be 1 to 200 characters")
+        try:
+            (gold,) = await self._money.ledger.adjust(str(uid), [("gold", delta)], cause="operator",
+                                                      note=reason.strip())
+        except Refused as e:
+            if e.reason == NO_SUCH_USER:
+                raise Refused(NOT_FOUND, "no such user") from None
+            raise
+        return {"userId": str(uid), "delta": delta, "gold": gold}
+
+    async def ledger(self, uid: str, offset: int = 0, limit: int = 50) -> dict[str, Any]:
+        await self._existing(uid)
+        total, entries = await self._money.ledger.entries(str(uid), offset=offset, limit=limit)
+        return {"userId": str(uid), "balances": await self._money.ledger.balances(str(uid)), "total": total,
+                "entries": entries}
+
+    async def order(self, order_id: str, check: bool = False) -> dict[str, Any]:
+        """An order; with `check`, a pending one is looked up at its provider (and credited if paid)."""
+        payments = self._money.payments
+        o = await payments.order(order_id)
+        if o is None:
+            raise Refused(NOT_FOUND, "no such order")
+        if check and o.get("status") == "pending":
+            await payments.check_order(o)
+            o = await payments.order(order_id)
+        return {"order": o}
+
+    async def orders_of(self, uid: str) -> dict[str, Any]:
+        from heihei.heihei.ledger import user_orders_key
+        payments = self._money.payments
+        ids = await self.social.store.zrevrange(user_orders_key(str(uid)), 0, 199)
+        orders = [await payments.order(i.decode() if isinstance(i, bytes) else i) for i in ids]
+        return {"userId": str(uid), "orders": [o for o in orders if o is not None]}
+
+    async def withdrawals(self, status: str = "pending", offset: int = 0, limit: int = 50) -> dict[str, Any]:
+        return await self._money.payments.withdrawals(status, offset, limit)
+
+    async def approve_withdrawal(self, wid: str) -> dict[str, Any]:
+        return {"withdrawal": await self._not_found(self._money.payments.approve_withdrawal(str(wid)))}
+
+    async def reject_withdrawal(self, wid: str, reason: str = "") -> dict[str, Any]:
+        return {"withdrawal": await self._not_found(self._money.payments.reject_withdrawal(str(wid), reason))}
+
+    async def _not_found(self, work):
+        from heihei.heihei.errors import NO_SUCH_USER
+        try:
+            return await work
+        except Refused as e:
+            if e.reason == NO_SUCH_USER:
+                raise Refused(NOT_FOUND, e.detail) from None
+            raise
+
+    async def money_catalog(self) -> dict[str, Any]:
+        return await self._money.catalog.get()
+
+    async def put_money_catalog(self, doc: Any) -> dict[str, Any]:
+        from heihei.heihei.catalogs import CatalogError
+        try:
+            return await self._money.catalog.put(doc)
+        except CatalogError as e:
+            raise Refused(BAD_REQUEST, str(e)) from None
+
+    async def reconcile(self) -> dict[str, Any]:
+        """Replay every ledger against the balances; `ok` false lists the users it does not explain."""
+        return await self._money.ledger.reconcile()

@@ -47,6 +47,13 @@ RECOMMEND = body(number("weight", description="highest first"))
 BAN = body(_text("reason", 1024), required=False)
 #: a system notice in heihei live rooms (heihei.heihei.livemods: not blank once trimmed)
 NOTICE = body(string("text", max_length=SYSTEM_TEXT_MAX, pattern=r"[\s\S]*\S[\s\S]*"))
+#: an operator's grant or removal of diamonds (heihei.heihei.operators.grant_gold)
+GOLD = body(long("delta", description="diamonds in (> 0) or out (< 0); never 0"),
+            string("reason", max_length=200, pattern=r"[\s\S]*\S[\s\S]*", empty_is_absent=False))
+REJECT = body(_text("reason", 1024), required=False)
+#: the money catalog (docs/heihei.md, money): its checks are the catalog's own
+MONEY_CATALOG = body(schema={"type": "object", "description": "gifts, bullet price, packages per channel, "
+                                                            "p2g packages and the cash rate (docs/heihei.md)"})
 RESOLVE = body(_text("resolution", 1024), boolean("ban", required=False), required=False)
 
 

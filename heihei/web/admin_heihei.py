@@ -25,6 +25,7 @@ see heihei/web/admin.py for the conventions), all backed by
     PUT    /admin/heihei/lives/{liveId}/kicks/{uid}     out of the room for this live (quit-live)
     POST   /admin/heihei/lives/{liveId}/notice          {"text": "..."}: a system item in that room
     POST   /admin/heihei/notice                         {"text": "..."}: the system item in every room live now
+    POST   /admin/heihei/users/{uid}/gold               {"delta": n, "reason": "..."}: diamonds in or out (money below)
 """
 
 from __future__ import annotations
@@ -183,6 +184,75 @@ class HeiheiAdmin(AdminRoutes):
     async def notice(self, call, a):
         return await self.ops.notice_all_lives(_text(a["body"]))
 
+
+    # -- money (issue 19) ----------------------------------------------------------------------------
+    #   POST /admin/heihei/users/{uid}/gold              {"delta": n, "reason": "..."}: the new balance
+    #   GET  /admin/heihei/users/{uid}/ledger?offset&limit   balances and entries, newest first
+    #   GET  /admin/heihei/users/{uid}/orders            the user's last 200 orders
+    #   GET  /admin/heihei/orders/{id}?check=1           an order (check: ask its provider if pending)
+    #   GET  /admin/heihei/withdrawals?status=pending|paying|paid|rejected|failed
+    #   POST /admin/heihei/withdrawals/{id}/approve      pay it through the Alipay transfer API
+    #   POST /admin/heihei/withdrawals/{id}/reject       {"reason": "..."}: its 黑票 come back
+    #   GET  /admin/heihei/money                         the money catalog; PUT the same document to replace it
+    #   POST /admin/heihei/reconcile                     replay every ledger against the balances
+
+    @endpoint(app, "/users/<uid>/gold", "Grant (delta > 0) or remove (delta < 0) diamonds; a ledger entry",
+              UID, bodies.GOLD, methods=("POST",))
+    async def grant_gold(self, call, a):
+        body = _fields(a["body"], ("delta", "reason"))
+        return await self.ops.grant_gold(a["uid"], body.get("delta"), body.get("reason", ""))
+
+    @endpoint(app, "/users/<uid>/ledger", "A user's balances and ledger entries, newest first", UID,
+              integer("offset", required=False, default=0, minimum=0, maximum=10 ** 9),
+              integer("limit", required=False, default=50, minimum=1, maximum=200), methods=("GET",))
+    async def user_ledger(self, call, a):
+        return await self.ops.ledger(a["uid"], a["offset"], a["limit"])
+
+    @endpoint(app, "/users/<uid>/orders", "A user's last 200 orders, newest first", UID, methods=("GET",))
+    async def user_orders(self, call, a):
+        return await self.ops.orders_of(a["uid"])
+
+    @endpoint(app, "/orders/<oid>", "An order; check=1 asks its provider about a pending one (and credits it)",
+              path("oid", pattern=r"[0-9A-Za-z]{1,64}", max_length=64),
+              integer("check", required=False, default=0, minimum=0, maximum=1), methods=("GET",))
+    async def order(self, call, a):
+        return await self.ops.order(a["oid"], a["check"] == 1)
+
+    @endpoint(app, "/withdrawals", "Withdrawals of one status, oldest first",
+              string("status", required=False, default="pending",
+                     enum=("pending", "paying", "paid", "rejected", "failed")),
+              integer("offset", required=False, default=0, minimum=0, maximum=10 ** 9),
+              integer("limit", required=False, default=50, minimum=1, maximum=200), methods=("GET",))
+    async def withdrawals(self, call, a):
+        return await self.ops.withdrawals(a["status"], a["offset"], a["limit"])
+
+    @endpoint(app, "/withdrawals/<wid>/approve", "Pay a pending withdrawal through the Alipay transfer API "
+              "(again for one left paying by an unknown outcome)",
+              path("wid", pattern=r"[0-9A-Za-z]{1,64}", max_length=64), methods=("POST",))
+    async def approve_withdrawal(self, call, a):
+        return await self.ops.approve_withdrawal(a["wid"])
+
+    @endpoint(app, "/withdrawals/<wid>/reject", "Reject a pending withdrawal; its 黑票 come back",
+              path("wid", pattern=r"[0-9A-Za-z]{1,64}", max_length=64), bodies.REJECT, methods=("POST",))
+    async def reject_withdrawal(self, call, a):
+        reason = _fields(a["body"], ("reason",)).get("reason", "")
+        if not isinstance(reason, str):
+            raise Refused(errors.BAD_REQUEST, "reason must be a string")
+        return await self.ops.reject_withdrawal(a["wid"], reason)
+
+    @endpoint(app, "/money", "The money catalog: gifts, barrage price, packages, p2g, cash rate", methods=("GET",))
+    async def money_catalog(self, call, a):
+        return await self.ops.money_catalog()
+
+    @endpoint(app, "/money", "Replace the money catalog (orders keep the price they were made with)",
+              bodies.MONEY_CATALOG,
+              methods=("PUT",))
+    async def put_money_catalog(self, call, a):
+        return await self.ops.put_money_catalog(a["body"])
+
+    @endpoint(app, "/reconcile", "Replay every user's ledger against their balances", methods=("POST",))
+    async def reconcile(self, call, a):
+        return await self.ops.reconcile()
 
 def _text(body: dict[str, Any] | None) -> str:
     text = _fields(body, ("text",)).get("text")

@@ -53,6 +53,12 @@ def make_http_client(reactor, *, connect_timeout_s: float, persistent: bool = Tr
     return HTTPClient(Agent(reactor, pool=pool, connectTimeout=connect_timeout_s))
 
 
+def make_http_client_with_pool(reactor, *, connect_timeout_s: float) -> tuple[HTTPClient, HTTPConnectionPool]:
+    """`make_http_client` with its pool, for an owner that closes it at stop."""
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    return HTTPClient(Agent(reactor, pool=pool, connectTimeout=connect_timeout_s)), pool
+
+
 async def exchange(http: HTTPClient, method: str, url: str, *, headers: dict[str, str], body: bytes | None,
                    clock, timeout_s: float, max_bytes: int, what: str) -> Answer:
     """The provider's answer, or ProviderUnavailable. Cancelling it closes the connection."""

@@ -46,6 +46,11 @@ KEEP_SEATS = 502  # 请至少保留2个座位
 KNOCKED_RECENTLY = 504  # 刚敲过门啦 歇会~
 NO_SEAT = 505  # 没座位了，敲门试试？
 NOT_IN_ROOM = 506  # 您不在该队伍
+NO_SUCH_GIFT = 730  # 礼物不存在
+NO_GOLD = 740  # 余额不足
+NO_POINT = 741  # 积分不足
+BAD_PACKAGE = 726  # invalid packageId
+BAD_ORDER = 727  # invalid order
 INTERNAL = 500  # not in the seed: the server failed (logged)
 UNAVAILABLE = 503  # not in the seed: Redis or an upstream is unreachable
 
@@ -84,6 +89,11 @@ MESSAGES = {
     KNOCKED_RECENTLY: "刚敲过门啦 歇会~",
     NO_SEAT: "没座位了，敲门试试？",
     NOT_IN_ROOM: "您不在该队伍",
+    NO_SUCH_GIFT: "礼物不存在",
+    NO_GOLD: "余额不足",
+    NO_POINT: "积分不足",
+    BAD_PACKAGE: "invalid packageId",
+    BAD_ORDER: "invalid order",
     INTERNAL: "服务器内部错误",
     UNAVAILABLE: "服务暂不可用",
 }
@@ -125,6 +135,11 @@ REASON_CODES: dict[str, tuple[int, str | None]] = {
     reasons.KNOCKED_RECENTLY: (KNOCKED_RECENTLY, None),
     reasons.NO_SEAT: (NO_SEAT, None),
     reasons.NOT_IN_ROOM: (NOT_IN_ROOM, None),
+    reasons.NO_SUCH_GIFT: (NO_SUCH_GIFT, None),
+    reasons.NO_GOLD: (NO_GOLD, None),
+    reasons.NO_POINT: (NO_POINT, None),
+    reasons.BAD_PACKAGE: (BAD_PACKAGE, None),
+    reasons.BAD_ORDER: (BAD_ORDER, None),
     core.BAD_REQUEST: (BAD_PARAMETER, None),
     core.FORBIDDEN: (NOT_ALLOWED, None),
     core.NOT_A_MEMBER: (NOT_ALLOWED, None),

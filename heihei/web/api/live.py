@@ -145,6 +145,27 @@ class LiveApi(ApiModule):
     async def live_like(self, call, a):
         await self.lives.moderation.like(call.user, str(a["liveId"]), a["type"])
 
+    # -- paid items (issue 19; heihei.heihei.livegifts) ------------------------------------------
+
+    @endpoint(app, "/gift-info", "The gifts on sale (price in diamonds)", returns=("expireTime", "gifts"))
+    async def gift_info(self, call, a):
+        return await self.social.money.catalog.gift_info()
+
+    @endpoint(app, "/buy-gift", "Send a gift to a live's anchor (740: not enough diamonds); the same gift_uuid "
+              "and amount again is a retry and charges nothing", long("giftId", minimum=1, maximum=2 ** 31 - 1),
+              live_id(), integer("amount", required=False, default=1, minimum=1, maximum=100000,
+                                 description="the combo count"),
+              string("gift_uuid", required=False, max_length=64, description="the combo's id (the client's)"),
+              errors=(730, 740, 731, 506, 710, 721), returns=("gold",))
+    async def buy_gift(self, call, a):
+        return await self.social.money.live_gifts.buy_gift(call.user, str(a["liveId"]), a["giftId"], a["amount"],
+                                                           a["gift_uuid"])
+
+    @endpoint(app, "/buy-bullet", "A paid barrage (小喇叭) to a live's room (740: not enough diamonds)", live_id(),
+              string("message", max_length=200), errors=(740, 731, 506, 722, 721), returns=("gold",))
+    async def buy_bullet(self, call, a):
+        return await self.social.money.live_gifts.buy_bullet(call.user, str(a["liveId"]), a["message"])
+
     # -- moderation ------------------------------------------------------------------------
 
     @endpoint(app, "/kick-out-user", "Put a viewer out of the room for the rest of this live (anchor, managers)",

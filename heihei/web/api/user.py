@@ -144,6 +144,11 @@ class UserApi(ApiModule):
         cuid = str(a["cuid"]) if a["cuid"] is not None else None
         return {"result": await self.social.people.info(call.user, str(a["uid"]), cuid)}
 
+    @endpoint(app, "/user-gold", "The caller's diamonds and 黑票 (issue 19)", returns=("user",))
+    async def user_gold(self, call, a):
+        figures = await self.social.money.payments.statistic(call.user)
+        return {"user": {"userId": int(call.user), **figures}}
+
     @endpoint(app, "/follow", "Follow a user (idempotent)", long("userId", minimum=0),
               long("liveId", required=False, description="the live where the follow happened (accepted, unused "
                                                           "until live rooms exist)"),

@@ -1,0 +1,79 @@
+"""
+Paid things in a live room: `live/buy-gift` (a `gift` item with the combo
+fields; the anchor's 黑票 and the live's totalTickets grow) and
+`live/buy-bullet` (the 小喇叭: a paid `barrage` item).
+
+The money moves in one ledger script (heihei.heihei.ledger.send_gift) before
+anything reaches the room, and only a call that moved money sends the item: a
+client retry with the same (gift_uuid, amount) is answered with the first
+call's balance and adds no second item to the room.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from heihei.core.errors import Refused
+from heihei.heihei import liveinfo
+from heihei.heihei.errors import BAD_PARAMETER, NO_SUCH_LIVE
+
+#: a combo longer than this is not a client's
+MAX_COMBO = 100_000
+
+
+class LiveGifts:
+    def __init__(self, lives, money) -> None:
+        self.money = money
+        ledger, catalog = money.ledger, money.catalog
+        self.core = lives.core
+        self.watching = lives.watching
+        self.moderation = lives.moderation
+        self.ledger = ledger
+        self.catalog = catalog
+
+    async def _playing(self, uid: str, live_id: str) -> dict[str, str]:
+        live = await self.core.require(live_id)
+        if live.get("status") != str(liveinfo.PLAYING):
+            raise Refused(NO_SUCH_LIVE, "the live is not playing")
+        await self.watching.require_in_room(live, uid)
+        return live
+
+    async def buy_gift(self, uid: str, live_id: str, gift_id: int, amount: int, gift_uuid: str | None) -> dict:
+        if not 1 <= amount <= MAX_COMBO:
+            raise Refused(BAD_PARAMETER, f"amount (1 to {MAX_COMBO})")
+        live = await self._playing(uid, live_id)
+        anchor = live["userId"]
+        if anchor == uid:
+            raise Refused(BAD_PARAMETER, "a gift to your own live")
+        gift, done = await self.money.send_gift(uid, anchor, gift_id, gift_uuid=gift_uuid or None, amount=amount,
+                                                live_id=live_id)
+        if done.charged:
+            core = self.core
+            profile = await core.accounts.get(uid)
+            msg: dict[str, Any] = {
+                "msgType": "gift", **core.from_fields(profile, uid), "roomId": liveinfo.id_value(live_id),
+                "giftId": gift_id, "amount": amount,
+                "gift": {"id": gift_id, "name": gift["name"], "type": gift["type"], "desc": gift["desc"]},
+                "totalTicket": done.total_tickets, "gift_uuid": gift_uuid or "",
+                "msgId": await core.messaging.new_msg_id()}
+            await core.to_room(live_id, msg, sender=uid)
+        return {"gold": done.gold}
+
+    async def buy_bullet(self, uid: str, live_id: str, text: str) -> dict:
+        text = text.strip()
+        if not text:
+            raise Refused(BAD_PARAMETER, "message (required)")
+        live = await self._playing(uid, live_id)
+        await self.moderation.speaker(uid, live_id)  # muted users may not buy a voice either
+        anchor = live["userId"]
+        price = (await self.catalog.get())["bullet"]
+        if anchor == uid:
+            done_gold = (await self.ledger.adjust(uid, [("gold", -price["gold"])], cause="bullet", ref=live_id)
+                         if price["gold"] else [(await self.ledger.balances(uid))["gold"]])[0]
+            tickets = int(live.get("totalTickets") or 0)
+        else:
+            done = await self.ledger.send_gift(uid, anchor, price["gold"], price["point"], live_id=live_id,
+                                               cause="bullet")
+            done_gold, tickets = done.gold, done.total_tickets
+        await self.moderation.barrage(uid, live_id, text, tickets)
+        return {"gold": done_gold}
