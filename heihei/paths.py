@@ -16,6 +16,11 @@ from pathlib import Path
 
 
 def resource(name: str) -> Path:
+    # A checkout's own files first: an editable install maps heihei.resources to the checkout it was
+    # installed from, which is not this one when several worktrees share one venv.
+    checkout = Path(__file__).resolve().parent.parent / "resources"
+    if (checkout / "heihei.example.toml").is_file():
+        return checkout / name
     try:
         base = importlib.resources.files("heihei.resources")
     except ModuleNotFoundError:

@@ -200,6 +200,7 @@ def build_heihei(core: Core) -> Realm:
     from heihei.heihei.service import Social
     from heihei.protocols.channel import ChannelProtocol, ChannelRenderer, on_notice
     from heihei.web.admin_heihei import HeiheiAdmin
+    from heihei.web.api.chat import ChatApi
     from heihei.web.api.live import LiveApi
     from heihei.web.api.msg import MsgApi
     from heihei.web.api.social import SmsApi, SocialApi
@@ -218,6 +219,7 @@ def build_heihei(core: Core) -> Realm:
                     run_in_thread=_thread_runner(core.reactor), local_files=storage.local,
                     local_base_url=storage.local_base_url)
     lives = _build_lives(core, social)
+    chats = _build_chats(core, social, lives)
     social.people.live = lives  # user/isinlive
     core.hub.register_realm(CHANNEL, ChannelRenderer(), on_notice=on_notice)
     s = core.settings.channel
@@ -225,7 +227,7 @@ def build_heihei(core: Core) -> Realm:
     factory = _factory(core, CHANNEL, s, ChannelProtocol, sessions, social)
 
     sections = {"user": UserApi, "usr": UsrApi, "msg": MsgApi, "sys": SysApi, "social": SocialApi, "sms": SmsApi,
-                "topic": TopicApi, "record": RecordApi, "live": LiveApi}
+                "topic": TopicApi, "record": RecordApi, "live": LiveApi, "chat": ChatApi}
     modules = [*sections.values(), RootApi, MessageServerApi]
     operators = HeiheiOperators(social)
     api = RootResource(fallback=RootApi(social, modules).resource())
@@ -238,7 +240,7 @@ def build_heihei(core: Core) -> Realm:
                        Mount("http", "media", media.resource()),
                        Mount("http", "static", shipped_static()),
                        Mount("http", storage.bucket, storage.resource)],
-                 services=[sessions, social, lives], operators=operators, admin=HeiheiAdmin(core.admin_token, operators),
+                 services=[sessions, social, lives, chats], operators=operators, admin=HeiheiAdmin(core.admin_token, operators),
                  body_bytes={"http": storage.body_bytes})
 
 
@@ -346,3 +348,15 @@ def _build_lives(core: Core, social):
     social.lives = lives
     social.messaging.live_text = lives.room_text
     return lives
+
+
+def _build_chats(core: Core, social, lives):
+    """The heihei app's 1:1 video chats (social.chats), with the RTC keys of [rtc]."""
+    from heihei.heihei.chatservice import ChatService
+
+    chats = ChatService(settings=core.settings.chat, rtc_settings=core.settings.rtc, store=core.store,
+                        clock=core.clock, accounts=social.accounts, blocks=social.blocks, people=social.people,
+                        messaging=social.messaging, live_of=lives.live_of,
+                        utc_offset_h=core.settings.lives.utc_offset_h)
+    social.chats = chats
+    return chats

@@ -115,6 +115,8 @@ class Social(Service):
 
     #: the live rooms (heihei.heihei.liveservice.LiveRooms), set by the composition root
     lives = None
+    #: the 1:1 video chats (heihei.heihei.chatservice.ChatService), set by the composition root
+    chats = None
 
     async def live_status(self, uid: str) -> dict:
         """`user/isinlive`: {"isinlive": bool, "liveId"?, "liveStatus"?} — is `uid` live as an anchor."""

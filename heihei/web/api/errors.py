@@ -30,6 +30,7 @@ ACCOUNT_PROBLEM = 721  # 用户账户异常
 MUTED = 722  # 您已被禁言
 LIVE_NOT_ACTIVE = 725  # live is not inactive
 NO_SUCH_LIVE = 731  # 直播无效
+NO_SUCH_CHAT = 732  # 对话无效
 BAD_ROOM = 733  # room无效
 LIVE_ENDED = 735  # 直播已结束
 CANNOT_VIEW_USER = 736  # 无法查看该用户信息
@@ -68,6 +69,7 @@ MESSAGES = {
     MUTED: "您已被禁言",
     LIVE_NOT_ACTIVE: "live is not inactive",
     NO_SUCH_LIVE: "直播无效",
+    NO_SUCH_CHAT: "对话无效",
     BAD_ROOM: "room无效",
     LIVE_ENDED: "直播已结束",
     CANNOT_VIEW_USER: "无法查看该用户信息",
@@ -115,6 +117,7 @@ REASON_CODES: dict[str, tuple[int, str | None]] = {
     reasons.MUTED_IN_LIVE: (MUTED, None),
     reasons.LIVE_NOT_ACTIVE: (LIVE_NOT_ACTIVE, None),
     reasons.NO_SUCH_LIVE: (NO_SUCH_LIVE, None),
+    reasons.NO_SUCH_CHAT: (NO_SUCH_CHAT, None),
     reasons.LIVE_ENDED: (LIVE_ENDED, None),
     reasons.CANNOT_WATCH: (CANNOT_WATCH, None),
     reasons.USER_IS_LIVE: (USER_IS_LIVE, None),
