@@ -356,7 +356,7 @@ def _build_chats(core: Core, social, lives):
 
     chats = ChatService(settings=core.settings.chat, rtc_settings=core.settings.rtc, store=core.store,
                         clock=core.clock, accounts=social.accounts, blocks=social.blocks, people=social.people,
-                        messaging=social.messaging, live_of=lives.live_of,
+                        messaging=social.messaging, lives=lives,
                         utc_offset_h=core.settings.lives.utc_offset_h)
     social.chats = chats
     return chats

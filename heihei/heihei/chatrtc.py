@@ -62,7 +62,10 @@ class ChatRtc:
         """join-chat's credential fields: {"qiniu": {roomName, roomToken}}, or {"livekit": {url, token}}
         (plus an empty `qiniu` so the shipped client's parser finds its object). Without a provider the
         room is named and the token is empty: the call cannot start, and the server log says why."""
-        room = room_name(chat_id)
+        return self.room_fields(room_name(chat_id), uid)
+
+    def room_fields(self, room: str, uid: str) -> dict[str, Any]:
+        """The video credential of `uid` in `room`, as video_fields shapes it."""
         if self.video is None:
             return {"qiniu": {"roomName": room, "roomToken": ""}}
         creds = self.video.issue(room, self._user(uid), ttl_s=self.ttl_s, now_s=self.clock.seconds())

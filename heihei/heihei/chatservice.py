@@ -2,7 +2,8 @@
 `ChatService`: the heihei app's 1:1 video chats on one node (`social.chats`):
 the domain (heihei.heihei.chats), its RTC credentials (chatrtc) and the
 node's sweeper over the chats' deadlines in Redis (countdowns), which any
-node fires.
+node fires; and co-hosting a live (heihei.heihei.conference), whose
+countdowns share that sweeper.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from heihei.config import ConfigError
 from heihei.heihei.accounts import REALM
 from heihei.heihei.chatrtc import ChatRtc
 from heihei.heihei.chats import Chats
+from heihei.heihei.conference import CHECK_TIMER, JOIN_TIMER, Conferences
 from heihei.heihei.countdowns import Countdowns
 from heihei.heihei.deadlines import Deadlines
 from heihei.paths import resource
@@ -55,8 +57,9 @@ def check_settings(s) -> None:
 class ChatService(Service):
     name = "heihei-chats"
 
-    def __init__(self, *, settings, rtc_settings, store, clock, accounts, blocks, people, messaging, live_of=None,
+    def __init__(self, *, settings, rtc_settings, store, clock, accounts, blocks, people, messaging, lives,
                  utc_offset_h: float = 8.0) -> None:
+        """`lives`: the live rooms (heihei.heihei.liveservice.LiveRooms): due-chat's 738, co-hosting."""
         check_settings(settings)
         self.settings = settings
         self.deadlines = Deadlines(store, clock, TIMERS, lease_s=TIMER_LEASE_S)
@@ -65,10 +68,17 @@ class ChatService(Service):
         topics = load_lines(settings.topics_file or str(resource("chat-topics.json")), "topics_file")
         self.chats = Chats(store=store, clock=clock, settings=settings, accounts=accounts, blocks=blocks,
                            people=people, messaging=messaging, deadlines=self.deadlines, rtc=self.rtc, tips=tips,
-                           topics=topics, live_of=live_of, utc_offset_h=utc_offset_h)
-        self.countdowns = Countdowns(self.deadlines, clock, self.chats.fire, interval_s=settings.sweep_interval_s,
+                           topics=topics, live_of=lives.live_of, utc_offset_h=utc_offset_h)
+        self.conferences = Conferences(lives=lives, accounts=accounts, rtc=self.rtc, deadlines=self.deadlines)
+        self.countdowns = Countdowns(self.deadlines, clock, self.fire, interval_s=settings.sweep_interval_s,
                                      idle_s=settings.idle_sweep_s, name="chat")
         messaging.call_outcome = self.chats.call_outcome
+
+    async def fire(self, member: str) -> None:
+        if member.startswith((JOIN_TIMER + "|", CHECK_TIMER + "|")):
+            await self.conferences.fire(member)
+        else:
+            await self.chats.fire(member)
 
     def startService(self) -> None:
         super().startService()

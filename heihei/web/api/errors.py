@@ -16,6 +16,7 @@ SUCCESS = 0
 NO_SUCH_TOPIC = 100  # 话题或帖子不存在
 BAD_FILE = 102  # 文件验证失败
 BUSINESS_FAILED = 400  # 业务失败; also 短信发送太频繁 for the SMS endpoint
+LATE = 409  # 来晚了~
 WRONG_CODE = 401  # 验证码错误
 PHONE_TAKEN = 403  # 手机号已被其他账户绑定
 ILLEGAL_NAME = 445  # 非法的名称
@@ -55,6 +56,7 @@ MESSAGES = {
     NO_SUCH_TOPIC: "话题或帖子不存在",
     BAD_FILE: "文件验证失败",
     BUSINESS_FAILED: "业务失败",
+    LATE: "来晚了~",
     WRONG_CODE: "验证码错误",
     PHONE_TAKEN: "手机号已被其他账户绑定",
     ILLEGAL_NAME: "非法的名称",
@@ -118,6 +120,7 @@ REASON_CODES: dict[str, tuple[int, str | None]] = {
     reasons.LIVE_NOT_ACTIVE: (LIVE_NOT_ACTIVE, None),
     reasons.NO_SUCH_LIVE: (NO_SUCH_LIVE, None),
     reasons.NO_SUCH_CHAT: (NO_SUCH_CHAT, None),
+    reasons.LATE: (LATE, None),
     reasons.LIVE_ENDED: (LIVE_ENDED, None),
     reasons.CANNOT_WATCH: (CANNOT_WATCH, None),
     reasons.USER_IS_LIVE: (USER_IS_LIVE, None),
