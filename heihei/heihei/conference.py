@@ -143,6 +143,7 @@ class Conferences:
         self.accounts = accounts
         self.rtc = rtc
         self.deadlines = deadlines
+        self.core.on_viewer_joined = self.viewer_joined
 
     def now_ms(self) -> int:
         return self.core.now_ms()
@@ -337,6 +338,13 @@ class Conferences:
                 await self.end(live_id, created)
         elif kind == CHECK_TIMER:
             await self.check(live_id, created)
+
+    async def viewer_joined(self, live_id: str, uid: str) -> None:
+        """A viewer who enters a room with a conference on gets its conference-status (the seed: "如果有新的
+        用户加入直播间内，也会收到此消息")."""
+        conf = await self.conference(live_id)
+        if conf:
+            await self.core.to_user(uid, await self._status_msg(live_id, conf, int(conf.get("status") or 0)))
 
     async def cohosting(self, uid: str) -> str | None:
         """The live `uid` co-hosts in as a viewer, or None."""

@@ -79,6 +79,13 @@ async def test_a_viewer_asks_the_anchor_takes_it_both_join_and_the_room_sees_it(
         await ok(a, "/api/live/heart-beat", {"token": ta, "liveId": live_id, "isCreator": 1})
         await ok(b, "/api/live/heart-beat", {"token": tv, "liveId": live_id, "isCreator": 0})
     assert await cohosting(a, uv) == str(live_id)
+    # a viewer who comes in now hears of the conference at once
+    tn, un = await user(a, outside, "13800000009", "新来的")
+    cn = await open_channel(a, tn)
+    await ok(a, "/api/live/join-live", {"token": tn, "liveId": live_id})
+    late = await action(cn, "conference-status")
+    assert late["status"] == 1 and late["fromUserId"] == int(uv)
+    await cn.close()
     # a second one is refused while this one is on
     assert await code(a, "/api/live/call-request", {"token": ta, "liveId": live_id, "userId": uo}) == 739
 
