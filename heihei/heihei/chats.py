@@ -107,27 +107,35 @@ class Chats:
     async def match(self, uid: str) -> dict[str, Any]:
         """match-chat: join the match queue, or take the longest-waiting eligible user at once."""
         chat_id = await self._new_chat_id()
-        got = await S.MATCH(self.store, [S.QUEUE, S.user_key(uid), S.chat_key(chat_id)],
-                            [uid, self.now_ms(), self.settings.match_scan, S.USER_PREFIX, S.LAST_PREFIX,
-                             S.BLOCK_PREFIX, chat_id, S.LAST_KEEP_MS])
+        now = self.now_ms()
+        expire_at, join_by = now + self.settings.match_expire_s * 1000, self._join_by(now)
+        got = await S.MATCH(self.store, [S.QUEUE, S.user_key(uid), S.chat_key(chat_id), self.deadlines.key],
+                            [uid, now, self.settings.match_scan, S.USER_PREFIX, S.LAST_PREFIX,
+                             S.BLOCK_PREFIX, chat_id, S.LAST_KEEP_MS, expire_at, join_by])
         code = int(got[0])
         if code == -1:
             raise Refused(BAD_USER_STATE, "you are in a chat or an invitation already")
         if code == 1:
-            partner = str(got[2])
-            await self.deadlines.cancel(timer(MATCH_TIMER, partner))
-            await self._opened(chat_id, partner, uid)
+            self._armed(join_by)
+            await self._opened(chat_id, str(got[2]), uid)
         else:
-            await self.deadlines.set(timer(MATCH_TIMER, uid), self.now_ms() + self.settings.match_expire_s * 1000)
+            self._armed(expire_at)
         return {"expireTime": self.settings.match_expire_s, "tips": list(self.tips)}
+
+    def _join_by(self, now: int) -> int:
+        return now + int(self.settings.join_timeout_s * 1000)
+
+    def _armed(self, due_ms: int) -> None:
+        """A script armed a countdown: this node's sweeper wakes for it (others find it by looking)."""
+        if self.deadlines.on_armed is not None:
+            self.deadlines.on_armed(due_ms)
 
     async def stop_match(self, uid: str) -> None:
         """stop-match-chat: leave the queue (nothing to do when not in it)."""
-        if int(await S.LEAVE_QUEUE(self.store, [S.QUEUE, S.user_key(uid)], [uid])):
-            await self.deadlines.cancel(timer(MATCH_TIMER, uid))
+        await S.LEAVE_QUEUE(self.store, [S.QUEUE, S.user_key(uid), self.deadlines.key], [uid])
 
     async def match_expired(self, uid: str) -> bool:
-        return bool(int(await S.LEAVE_QUEUE(self.store, [S.QUEUE, S.user_key(uid)], [uid])))
+        return bool(int(await S.LEAVE_QUEUE(self.store, [S.QUEUE, S.user_key(uid), self.deadlines.key], [uid])))
 
     # -- invitations -------------------------------------------------------------------------
 
@@ -143,20 +151,23 @@ class Chats:
         if self.live_of is not None and await self.live_of(target) is not None:
             raise Refused(USER_IS_LIVE, f"user {target} is live")
         chat_id = await self._new_chat_id()
-        got = await S.INVITE_SCRIPT(self.store, [S.user_key(uid), S.user_key(target), S.chat_key(chat_id)],
-                                    [uid, target, chat_id, self.now_ms(), S.CHAT_PREFIX])
+        expire = self.settings.invite_expire_s
+        now = self.now_ms()
+        lapse_at, join_by = now + expire * 1000, self._join_by(now)
+        got = await S.INVITE_SCRIPT(self.store, [S.user_key(uid), S.user_key(target), S.chat_key(chat_id),
+                                                 self.deadlines.key],
+                                    [uid, target, chat_id, now, S.CHAT_PREFIX, lapse_at, join_by])
         code = int(got[0])
         if code == -1:
             raise Refused(BAD_USER_STATE, "you are matching, inviting or chatting already")
         if code == -2:
             raise Refused(USER_BUSY, f"user {target} is busy")
-        expire = self.settings.invite_expire_s
         if code == 2:  # they were inviting us: the chat is on
             chat_id = str(got[1])
-            await self.deadlines.cancel(timer(INVITE_TIMER, chat_id))
+            self._armed(join_by)
             await self._opened(chat_id, target, uid)
             return {"expireTime": expire, "chatId": chat_id_value(chat_id)}
-        await self.deadlines.set(timer(INVITE_TIMER, chat_id), self.now_ms() + expire * 1000)
+        self._armed(lapse_at)
         inviter = profiles[uid]
         notice = action("due-chat-notify", "约你私聊", expireTime=expire, chatId=chat_id_value(chat_id),
                         fromUserId=int(uid), fromUserName=inviter.get("displayName", ""),
@@ -171,14 +182,13 @@ class Chats:
     async def cancel_invite(self, uid: str, chat_id: str) -> None:
         """cancel-due-chat: the inviter withdraws (711 someone else's, 732 no such or no longer open)."""
         chat = await self.chat(chat_id)
-        done = int(await S.CLOSE(self.store, [S.chat_key(chat_id)],
+        done = int(await S.CLOSE(self.store, [S.chat_key(chat_id), self.deadlines.key],
                                  [chat_id, S.USER_PREFIX, S.INVITE, S.CANCELLED, "cancel", self.now_ms(),
                                   S.CHAT_KEEP_MS, uid]))
         if done == -2:
             raise Refused(NOT_ALLOWED, "not your invitation")
         if done != 1:
             raise Refused(NO_SUCH_CHAT, f"chat {chat_id}")
-        await self.deadlines.cancel(timer(INVITE_TIMER, chat_id))
         me = await self.accounts.get(uid) or {}
         await self._push(chat["b"], action("cancel-due-chat", "对方取消约聊", common="对方取消约聊",
                                            chatId=chat_id_value(chat_id), fromUserId=int(uid),
@@ -187,24 +197,24 @@ class Chats:
 
     async def accept(self, uid: str, inviter: str, chat_id: str) -> dict[str, Any]:
         """accept-chat: the invitee takes the invitation; both get join-chat."""
-        if not int(await S.ACCEPT(self.store, [S.chat_key(chat_id)], [uid, inviter, self.now_ms()])):
+        now = self.now_ms()
+        join_by = self._join_by(now)
+        if not int(await S.ACCEPT(self.store, [S.chat_key(chat_id), self.deadlines.key],
+                                  [uid, inviter, now, chat_id, join_by])):
             raise Refused(NO_SUCH_CHAT, f"chat {chat_id} (no open invitation from user {inviter})")
-        await self.deadlines.cancel(timer(INVITE_TIMER, chat_id))
+        self._armed(join_by)
         await self._opened(chat_id, inviter, uid)
         return {"expireTime": int(self.settings.join_timeout_s)}
 
     async def invite_expired(self, chat_id: str) -> bool:
-        return int(await S.CLOSE(self.store, [S.chat_key(chat_id)],
+        return int(await S.CLOSE(self.store, [S.chat_key(chat_id), self.deadlines.key],
                                  [chat_id, S.USER_PREFIX, S.INVITE, S.MISSED, "expired", self.now_ms(),
                                   S.CHAT_KEEP_MS, ""])) == 1
 
     # -- the chat ----------------------------------------------------------------------------
 
     async def _opened(self, chat_id: str, a: str, b: str) -> None:
-        """A chat is on: each user has `join_timeout_s` to join, and both get join-chat."""
-        due = self.now_ms() + int(self.settings.join_timeout_s * 1000)
-        for uid in (a, b):
-            await self.deadlines.set(timer(BEAT_TIMER, chat_id, uid), due)
+        """A chat is on (the script armed each user's `join_timeout_s`): both get join-chat."""
         for uid in (a, b):
             await self._push(uid, action("join-chat", "加入对聊", chatId=chat_id_value(chat_id),
                                          chatid=chat_id_value(chat_id)))
@@ -309,13 +319,12 @@ class Chats:
     async def end(self, chat_id: str, reason: str, *, by: str | None = None) -> bool:
         """End an open chat (stop-chat, a missed heart-beat or join): both users are free, their timers
         go, and the other user (both, when nobody asked) gets chat-user-status."""
-        done = int(await S.CLOSE(self.store, [S.chat_key(chat_id)],
+        done = int(await S.CLOSE(self.store, [S.chat_key(chat_id), self.deadlines.key],
                                  [chat_id, S.USER_PREFIX, S.OPEN, S.ENDED, reason, self.now_ms(), S.CHAT_KEEP_MS,
                                   ""]))
         if done != 1:
             return False
         chat = await self.chat(chat_id)
-        await self.deadlines.cancel(timer(BEAT_TIMER, chat_id, chat["a"]), timer(BEAT_TIMER, chat_id, chat["b"]))
         status = LEFT if reason in LEFT_REASONS else DISCONNECTED
         for uid in (chat["a"], chat["b"]):
             if uid != by:

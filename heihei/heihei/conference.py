@@ -24,6 +24,9 @@ client or a dead node never leaves a user co-hosting. Requests and
 invitations expire by their score (the deadline is the score itself): no
 timer needs to fire for them.
 
+The scripts that start and end a conference arm and remove its countdowns in
+the same step: a node killed right after cannot leave one without them.
+
 Redis (REALM "heihei"):
 - `confreq:heihei:<liveId>`, `confinv:heihei:<liveId>` ZSET uid -> expiry ms
   (at most `QUEUE_MAX` each);
@@ -81,8 +84,9 @@ return 1
 """)
 
 START = Script("heihei_conf_start", r"""
--- KEYS: 1 the conference, 2 the viewer's co-host key, 3 the zset the offer must be in, 4 the other zset.
--- ARGV: 1 viewer, 2 anchor, 3 now ms, 4 live id, 5 '1' if no offer is needed.
+-- KEYS: 1 the conference, 2 the viewer's co-host key, 3 the zset the offer must be in, 4 the other zset,
+--   5 the timers zset. ARGV: 1 viewer, 2 anchor, 3 now ms, 4 live id, 5 '1' if no offer is needed,
+--   6 when the join timeout ends, 7 when the first liveness check is due (ms).
 -- Returns 1 started; -1 the live has a conference; -2 the viewer co-hosts already; -3 no such offer (late).
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
@@ -94,16 +98,19 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('HSET', KEYS[1], 'user', ARGV[1], 'anchor', ARGV[2], 'status', '0', 'created', ARGV[3])
 redis.call('SET', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[5], ARGV[6], 'cjoin|' .. ARGV[4] .. '|' .. ARGV[3],
+           ARGV[7], 'ccheck|' .. ARGV[4] .. '|' .. ARGV[3])
 return 1
 """)
 
 END = Script("heihei_conf_end", r"""
--- KEYS: 1 the conference. ARGV: 1 co-host key prefix, 2 live id, 3 its `created` ('' any).
+-- KEYS: 1 the conference, 2 the timers zset. ARGV: 1 co-host key prefix, 2 live id, 3 its `created` ('' any).
 -- Returns {user, anchor} of the conference ended, {} when there was none (or another one now).
 local conf = redis.call('HMGET', KEYS[1], 'user', 'anchor', 'created')
 if not conf[1] then return {} end
 if ARGV[3] ~= '' and conf[3] ~= ARGV[3] then return {} end
 redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], 'cjoin|' .. ARGV[2] .. '|' .. conf[3], 'ccheck|' .. ARGV[2] .. '|' .. conf[3])
 if redis.call('GET', ARGV[1] .. conf[1]) == ARGV[2] then redis.call('DEL', ARGV[1] .. conf[1]) end
 return {conf[1], conf[2]}
 """)
@@ -212,16 +219,18 @@ class Conferences:
                      quiet_late: bool = False) -> bool:
         """Start a conference from an offer in `offers`; False when there is none and `quiet_late`."""
         now = self.now_ms()
-        got = int(await START(self.store, [conf_key(live_id), cohost_key(viewer), offers, others],
-                              [viewer, anchor, now, live_id, "0"]))
+        join_by, check_at = now + (JOIN_S + REQUEST_S) * 1000, now + CHECK_S * 1000
+        got = int(await START(self.store,
+                              [conf_key(live_id), cohost_key(viewer), offers, others, self.deadlines.key],
+                              [viewer, anchor, now, live_id, "0", join_by, check_at]))
         if got == -3:
             if quiet_late:
                 return False
             raise Refused(LATE, "the offer expired or was withdrawn")
         if got in (-1, -2):
             raise Refused(USER_BUSY, "a conference is on")
-        await self.deadlines.set(f"{JOIN_TIMER}|{live_id}|{now}", now + (JOIN_S + REQUEST_S) * 1000)
-        await self.deadlines.set(f"{CHECK_TIMER}|{live_id}|{now}", now + CHECK_S * 1000)
+        if self.deadlines.on_armed is not None:
+            self.deadlines.on_armed(check_at)
         for who in (anchor, viewer):
             await self.core.to_user(who, action("join-conference", "加入连麦动作消息", live_id))
         return True
@@ -307,11 +316,10 @@ class Conferences:
     async def end(self, live_id: str, created: str, *, by: str | None = None) -> bool:
         """End the conference that began at `created` ('' whichever): stop-conference to the side(s) that
         did not ask, conference-status 2 to the room, the room's list refreshed."""
-        got = await END(self.store, [conf_key(live_id)], [COHOST_PREFIX, live_id, created])
+        got = await END(self.store, [conf_key(live_id), self.deadlines.key], [COHOST_PREFIX, live_id, created])
         if not got:
             return False
         user, anchor = str(got[0]), str(got[1])
-        await self.deadlines.cancel(f"{JOIN_TIMER}|{live_id}|{created}", f"{CHECK_TIMER}|{live_id}|{created}")
         for who in (anchor, user):
             if who != by:
                 await self.core.to_user(who, action("stop-conference", "结束连麦", live_id))

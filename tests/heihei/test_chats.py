@@ -385,3 +385,27 @@ async def test_join_chat_with_livekit_and_with_the_shipped_clients_pili_token(no
     assert access == {"version": "2.0", "room_name": f"chat-{chat_id}", "user_id": ub, "perm": "user",
                       "expire_at": now + 3600}
     await settle()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_killed_right_after_a_script_left_its_countdown_armed(nodes, outside):
+    """The scripts arm the countdowns themselves: a node that ran one and died before anything else (no
+    Python after it) still leaves the users to be freed by another node."""
+    from heihei.heihei import chatstate as S
+    clock, a, b = await two_nodes(nodes, outside)
+    ta, ua = await user(a, outside, "13700000121", "甲")
+    tb, ub = await user(b, outside, "13700000122", "乙")
+    tc, uc = await user(b, outside, "13700000123", "丙")
+    chats = chats_of(a).chats
+    now = chats.now_ms()
+    got = await S.INVITE_SCRIPT(chats.store, [S.user_key(ua), S.user_key(ub), S.chat_key("77"), chats.deadlines.key],
+                                [ua, ub, "77", now, S.CHAT_PREFIX, now + 15000, now + 20000])
+    assert int(got[0]) == 1
+    got = await S.MATCH(chats.store, [S.QUEUE, S.user_key(uc), S.chat_key("78"), chats.deadlines.key],
+                        [uc, now, 50, S.USER_PREFIX, S.LAST_PREFIX, S.BLOCK_PREFIX, "78", S.LAST_KEEP_MS,
+                         now + 15000, now + 20000])
+    assert int(got[0]) == 0
+    await nodes.stop(a)
+    assert await state(b, ua) == await state(b, ub) == "c|77" and await state(b, uc) == "m"
+    await advance(clock, 16)
+    assert await state(b, ua) is None and await state(b, ub) is None and await state(b, uc) is None
