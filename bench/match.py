@@ -52,7 +52,8 @@ SCENARIO = "match"
 SECRET = "bench-server-secret"
 JOIN_CHAT = b'"action":"join-chat"'
 METRICS = ("join_p50_ms", "join_p99_ms", "join_max_ms", "pushes_seen", "chats", "matched", "expired",
-           "busy_after", "double_matched", "self_matched", "errors", "release_s", "max_node_cpu_pct")
+           "busy_after", "double_matched", "self_matched", "errors", "retried", "refused", "refused_codes",
+           "release_s", "max_node_cpu_pct")
 
 
 class Resp:
@@ -149,7 +150,8 @@ async def run(args, n: int) -> dict[str, Any]:
         sent = array("q", [0]) * n  # when user i's match-chat left (ns)
         heard: dict[int, tuple[int, int]] = {}  # chatId -> (first push ns, user index)
         chat_users: dict[int, set[int]] = {}
-        counters = {"errors": 0, "pushes": 0, "stopped": 0}
+        counters = {"errors": 0, "pushes": 0, "stopped": 0, "retried": 0, "refused": 0}
+        codes: dict[Any, int] = {}
 
         def pool_for(k: int, kind=pools) -> HttpPool:
             return kind[k % 2] if alive[k % 2] else kind[0]
@@ -199,12 +201,20 @@ async def run(args, n: int) -> dict[str, Any]:
                 cpu_end[cluster.nodes[1].name] = cpu_seconds(cluster.nodes[1].pid)
                 cluster.nodes[1].proc.kill()  # SIGKILL: no clean-up of any kind
             sent[k] = time.monotonic_ns()
-            try:
-                body = await pool_for(k).post("/api/chat/match-chat", {"token": users[k][0]})
-                if body.get("errorcode") != 0:
+            for attempt in range(2):
+                try:
+                    body = await pool_for(k).post("/api/chat/match-chat", {"token": users[k][0]})
+                except (ConnectionError, OSError, asyncio.TimeoutError):
+                    # in flight to the node killed: the app tries again, now on the node that is up
+                    if attempt == 0 and not alive[k % 2]:
+                        counters["retried"] += 1
+                        continue
                     counters["errors"] += 1
-            except (ConnectionError, OSError, asyncio.TimeoutError):
-                counters["errors"] += 1
+                    return
+                if body.get("errorcode") != 0:
+                    counters["refused"] += 1
+                    codes[body.get("errorcode")] = codes.get(body.get("errorcode"), 0) + 1
+                return
 
         t0 = time.monotonic()
         entered = await at_rate(args.rate, n / args.rate, enter)
@@ -235,7 +245,8 @@ async def run(args, n: int) -> dict[str, Any]:
         return {"server": "heihei", "n": n, "nodes": 2, "entered": entered, "entry_s": round(entry_s, 2),
                 "rate_achieved": round(entered / entry_s, 1), "killed": kill_at is not None,
                 "kill_at": kill_at, "pushes_seen": counters["pushes"], "chats_heard": len(heard),
-                "stopped": counters["stopped"], "errors": counters["errors"], "release_s": round(release_s, 1),
+                "stopped": counters["stopped"], "errors": counters["errors"], "retried": counters["retried"],
+                "refused": counters["refused"], "refused_codes": codes, "release_s": round(release_s, 1),
                 "join_p50_ms": summary["p50_ms"], "join_p99_ms": summary["p99_ms"], "join_max_ms": summary["max_ms"],
                 "max_node_cpu_pct": round(cpu_pct, 1), **state}
     finally:
@@ -260,10 +271,12 @@ async def main_async(args) -> list[dict[str, Any]]:
             common.append_results(SCENARIO, [record])
     rows = [[str(r["n"]), str(r["run"]), "yes" if r["killed"] else "no", str(r["chats"]), str(r["matched"]),
              str(r["expired"]), str(r["double_matched"]), str(r["busy_after"]), common.fmt(r["join_p50_ms"]),
-             common.fmt(r["join_p99_ms"]), common.fmt(r["join_max_ms"]), str(r["errors"]), str(r["release_s"]),
+             common.fmt(r["join_p99_ms"]), common.fmt(r["join_max_ms"]), f"{r['errors']}/{r['retried']}/{r['refused']}",
+             str(r["release_s"]),
              " ".join(f"{x:.2f}" for x in r["load"])] for r in records]
     common.print_table(["N", "run", "kill -9", "chats", "matched", "expired", "in 2 chats", "busy after",
-                        "join p50 ms", "join p99 ms", "join max ms", "errors", "released after s", "load"], rows)
+                        "join p50 ms", "join p99 ms", "join max ms", "failed/retried/refused", "released after s",
+                        "load"], rows)
     return records
 
 
