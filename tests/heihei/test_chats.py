@@ -409,3 +409,21 @@ async def test_a_node_killed_right_after_a_script_left_its_countdown_armed(nodes
     assert await state(b, ua) == await state(b, ub) == "c|77" and await state(b, uc) == "m"
     await advance(clock, 16)
     assert await state(b, ua) is None and await state(b, ub) is None and await state(b, uc) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_input_is_700_and_no_token_720(nodes, outside):
+    clock = clock_at_start()
+    a = await nodes.start("a", chat_extra(outside), clock=clock)
+    ta, ua = await user(a, outside, "13700000131", "甲")
+    for path in ("join-chat", "get-chat", "heart-beat", "change-topic", "stop-chat", "pause-chat", "continue-chat",
+                 "cancel-due-chat"):
+        for bad in ({}, {"chatId": "abc"}, {"chatId": "-1"}, {"chatId": "99999999999999999999999"},
+                    {"chatId": "1" * 5000}):
+            assert await code(a, f"/api/chat/{path}", {"token": ta, **bad}) == 700, (path, bad)
+        assert await code(a, f"/api/chat/{path}", {"chatId": 1}) == 720
+    assert await code(a, "/api/chat/accept-chat", {"token": ta, "chatId": 1}) == 700  # no userId
+    assert await code(a, "/api/chat/accept-chat", {"token": ta, "chatId": 1, "userId": 2, "type": 7}) == 700
+    assert await code(a, "/api/chat/match-chat", {}) == 720
+    assert await code(a, "/api/live/call-request", {"token": ta}) == 700
+    assert await code(a, "/api/live/refuse-conference", {"token": ta, "liveId": 1}) == 700
