@@ -185,8 +185,9 @@ class Conferences:
                 raise Refused(BAD_USER_STATE, "you are not in this live's room")
             if await self.store.get(cohost_key(uid)):
                 raise Refused(USER_BUSY, "you are co-hosting already")
-            if await self._start(live_id, uid, anchor, invitations_key(live_id), requests_key(live_id),
-                                 quiet_late=True):
+            until_ms = await self.store.zscore(invitations_key(live_id), uid)
+            if until_ms is not None and float(until_ms) > self.now_ms() and await self._start(
+                    live_id, uid, anchor, invitations_key(live_id), requests_key(live_id), quiet_late=True):
                 return {"expireTime": 0}  # the anchor had invited us: on at once
             now = self.now_ms()
             if not int(await OFFER(self.store, [requests_key(live_id)], [uid, now, now + REQUEST_S * 1000,

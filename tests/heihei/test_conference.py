@@ -86,8 +86,10 @@ async def test_a_viewer_asks_the_anchor_takes_it_both_join_and_the_room_sees_it(
     late = await action(cn, "conference-status")
     assert late["status"] == 1 and late["fromUserId"] == int(uv)
     await cn.close()
-    # a second one is refused while this one is on
+    # a second one is refused while this one is on; a viewer may still ask (queued)
     assert await code(a, "/api/live/call-request", {"token": ta, "liveId": live_id, "userId": uo}) == 739
+    assert (await ok(a, "/api/live/call-request", {"token": to, "liveId": live_id}))["expireTime"] == 30
+    assert await code(a, "/api/live/accept-conference", {"token": ta, "liveId": live_id, "userId": uo}) == 739
 
     await ok(b, "/api/live/quit-conference", {"token": tv, "liveId": live_id})
     stop = await action(ca, "stop-conference")
@@ -151,7 +153,9 @@ async def test_a_conference_not_up_in_6_s_ends_and_a_co_host_who_leaves_ends_it(
     ca = await open_channel(a, ta)
     cv = await open_channel(b, tv)
     await ok(a, "/api/live/call-request", {"token": ta, "liveId": live_id, "userId": uv})
-    await ok(b, "/api/live/accept-conference", {"token": tv, "liveId": live_id})
+    # invited, the viewer asks too: that is a yes, on at once
+    assert (await ok(b, "/api/live/call-request", {"token": tv, "liveId": live_id}))["expireTime"] == 0
+    assert (await action(cv, "join-conference"))["liveId"] == live_id
     await ok(b, "/api/live/join-conference", {"token": tv, "liveId": live_id})
     await ok(a, "/api/live/join-conference", {"token": ta, "liveId": live_id})
     await ok(a, "/api/live/conference-success", {"token": ta, "liveId": live_id})
