@@ -20,7 +20,9 @@ Timer members: `match|<uid>`, `invite|<chatId>`, `beat|<chatId>|<uid>` (the
 join timeout, then each heart-beat, then the pause limit, re-armed).
 
 The gift of a chat (`chat/buy-gift`) is not here: it needs the gift ledger
-(issue 19). `ChatService.gift_hook` is where it plugs in.
+(issue 19). It plugs in as one more `ChatApi` endpoint that asks
+`Chats.partner_in_open_chat` (732 otherwise) and then charges through the
+ledger, the receiver being the partner.
 """
 
 from __future__ import annotations
@@ -330,6 +332,10 @@ class Chats:
             if uid != by:
                 await self._status_push(chat_id, chat, status, only=uid)
         return True
+
+    async def partner_in_open_chat(self, uid: str, chat_id: str) -> str:
+        """The other user of an open chat `uid` is in (732 otherwise): whom a chat gift goes to."""
+        return self.other(await self._member_chat(uid, chat_id), uid)
 
     # -- the timers --------------------------------------------------------------------------
 

@@ -68,6 +68,7 @@ async def test_a_match_across_nodes_then_join_beat_topic_and_stop(nodes, outside
     got = (await ok(a, "/api/chat/get-chat", {"token": ta, "chatId": chat_id}))["chat"]
     assert got["status"] == 1 and got["createrId"] == int(ua) and got["title"] == f"{ua},{ub}"
 
+    assert await chats_of(a).chats.partner_in_open_chat(ua, str(chat_id)) == ub  # a chat gift's receiver
     beat = await ok(b, "/api/chat/heart-beat", {"token": tb, "chatId": chat_id})
     assert beat["nextTimeout"] == 5
 
