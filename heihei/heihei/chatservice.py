@@ -20,6 +20,7 @@ from heihei.heihei.chats import Chats
 from heihei.heihei.conference import CHECK_TIMER, JOIN_TIMER, Conferences
 from heihei.heihei.countdowns import Countdowns
 from heihei.heihei.deadlines import Deadlines
+from heihei.heihei.userstatus import UserStatus
 from heihei.paths import resource
 from heihei.store.keys import key
 
@@ -70,6 +71,8 @@ class ChatService(Service):
                            people=people, messaging=messaging, deadlines=self.deadlines, rtc=self.rtc, tips=tips,
                            topics=topics, live_of=lives.live_of, utc_offset_h=utc_offset_h)
         self.conferences = Conferences(lives=lives, accounts=accounts, rtc=self.rtc, deadlines=self.deadlines)
+        #: user/info's userStatus
+        self.user_status = UserStatus(chats=self.chats, conferences=self.conferences, lives=lives)
         self.countdowns = Countdowns(self.deadlines, clock, self.fire, interval_s=settings.sweep_interval_s,
                                      idle_s=settings.idle_sweep_s, name="chat")
         messaging.call_outcome = self.chats.call_outcome

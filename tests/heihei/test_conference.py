@@ -181,3 +181,28 @@ async def test_a_conference_not_up_in_6_s_ends_and_a_co_host_who_leaves_ends_it(
     assert (await action(ca, "stop-conference"))["liveId"] == live_id
     await ca.close()
     await cv.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_user_card_shows_the_chat_and_co_hosting_button(nodes, outside):
+    clock, a, b, (ta, anchor), live_id, viewers = await live_with_viewers(nodes, outside)
+    (vb, tv, uv), (vo, to, uo) = viewers
+
+    async def card(token, uid, live=None):
+        params = {"token": token, "uid": uid, **({"liveId": live} if live is not None else {})}
+        return (await ok(a, "/api/user/info", params)).get("userStatus")
+
+    assert await card(ta, uv, live_id) == {"confStatus": 1}
+    await ok(b, "/api/live/call-request", {"token": tv, "liveId": live_id})
+    assert await card(ta, uv, live_id) == {"confStatus": 4, "expireTime": 30}
+    await ok(a, "/api/live/call-request", {"token": ta, "liveId": live_id, "userId": uo})
+    await advance(clock, 10)
+    assert await card(ta, uo, live_id) == {"confStatus": 2, "expireTime": 20}
+    await ok(a, "/api/live/accept-conference", {"token": ta, "liveId": live_id, "userId": uv})
+    assert await card(ta, uv, live_id) == {"confStatus": 3}
+    assert await card(ta, uo, live_id) == {"confStatus": 2, "expireTime": 20}
+    # outside the live (or not its anchor): the anchor is live, a user in a chat is busy, others: nothing
+    assert await card(to, anchor) == {"type": 5, "confStatus": 5, "jump": f"wmlives_heihei://live?id={live_id}"}
+    assert await card(to, uv, live_id) is None
+    await ok(a, "/api/chat/due-chat", {"token": to, "userId": uv})
+    assert await card(ta, uv) == {"type": 6, "confStatus": 6}
