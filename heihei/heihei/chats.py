@@ -32,15 +32,19 @@ from typing import Any
 from twisted.logger import Logger
 
 from heihei.core.errors import Refused
+from heihei.core.policy import Rate
 from heihei.heihei import chatstate as S
-from heihei.heihei.errors import (BAD_PARAMETER, BAD_USER_STATE, NO_SUCH_CHAT, NO_SUCH_USER, NOT_ALLOWED, USER_BUSY,
-                                  USER_IS_LIVE)
+from heihei.heihei.errors import (BAD_PARAMETER, BAD_USER_STATE, NO_SUCH_CHAT, NO_SUCH_USER, NOT_ALLOWED,
+                                  SENDING_TOO_FAST, USER_BUSY, USER_IS_LIVE)
 from heihei.heihei.liveinfo import local_time
 
 MATCH_TIMER, INVITE_TIMER, BEAT_TIMER = "match", "invite", "beat"
 
 #: chat-user-status's `status`: 0 entering, 1 in the chat, 2 left, 3 disconnected (the seed's list)
 ENTERING, PRESENT, LEFT, DISCONNECTED = 0, 1, 2, 3
+#: each invitation is stored and may be pushed to a phone: at most a burst of 5, then one per 5 s per user
+#: (per node)
+INVITE_RATE = Rate(0.2, 5)
 #: end reasons that count as "left" (the others: "disconnected")
 LEFT_REASONS = ("stop",)
 
@@ -62,7 +66,7 @@ class Chats:
     _log = Logger()
 
     def __init__(self, *, store, clock, settings, accounts, blocks, people, messaging, deadlines, rtc,
-                 tips: list[str], topics: list[str], live_of=None, utc_offset_h: float = 8.0) -> None:
+                 tips: list[str], topics: list[str], live_of=None, utc_offset_h: float = 8.0, rates=None) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
@@ -77,6 +81,8 @@ class Chats:
         #: async uid -> the live they broadcast now or None (heihei.heihei.liveservice.LiveRooms.live_of)
         self.live_of = live_of
         self.utc_offset_h = utc_offset_h
+        #: heihei.core.policy.RateLimiter of the node (None: no limit)
+        self.rates = rates
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -152,6 +158,8 @@ class Chats:
             raise Refused(NOT_ALLOWED, "one of you blocked the other")
         if self.live_of is not None and await self.live_of(target) is not None:
             raise Refused(USER_IS_LIVE, f"user {target} is live")
+        if self.rates is not None and not self.rates.allow(("heihei-due-chat", uid), INVITE_RATE):
+            raise Refused(SENDING_TOO_FAST, "inviting too often")
         chat_id = await self._new_chat_id()
         expire = self.settings.invite_expire_s
         now = self.now_ms()

@@ -69,7 +69,8 @@ class ChatService(Service):
         topics = load_lines(settings.topics_file or str(resource("chat-topics.json")), "topics_file")
         self.chats = Chats(store=store, clock=clock, settings=settings, accounts=accounts, blocks=blocks,
                            people=people, messaging=messaging, deadlines=self.deadlines, rtc=self.rtc, tips=tips,
-                           topics=topics, live_of=lives.live_of, utc_offset_h=utc_offset_h)
+                           topics=topics, live_of=lives.live_of, utc_offset_h=utc_offset_h,
+                           rates=messaging.hub.rates)
         self.conferences = Conferences(lives=lives, accounts=accounts, rtc=self.rtc, deadlines=self.deadlines)
         #: user/info's userStatus
         self.user_status = UserStatus(chats=self.chats, conferences=self.conferences, lives=lives)

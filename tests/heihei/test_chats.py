@@ -260,6 +260,15 @@ async def test_due_chat_refusals(nodes, outside):
     await ok(a, "/api/user/block-user", {"token": tc, "userId": ua})
     assert await code(a, "/api/chat/due-chat", {"token": ta, "userId": uc}) == 711
     assert await state(a, ua) is None
+    # inviting over and over: a burst, then 400 (each invitation is stored and pushed)
+    te, ue = await user(a, outside, "13700000065", "戊")
+    for _ in range(5):
+        due = await ok(a, "/api/chat/due-chat", {"token": te, "userId": uc})
+        await ok(a, "/api/chat/cancel-due-chat", {"token": te, "chatId": due["chatId"]})
+    assert await code(a, "/api/chat/due-chat", {"token": te, "userId": uc}) == 400
+    await advance(clock, 5)
+    due = await ok(a, "/api/chat/due-chat", {"token": te, "userId": uc})
+    await ok(a, "/api/chat/cancel-due-chat", {"token": te, "chatId": due["chatId"]})
     # matching, then inviting: 742 (one place at a time)
     await ok(a, "/api/chat/match-chat", {"token": ta})
     td, ud = await user(a, outside, "13700000064", "丁")
