@@ -405,6 +405,41 @@ class PaymentSettings:
 
 
 @dataclass(frozen=True)
+class ChatSettings:
+    """Seed 001's 1:1 video chats: matching, invitations, heart-beats (see docs/heihei.md, "Chat")."""
+
+    match_expire_s: int = 15
+    invite_expire_s: int = 15
+    join_timeout_s: float = 20.0
+    heartbeat_s: int = 5
+    heartbeat_timeout_s: float = 15.0
+    pause_max_s: float = 120.0
+    match_scan: int = 50
+    sweep_interval_s: float = 0.5
+    idle_sweep_s: float = 5.0
+    tips_file: str = ""
+    topics_file: str = ""
+
+
+@dataclass(frozen=True)
+class RtcSettings:
+    """Keys of the real-time video services whose credentials the chats hand out
+    (heihei/outbound/rtc.py, docs/providers-rtc.md)."""
+
+    video_provider: str = ""
+    token_ttl_s: int = 3600
+    qiniu_app_id: str = ""
+    qiniu_access_key: str = ""
+    qiniu_secret_key: str = ""
+    qiniu_pili_token_version: str = "2.0"
+    trtc_sdk_app_id: int = 0
+    trtc_secret_key: str = ""
+    livekit_url: str = ""
+    livekit_api_key: str = ""
+    livekit_api_secret: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -425,6 +460,8 @@ class Settings:
     media: MediaSettings = field(default_factory=MediaSettings)
     lives: LivesSettings = field(default_factory=LivesSettings)
     payment: PaymentSettings = field(default_factory=PaymentSettings)
+    chat: ChatSettings = field(default_factory=ChatSettings)
+    rtc: RtcSettings = field(default_factory=RtcSettings)
 
 
 LOG_FORMATS = ("text", "json")

@@ -203,6 +203,7 @@ def build_heihei(core: Core) -> Realm:
     from heihei.heihei.service import Social
     from heihei.protocols.channel import ChannelProtocol, ChannelRenderer, on_notice
     from heihei.web.admin_heihei import HeiheiAdmin
+    from heihei.web.api.chat import ChatApi
     from heihei.web.api.live import LiveApi
     from heihei.web.api.msg import MsgApi
     from heihei.web.api.payment import PaymentApi
@@ -223,6 +224,7 @@ def build_heihei(core: Core) -> Realm:
                     run_in_thread=_thread_runner(core.reactor), local_files=storage.local,
                     local_base_url=storage.local_base_url)
     lives = _build_lives(core, social)
+    chats = _build_chats(core, social, lives)
     social.people.live = lives  # user/isinlive
     money = _build_money(core, social, lives)
     core.hub.register_realm(CHANNEL, ChannelRenderer(), on_notice=on_notice)
@@ -231,7 +233,7 @@ def build_heihei(core: Core) -> Realm:
     factory = _factory(core, CHANNEL, s, ChannelProtocol, sessions, social)
 
     sections = {"user": UserApi, "usr": UsrApi, "msg": MsgApi, "sys": SysApi, "social": SocialApi, "sms": SmsApi,
-                "topic": TopicApi, "record": RecordApi, "live": LiveApi, "payment": PaymentApi}
+                "topic": TopicApi, "record": RecordApi, "live": LiveApi, "payment": PaymentApi, "chat": ChatApi}
     modules = [*sections.values(), RootApi, MessageServerApi]
     operators = HeiheiOperators(social)
     api = RootResource(fallback=RootApi(social, modules).resource())
@@ -244,7 +246,8 @@ def build_heihei(core: Core) -> Realm:
                        Mount("http", "media", media.resource(), surface=MEDIA),
                        Mount("http", "static", shipped_static()),
                        Mount("http", storage.bucket, storage.resource)],
-                 services=[sessions, social, lives, money], operators=operators, admin=HeiheiAdmin(core.admin_token, operators),
+                 services=[sessions, social, lives, money, chats], operators=operators,
+                 admin=HeiheiAdmin(core.admin_token, operators),
                  body_bytes={"http": storage.body_bytes})
 
 
@@ -362,3 +365,15 @@ def _build_lives(core: Core, social):
     social.lives = lives
     social.messaging.live_text = lives.room_text
     return lives
+
+
+def _build_chats(core: Core, social, lives):
+    """The heihei app's 1:1 video chats (social.chats), with the RTC keys of [rtc]."""
+    from heihei.heihei.chatservice import ChatService
+
+    chats = ChatService(settings=core.settings.chat, rtc_settings=core.settings.rtc, store=core.store,
+                        clock=core.clock, accounts=social.accounts, blocks=social.blocks, people=social.people,
+                        messaging=social.messaging, lives=lives,
+                        utc_offset_h=core.settings.lives.utc_offset_h)
+    social.chats = chats
+    return chats

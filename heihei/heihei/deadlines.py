@@ -12,7 +12,9 @@ Claiming is a lease, not a removal: `claim` moves each due member's score to
 `now + lease_ms` in one script and returns it with that score. The claimer
 fires it and then `done(member, claim)` removes it, but only if the score is
 still the claim (a heart-beat that re-armed the timer meanwhile moved it, and
-wins). A node that dies between claim and done leaves the member due again
+wins; a claim score is half a millisecond off the whole-ms grid re-arms use,
+so a re-arm to exactly `now + lease` is never mistaken for the claim). A node
+that dies between claim and done leaves the member due again
 when the lease ends, so another node fires it: timers fire at least once, and
 what they do is idempotent (stopping a stopped live changes nothing).
 """
@@ -26,12 +28,13 @@ CLAIM = Script("heihei_deadlines_claim", r"""
 -- Returns {member, claim score, ..., the earliest due time left ('' when none)}: the due members are
 -- leased to this caller.
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local claim = tonumber(ARGV[1]) + tonumber(ARGV[2])
+-- half a millisecond off the grid, so a re-arm (whole ms) can never land on the claim score by chance
+local claim = tonumber(ARGV[1]) + tonumber(ARGV[2]) + 0.5
 local out = {}
 for i = 1, #due do
   redis.call('ZADD', KEYS[1], 'XX', claim, due[i])
   out[#out + 1] = due[i]
-  out[#out + 1] = tostring(claim)
+  out[#out + 1] = string.format('%.1f', claim)
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 out[#out + 1] = first[2] or ''
@@ -86,17 +89,17 @@ class Deadlines:
         score = await self.store.zscore(self.key, member)
         return None if score is None else int(float(score))
 
-    async def claim(self, limit: int = 200) -> list[tuple[str, int]]:
+    async def claim(self, limit: int = 200) -> list[tuple[str, float]]:
         """The members due now, leased to this node: [(member, claim score)]. Also notes when the
         next one left is due (`next_due_ms`)."""
         flat = list(await CLAIM(self.store, [self.key], [self.now_ms(), self.lease_ms, limit]) or [""])
         last = flat.pop()
         self.next_due_ms = int(float(last)) if last not in ("", None) else None
-        return [(flat[i], int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+        return [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
-    async def still_claimed(self, member: str, claim: int) -> bool:
+    async def still_claimed(self, member: str, claim: float) -> bool:
         """False when the timer was re-armed (a heart-beat arrived) or cancelled since the claim."""
         return bool(int(await STILL_CLAIMED(self.store, [self.key], [member, claim])))
 
-    async def done(self, member: str, claim: int) -> bool:
+    async def done(self, member: str, claim: float) -> bool:
         return bool(int(await DONE(self.store, [self.key], [member, claim])))

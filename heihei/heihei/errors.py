@@ -79,6 +79,10 @@ USER_BUSY = "user-busy"
 BAD_USER_STATE = "bad-user-state"
 #: a connection between users could not be made (750 哎呀，连线失败了)
 CONNECT_FAILED = "connect-failed"
+#: no such 1:1 chat, not the caller's, or not (any more) in the state the step needs (732 对话无效)
+NO_SUCH_CHAT = "no-such-chat"
+#: an offer (a co-hosting invitation or request) expired or was withdrawn (409 来晚了~)
+LATE = "late"
 #: a message or parameter is malformed (the detail names it)
 BAD_PARAMETER = BAD_REQUEST
 #: sending too fast

@@ -134,6 +134,8 @@ class LiveCore:
     sign_key: bytes = b""
     #: this node changed an online count since its sweeper last pushed counts
     counts_changed_here: bool = False
+    #: async (live id, uid) after a viewer joined the room (co-hosting tells them of a conference on)
+    on_viewer_joined: Any = None
 
     _log = Logger()
 

@@ -167,6 +167,8 @@ class Watching:
         live = await core.require(live_id)
         counts = await core.counts(live)
         await core.to_user(uid, liveinfo.counts_msg(live_id, counts))
+        if core.on_viewer_joined is not None:
+            await core.on_viewer_joined(live_id, uid)
         return await self._answer(live, uid)
 
     async def quit(self, uid: str, live_id: str) -> None:

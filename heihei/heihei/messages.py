@@ -86,6 +86,9 @@ class Messaging:
         self.pusher = pusher
         self.settings = settings
         self.im_rate = Rate(settings.im_rate_per_second, settings.im_rate_burst)
+        #: async chatId -> "call" when that invitation was answered, else None (heihei.heihei.chats); None:
+        #: a due-chat-notify is listed as "calling" / "post" whatever became of it
+        self.call_outcome = None
         #: the live rooms' way for room text (mute check, busy-room lanes): `(sender, room, live id, msg)`;
         #: None: room text is broadcast as it is
         self.live_text = None
@@ -237,6 +240,21 @@ class Messaging:
         """Send one item to every live channel connection of a user, on every node; not stored."""
         await self.hub.notify_users(CHANNEL, [uid], Notice(ITEM, {"item": item}))
 
+    async def note_conversation(self, uid: str, peer: str) -> None:
+        """Put the conversation with `peer` on top of `uid`'s list (a message `uid` sent outside IM: a
+        chat invitation, listed as "post" in `uid`'s message-list)."""
+        await self._touch(uid, peer, self.now_ms())
+
+    async def _list_type(self, uid: str, peer: str, msg: dict[str, Any]) -> str:
+        """message-list's `data.type`: the last message's msgType; a chat invitation (due-chat-notify) is
+        the seed's "calling" (one you did not answer), "post" (yours, not answered) or "call" (answered)."""
+        if msg.get("action") != "due-chat-notify":
+            return msg.get("msgType", "")
+        if self.call_outcome is not None and msg.get("chatId") is not None:
+            if await self.call_outcome(str(msg["chatId"])) == "call":
+                return "call"
+        return "post" if str(msg.get("fromUserId")) == uid else "calling"
+
     async def _touch(self, uid: str, peer: str, ms: int) -> None:
         await TOUCH_CONVERSATION(self.store, [_convs_key(uid)], [peer, ms, self.settings.max_conversations])
 
@@ -279,7 +297,7 @@ class Messaging:
                 "fromUserId": int(peer),
                 "fromUserName": SYSTEM_NAME if peer == SYSTEM_PEER else p.get("displayName", ""),
                 "gender": p.get("gender", ""), "coverUrl": p.get("coverUrl", ""),
-                "data": {"count": unread.get(conv, 0), "type": msg.get("msgType", "")},
+                "data": {"count": unread.get(conv, 0), "type": await self._list_type(uid, peer, msg)},
                 "birthDay": p.get("birthDay", ""),
                 "link": f"wmlives_heihei://duechat?uid={peer}",
                 "timeStamp": message.created_ms // 1000,

@@ -117,6 +117,8 @@ class Social(Service):
     lives = None
     #: the money (heihei.heihei.money.Money: ledger, payments, live gifts), set by the composition root
     money = None
+    #: the 1:1 video chats (heihei.heihei.chatservice.ChatService), set by the composition root
+    chats = None
 
     async def live_status(self, uid: str) -> dict:
         """`user/isinlive`: {"isinlive": bool, "liveId"?, "liveStatus"?} — is `uid` live as an anchor."""

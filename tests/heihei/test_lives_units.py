@@ -28,13 +28,14 @@ async def test_deadlines_lease_rearm_and_fire_at_least_once(nodes):
     assert await one.claim() == [] and one.next_due_ms == 1_005_000  # what is due next, cluster-wide
     clock.advance(6)
     claimed = await one.claim()
-    assert claimed == [("a|1", 1_036_000)] and one.next_due_ms == 1_010_000
+    # the lease's score: now + lease, half a millisecond off the grid re-arms use
+    assert claimed == [("a|1", 1_036_000.5)] and one.next_due_ms == 1_010_000
     assert await other.claim() == []  # leased: not twice at once
-    assert await one.still_claimed("a|1", 1_036_000)
+    assert await one.still_claimed("a|1", 1_036_000.5)
     await one.set("a|1", 1_050_000)  # a heart-beat re-armed it meanwhile: the claim is void
     assert armed == [1_050_000]
-    assert not await one.still_claimed("a|1", 1_036_000)
-    assert not await one.done("a|1", 1_036_000)
+    assert not await one.still_claimed("a|1", 1_036_000.5)
+    assert not await one.done("a|1", 1_036_000.5)
     assert await one.due_at("a|1") == 1_050_000
     clock.advance(5)
     (member, claim), = await other.claim()

@@ -16,6 +16,7 @@ SUCCESS = 0
 NO_SUCH_TOPIC = 100  # 话题或帖子不存在
 BAD_FILE = 102  # 文件验证失败
 BUSINESS_FAILED = 400  # 业务失败; also 短信发送太频繁 for the SMS endpoint
+LATE = 409  # 来晚了~
 WRONG_CODE = 401  # 验证码错误
 PHONE_TAKEN = 403  # 手机号已被其他账户绑定
 ILLEGAL_NAME = 445  # 非法的名称
@@ -30,6 +31,7 @@ ACCOUNT_PROBLEM = 721  # 用户账户异常
 MUTED = 722  # 您已被禁言
 LIVE_NOT_ACTIVE = 725  # live is not inactive
 NO_SUCH_LIVE = 731  # 直播无效
+NO_SUCH_CHAT = 732  # 对话无效
 BAD_ROOM = 733  # room无效
 LIVE_ENDED = 735  # 直播已结束
 CANNOT_VIEW_USER = 736  # 无法查看该用户信息
@@ -59,6 +61,7 @@ MESSAGES = {
     NO_SUCH_TOPIC: "话题或帖子不存在",
     BAD_FILE: "文件验证失败",
     BUSINESS_FAILED: "业务失败",
+    LATE: "来晚了~",
     WRONG_CODE: "验证码错误",
     PHONE_TAKEN: "手机号已被其他账户绑定",
     ILLEGAL_NAME: "非法的名称",
@@ -73,6 +76,7 @@ MESSAGES = {
     MUTED: "您已被禁言",
     LIVE_NOT_ACTIVE: "live is not inactive",
     NO_SUCH_LIVE: "直播无效",
+    NO_SUCH_CHAT: "对话无效",
     BAD_ROOM: "room无效",
     LIVE_ENDED: "直播已结束",
     CANNOT_VIEW_USER: "无法查看该用户信息",
@@ -125,6 +129,8 @@ REASON_CODES: dict[str, tuple[int, str | None]] = {
     reasons.MUTED_IN_LIVE: (MUTED, None),
     reasons.LIVE_NOT_ACTIVE: (LIVE_NOT_ACTIVE, None),
     reasons.NO_SUCH_LIVE: (NO_SUCH_LIVE, None),
+    reasons.NO_SUCH_CHAT: (NO_SUCH_CHAT, None),
+    reasons.LATE: (LATE, None),
     reasons.LIVE_ENDED: (LIVE_ENDED, None),
     reasons.CANNOT_WATCH: (CANNOT_WATCH, None),
     reasons.USER_IS_LIVE: (USER_IS_LIVE, None),

@@ -245,6 +245,46 @@ class LiveApi(ApiModule):
     async def invite_user(self, call, a):
         await self.lives.moderation.invite(call.user, str(a["liveId"]), str(a["userId"]))
 
+    # -- co-hosting (连麦; heihei.heihei.conference) -------------------------------------------
+
+    @property
+    def conferences(self):
+        return self.social.chats.conferences
+
+    @endpoint(app, "/call-request", "Co-hosting: a viewer asks the anchor (queued 30 s); the anchor (userId) takes "
+              "a viewer's request (join-conference to both) or invites a viewer (conference-notify)", live_id(),
+              user_id(required=False), errors=(722, 731, 739, 742), returns=("expireTime",))
+    async def call_request(self, call, a):
+        target = str(a["userId"]) if a["userId"] is not None else None
+        return await self.conferences.call_request(call.user, str(a["liveId"]), target)
+
+    @endpoint(app, "/accept-conference", "Co-hosting: take the anchor's invitation (the anchor: a viewer's request, "
+              "userId); both get join-conference", live_id(), user_id(required=False),
+              errors=(409, 731, 739, 742), returns=("expireTime",))
+    async def accept_conference(self, call, a):
+        target = str(a["userId"]) if a["userId"] is not None else None
+        return await self.conferences.accept(call.user, str(a["liveId"]), target)
+
+    @endpoint(app, "/refuse-conference", "Co-hosting: turn down a request (anchor) or an invitation (viewer; userId "
+              "is the anchor)", live_id(), user_id(), errors=(731, 742))
+    async def refuse_conference(self, call, a):
+        await self.conferences.refuse(call.user, str(a["liveId"]), str(a["userId"]))
+
+    @endpoint(app, "/join-conference", "Co-hosting: the RTC room token (again after a failed link); the room gets "
+              "conference-status", live_id(), errors=(731, 750), returns=("token", "confStatus"))
+    async def join_conference(self, call, a):
+        return await self.conferences.join(call.user, str(a["liveId"]))
+
+    @endpoint(app, "/conference-success", "Co-hosting: my stream is up; when both are, the room gets "
+              "conference-status 1", live_id(), errors=(731, 750), returns=("confStatus",))
+    async def conference_success(self, call, a):
+        return await self.conferences.success(call.user, str(a["liveId"]))
+
+    @endpoint(app, "/quit-conference", "Co-hosting: end it (stop-conference to the other, conference-status 2 to "
+              "the room)", live_id(), errors=(731, 742))
+    async def quit_conference(self, call, a):
+        await self.conferences.quit(call.user, str(a["liveId"]))
+
     # -- a replay's chat -------------------------------------------------------------------
 
     @app.route("/replay-messages/<string:name>", methods=["GET"])

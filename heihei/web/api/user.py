@@ -139,10 +139,16 @@ class UserApi(ApiModule):
     @endpoint(app, "/info", "A user's profile, with follower and following counts",
               long("uid", minimum=0), long("cuid", required=False, minimum=0,
                                            description="if given, isFollowed/isBlocked are computed for this user"),
-              long("liveId", required=False), errors=(710, 736), returns=("result",))
+              long("liveId", required=False), errors=(710, 736), returns=("result", "userStatus"))
     async def info(self, call, a):
         cuid = str(a["cuid"]) if a["cuid"] is not None else None
-        return {"result": await self.social.people.info(call.user, str(a["uid"]), cuid)}
+        answer = {"result": await self.social.people.info(call.user, str(a["uid"]), cuid)}
+        if self.social.chats is not None:  # the chat / co-hosting button (heihei.heihei.userstatus)
+            live_id = str(a["liveId"]) if a["liveId"] is not None else None
+            status = await self.social.chats.user_status.of(call.user, str(a["uid"]), live_id)
+            if status is not None:
+                answer["userStatus"] = status
+        return answer
 
     @endpoint(app, "/user-gold", "The caller's diamonds and 黑票 (issue 19)", returns=("user",))
     async def user_gold(self, call, a):

@@ -1,0 +1,106 @@
+"""`/api/chat/...`: the heihei app's 1:1 video chats (seed 001's 匹配, 约聊, 对聊; docs/heihei.md).
+
+Every endpoint takes `token` and answers `{errorcode, errormsg, ...}`. Domain
+work is in heihei.heihei.chats (`social.chats`); this module declares
+parameters and hands over. `chat/buy-gift` is not served yet: it needs the
+gift ledger (issue 19) and answers 404 like any unknown path until then.
+"""
+
+from __future__ import annotations
+
+from heihei.core.errors import Refused
+from heihei.heihei.errors import BUSINESS_FAILED
+from heihei.web.api.base import HEIHEI, ApiModule
+from heihei.web.kit.params import integer, long
+from heihei.web.kit.routes import endpoint, new_app
+
+CHAT_ERRORS = (732,)
+
+
+def chat_id(**kw):
+    return long("chatId", minimum=1, **kw)
+
+
+def user_id(**kw):
+    return long("userId", minimum=1, **kw)
+
+
+class ChatApi(ApiModule):
+    app = new_app(HEIHEI)
+    prefix = "/api/chat"
+
+    @property
+    def chats(self):
+        return self.social.chats.chats
+
+    @endpoint(app, "/match-chat", "Enter the match queue (or meet the longest-waiting user at once: a join-chat "
+              "push to both)", errors=(742,), returns=("expireTime", "tips"))
+    async def match_chat(self, call, a):
+        return await self.chats.match(call.user)
+
+    @endpoint(app, "/stop-match-chat", "Leave the match queue")
+    async def stop_match_chat(self, call, a):
+        await self.chats.stop_match(call.user)
+
+    @endpoint(app, "/due-chat", "Invite a user to a chat (a due-chat-notify to them); mutual invitations join "
+              "at once", user_id(), errors=(710, 711, 738, 739, 742), returns=("expireTime", "chatId"))
+    async def due_chat(self, call, a):
+        return await self.chats.invite(call.user, str(a["userId"]))
+
+    @endpoint(app, "/cancel-due-chat", "Withdraw your invitation (a cancel-due-chat push to the invitee)",
+              chat_id(), errors=(732, 711))
+    async def cancel_due_chat(self, call, a):
+        await self.chats.cancel_invite(call.user, str(a["chatId"]))
+
+    @endpoint(app, "/accept-chat", "Take an invitation: both get join-chat", user_id(), chat_id(),
+              integer("type", required=False, minimum=0, maximum=1, default=0),
+              long("msgId", required=False, minimum=0), errors=CHAT_ERRORS, returns=("expireTime",))
+    async def accept_chat(self, call, a):
+        return await self.chats.accept(call.user, str(a["userId"]), str(a["chatId"]))
+
+    @endpoint(app, "/join-chat", "Enter the chat after its join-chat push: the chat with both users and the "
+              "video room's credential (qiniu{roomName, roomToken})", chat_id(), errors=CHAT_ERRORS,
+              returns=("chat",))
+    async def join_chat(self, call, a):
+        return await self.chats.join(call.user, str(a["chatId"]))
+
+    @endpoint(app, "/get-chat", "A chat of yours and its state (v1.4.1)", chat_id(), errors=(732, 733),
+              returns=("chat",))
+    async def get_chat(self, call, a):
+        return await self.chats.get(call.user, str(a["chatId"]))
+
+    @endpoint(app, "/heart-beat", "I am still in the chat; nextTimeout says when to beat again", chat_id(),
+              errors=CHAT_ERRORS, returns=("nextTimeout",))
+    async def heart_beat(self, call, a):
+        return await self.chats.heart_beat(call.user, str(a["chatId"]))
+
+    @endpoint(app, "/change-topic", "A new topic for the chat (a chat-topic push to both)", chat_id(),
+              errors=CHAT_ERRORS)
+    async def change_topic(self, call, a):
+        await self.chats.change_topic(call.user, str(a["chatId"]))
+
+    @endpoint(app, "/pause-chat", "Step away for a moment (a pause-chat push to the other)", chat_id(),
+              errors=CHAT_ERRORS)
+    async def pause_chat(self, call, a):
+        await self.chats.pause(call.user, str(a["chatId"]), True)
+
+    @endpoint(app, "/continue-chat", "Back again (a goon-chat push to the other)", chat_id(), errors=CHAT_ERRORS)
+    async def continue_chat(self, call, a):
+        await self.chats.pause(call.user, str(a["chatId"]), False)
+
+    @endpoint(app, "/stop-chat", "End the chat (a chat-user-status push to the other)", chat_id(),
+              errors=CHAT_ERRORS)
+    async def stop_chat(self, call, a):
+        await self.chats.stop(call.user, str(a["chatId"]))
+
+    @endpoint(app, "/get-user-sig", "A Tencent TRTC UserSig for you (with the chat's room when chatId is given)",
+              chat_id(required=False), errors=(400, 732), returns=("sdkAppId", "userId", "userSig", "expireTime"))
+    async def get_user_sig(self, call, a):
+        chat = None
+        if a["chatId"] is not None:
+            chat = str(a["chatId"])
+            await self.chats.get(call.user, chat)
+        sig = self.social.chats.rtc.user_sig(call.user, chat)
+        if sig is None:
+            raise Refused(BUSINESS_FAILED, "no TRTC app is configured ([rtc] trtc_sdk_app_id)")
+        return sig
