@@ -2,8 +2,8 @@
 
 Every endpoint takes `token` and answers `{errorcode, errormsg, ...}`. Domain
 work is in heihei.heihei.chats (`social.chats`); this module declares
-parameters and hands over. `chat/buy-gift` is not served yet: it needs the
-gift ledger (issue 19) and answers 404 like any unknown path until then.
+parameters and hands over; `chat/buy-gift` goes to heihei.heihei.chatgifts
+(the ledger's gifts, delivered as an IM of type gift).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 from heihei.core.errors import Refused
 from heihei.heihei.errors import BUSINESS_FAILED
 from heihei.web.api.base import HEIHEI, ApiModule
-from heihei.web.kit.params import integer, long
+from heihei.heihei.chatgifts import ChatGifts
+from heihei.web.kit.params import integer, long, string
 from heihei.web.kit.routes import endpoint, new_app
 
 CHAT_ERRORS = (732,)
@@ -32,6 +33,17 @@ class ChatApi(ApiModule):
     @property
     def chats(self):
         return self.social.chats.chats
+
+    @endpoint(app, "/buy-gift", "Send a gift to the other person of your open chat (740: not enough diamonds); "
+              "the same gift_uuid and amount again is a retry and charges nothing",
+              long("giftId", minimum=1, maximum=2 ** 31 - 1), chat_id(), user_id(),
+              integer("amount", required=False, default=1, minimum=1, maximum=100000, description="the combo count"),
+              string("gift_uuid", required=False, max_length=64, description="the combo's id (the client's)"),
+              errors=(730, 740, 732, 710, 721), returns=("gold",))
+    async def buy_gift(self, call, a):
+        gifts = ChatGifts(self.chats, self.social.money, self.social.messaging)
+        return await gifts.buy_gift(call.user, str(a["chatId"]), str(a["userId"]), a["giftId"], a["amount"],
+                                    a["gift_uuid"])
 
     @endpoint(app, "/match-chat", "Enter the match queue (or meet the longest-waiting user at once: a join-chat "
               "push to both)", errors=(742,), returns=("expireTime", "tips"))
