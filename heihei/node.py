@@ -27,7 +27,7 @@ from heihei.core.history import Retention
 from heihei.core.hub import Hub
 from heihei.core.moderation import Moderation, ModerationOperators
 from heihei.core.sessions import Cleanups
-from heihei.demo.profile import DemoService, demo_settings
+from heihei.demo.profile import DemoService, demo_secrets, demo_settings
 from heihei.loopback import on_loopback_by_default
 from heihei.metrics import Metrics
 from heihei.net.websocket import HardenedFactory
@@ -145,6 +145,8 @@ class Node(MultiService):
         server = settings.server
         self.data_dir = os.path.abspath(server.data_dir)
         os.makedirs(self.data_dir, exist_ok=True)
+        if server.demo:
+            settings = self.settings = demo_secrets(settings, self.data_dir)
         self.node_id = server.node_id or load_or_create_secret(self.data_dir, "node-id", 6)
         self.metrics = Metrics()
         self.started_at = reactor.seconds()

@@ -166,7 +166,7 @@ def build_boss(core: Core) -> Realm:
     wsim = RootResource(fallback=web)
     return Realm(REALM, factory, listener="boss", websocket_paths=("entry", "wsim/entry"),
                  http=[Mount("boss", "", web, gate=routes.gate, surface=BOSS), Mount("boss", "wsim", wsim, surface=BOSS)],
-                 services=[sessions, BossService(s, media=media)],
+                 services=[sessions, BossService(s, media=media, demo=core.settings.server.demo)],
                  operators=BossOperators(s, core.clock, groups, profiles, media),
                  body_bytes={"boss": s.max_upload_bytes + UPLOAD_ENVELOPE_BYTES})
 
@@ -191,7 +191,7 @@ def build_jim(core: Core) -> Realm:
     vanke = VankeApp(jim, s)
     return Realm(REALM, factory, listener="jim",
                  http=[Mount("http", "im", vanke.resource(), gate=vanke.gate, surface=VANKE)],
-                 services=[sessions, JimService(s)], operators=jim)
+                 services=[sessions, JimService(s, demo=core.settings.server.demo)], operators=jim)
 
 
 # -- seed 001: the heihei app (push channel, /api, /messageserver) -----------------------------------
@@ -361,7 +361,8 @@ def _build_lives(core: Core, social):
     lives = LiveRooms(settings=core.settings.lives, media=media, public_url=social.public_url, store=core.store,
                       hub=core.hub, clock=core.clock, accounts=social.accounts, blocks=social.blocks,
                       follows=social.follows, rooms=social.rooms, messaging=social.messaging, pusher=social.pusher,
-                      signer=signer, sign_secret=media.secret or core.settings.heihei.server_secret)
+                      signer=signer, sign_secret=media.secret or core.settings.heihei.server_secret,
+                      demo=core.settings.server.demo)
     social.lives = lives
     social.messaging.live_text = lives.room_text
     return lives

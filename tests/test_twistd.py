@@ -147,6 +147,8 @@ def test_demo_profile_listens_on_loopback_only_and_says_so_once(tmp_path):
     events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     demo = [e for e in events if "DEMO PROFILE" in e["message"]]
     assert len(demo) == 1 and demo[0]["level"] == "warn"
+    # one clear warning: the open doors it names are not warned about again, one by one
+    assert [e["message"] for e in events if e["level"] in ("warn", "error", "critical")] == [demo[0]["message"]]
     listening = next(e["message"] for e in events if "listeners:" in e["message"])
     for name, port in ports.items():
         assert f"{name}=tcp:{port}:interface=127.0.0.1" in listening, listening

@@ -65,9 +65,11 @@ class LiveRooms(Service):
     name = "heihei-lives"
 
     def __init__(self, *, settings, media, public_url: str, store, hub, clock, accounts, blocks, follows, rooms,
-                 messaging, pusher, signer=None, sign_secret: str = "") -> None:
+                 messaging, pusher, signer=None, sign_secret: str = "", demo: bool = False) -> None:
         """`sign_secret`: what every node shares ([media] secret, else [heihei] server_secret); the key of
-        liveKey and messageAddr signs is derived from it."""
+        liveKey and messageAddr signs is derived from it. `demo`: a demo node has no media server, so
+        lives without stream addresses are what is expected (said at start, not warned about)."""
+        self.demo = demo
         check_settings(settings)
         self.sign_secret_configured = bool(sign_secret)
         sign_key = hashlib.sha256(("heihei-lives:" + sign_secret).encode("utf-8")).digest()
@@ -112,7 +114,8 @@ class LiveRooms(Service):
             self._log.warn("[media] secret and [heihei] server_secret are empty: liveKey and messageAddr "
                            "signs are guessable")
         if self.core.signer is None:
-            self._log.warn("[media] secret is empty: lives have no stream addresses; start-live alone starts them")
+            (self._log.info if self.demo else self._log.warn)(
+                "[media] secret is empty: lives have no stream addresses; start-live alone starts them")
         elif not self.core.media.callback_key:
             self._log.warn("[media] callback_key is empty: media server callbacks are refused; start-live "
                            "starts a live without waiting for its stream")
