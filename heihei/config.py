@@ -241,6 +241,9 @@ class MessagingSettings:
     history_max_age_s: float = 0.0
     dedupe_ttl_s: int = 86400
     inbox_max: int = 10000
+    #: per group log (realms with group logs, docs/groups.md): newest entries kept, and their age
+    group_log_max_count: int = 10000
+    group_log_max_age_s: float = 0.0
 
 
 @dataclass(frozen=True)
