@@ -110,7 +110,7 @@ class BossSettings(WebSocketSettings):
     rate_per_second: float = 5.0
     rate_burst: int = 20
     records_max_count: int = 100
-    max_group_members: int = 500
+    max_group_members: int = 100000
     public_url: str = ""
     media_dir: str = ""
     max_upload_bytes: int = 20 * 1024 * 1024

@@ -163,5 +163,10 @@ class Groups:
         return changed
 
 
+def natural_order(value: str):
+    """Ids in numeric order where they are numbers, the others after them."""
+    return _natural(value)
+
+
 def _natural(value: str):
     return (0, int(value), "") if value.isdecimal() and value.isascii() else (1, 0, value)

@@ -222,3 +222,30 @@ async def test_a_member_that_reads_but_never_confirms_holds_a_bounded_number_of_
     assert await cursor(node, "2", group) == 0
     await alice.close()
     await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_group_of_100000_members_built_through_the_api_in_calls_of_500(nodes):
+    from tests.boss.test_groups_api import call
+
+    node = await nodes.start("a", boss_settings())
+    code, answer = await call(node, "/creategrp", {"creator": "1", "members": "2,3", "name": "big"})
+    assert (code, answer["code"]) == (200, 1)
+    group = answer["data"]["groupid"]
+    for start in range(4, 100001, 500):
+        ids = ",".join(str(i) for i in range(start, min(start + 500, 100001)))
+        assert await call(node, "/addmembers", {"groupid": group, "members": ids}) \
+            == (200, {"code": 1, "message": "OK"})
+    assert await node.hub.groups.count("boss", group) == 100000
+    assert await call(node, "/addmembers", {"groupid": group, "members": "100001"}) \
+        == (200, {"code": 400, "message": "more than 100000 members"})
+    online = [await login(node, str(u)) for u in (2, 50000, 100000)]
+    alice = await login(node, "1")
+    alice.send(f"text_{group}_hello_group_")
+    for client in online:
+        check_delivery(await client.next(), "text", "1", "hello", "group", group, "")
+    await inputs_done(alice)
+    offline = await login(node, "77777", expect_early=1)  # replayed from the cursor
+    check_delivery(offline.early[0], "text", "1", "hello", "group", group, "")
+    for c in (*online, alice, offline):
+        await c.close()
