@@ -46,10 +46,13 @@ from heihei.core.grouplog import GroupLog, group_channel
 from heihei.core.model import Message, id_floor_for_ms
 from heihei.incidents import report
 
-#: a connection sent group messages is asked for a confirmation at most this often
-CONFIRM_BATCH_S = 0.05
+#: a connection sent group messages is asked for a confirmation at most this often. Each round
+#: costs every such connection a ping, a pong and a cursor write (about as much as a delivery),
+#: so a busy group pays it once a second, not per message; what it costs instead: a node that
+#: dies sends up to this much of each group again at the members' next logins (bench/README.md)
+CONFIRM_BATCH_S = 1.0
 #: confirmed cursors wait at most this long to be written (one Redis call for all)
-CURSOR_BATCH_S = 0.05
+CURSOR_BATCH_S = 0.1
 #: log entries read per call while replaying or catching up
 PAGE = 500
 #: a replay chunk is at most this share of the connection's send queue bound, and at least MIN

@@ -498,7 +498,11 @@ class Hub:
         if renderer is None:
             return 0
         sent = 0
-        for variant, group in self._variant_groups(renderer, message, clients):
+        if getattr(renderer, "same_for_all", False):
+            variants = [(None, clients)]  # no call per receiver
+        else:
+            variants = self._variant_groups(renderer, message, clients)
+        for variant, group in variants:
             payload = renderer.render(message, variant)
             if payload is None or not group:
                 continue
