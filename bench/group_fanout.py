@@ -129,7 +129,7 @@ async def open_group(target: common.Target, n: int, members: int | None = None) 
     heihei = target.kind == "heihei"
     group = "1"
     if heihei:
-        ids = [f"r{i}" for i in range(members or n)]
+        ids = [f"r{i}" for i in range(members - 1 if members else n)]  # and the sender
         group = await asyncio.get_running_loop().run_in_executor(None, create_group, target, ids)
 
     async def one(i: int) -> wsload.WSClient:
@@ -201,7 +201,7 @@ async def measure_big(target: common.Target, online: int, members: int, missed: 
         sender.send_text(f"text_{group}_{roomload.message_text(seq, 0)}_group_".encode())
     sender.send_text(b"members_404")  # answered after every message above was handled
     await sender.next_text(120)
-    away = f"r{members - 1}"
+    away = f"r{members - 2}"
     t0 = time.monotonic()
     conn = await login(target.urls[0], away)
     got = 0
@@ -265,6 +265,10 @@ async def run(args) -> None:
                     records.append({"type": "run", "scenario": "group_fanout", "session": session, **label,
                                     "server": kind, "n": n, "run": run_no, "loadavg": load, **phase})
     summaries = report(records, args.servers) if records else []
+    if records:
+        path = common.append_results("group_fanout", records + summaries)
+        print(f"\nresults appended to {path} (session {session}, {label['label']})")
+    records, summaries = [], []
     if args.big:
         load = common.loadavg()
         target = await asyncio.get_running_loop().run_in_executor(None, start_target, "heihei")
@@ -274,8 +278,9 @@ async def run(args) -> None:
             await asyncio.get_running_loop().run_in_executor(None, target.stop)
         records.append({"type": "run", "scenario": "group_fanout", "session": session, **label, "server": "heihei",
                         "n": args.big_online, "loadavg": load, **big})
-    path = common.append_results("group_fanout", records + summaries)
-    print(f"\nresults appended to {path} (session {session}, {label['label']})")
+    if records:
+        path = common.append_results("group_fanout", records)
+        print(f"\nresults appended to {path} (session {session}, {label['label']})")
 
 
 def main(argv: list[str] | None = None) -> int:

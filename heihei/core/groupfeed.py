@@ -132,8 +132,8 @@ class GroupFeed:
         realm, user = conn.realm, conn.user
         if groups is None:
             groups = await self.hub.groups.groups_of(realm, user)
-        if not conn.connection_open:
-            return []
+        if not groups or not conn.connection_open:
+            return []  # (no state for a user in no group: an idle connection is most of a node's memory)
         state = self.conns.setdefault(conn, _Conn())
         waits = []
         for group in groups:
@@ -417,7 +417,7 @@ class GroupFeed:
             return
         for user in users:
             for conn in list(self.hub.presence.local(realm, user)):
-                if conn in self.conns:
+                if conn.connection_open:  # logged in (presence), attached or in no group yet
                     defer.Deferred.fromCoroutine(self._attach_and_replay(conn, group)).addErrback(
                         report, self._log, "attaching a connection to its new group failed")
         if tell_others:
