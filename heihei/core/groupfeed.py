@@ -50,7 +50,11 @@ from heihei.incidents import report
 #: costs every such connection a ping, a pong and a cursor write (about as much as a delivery),
 #: so a busy group pays it once a second, not per message; what it costs instead: a node that
 #: dies sends up to this much of each group again at the members' next logins (bench/README.md)
-CONFIRM_BATCH_S = 1.0
+CONFIRM_BATCH_S = 2.0
+#: a round asks this many connections at a time, every CONFIRM_SLICE_S, so 5,000 pongs (and the
+#: cursor writes they cause) do not all land in one iteration of the reactor and hold up delivery
+CONFIRM_SLICE = 250
+CONFIRM_SLICE_S = 0.01
 #: confirmed cursors wait at most this long to be written (one Redis call for all)
 CURSOR_BATCH_S = 0.1
 #: log entries read per call while replaying or catching up
@@ -116,6 +120,9 @@ class GroupFeed:
         self.conns: dict[Any, _Conn] = {}
         self._dirty: dict[tuple[str, str], int] = {}
         self._confirm_timer = None
+        #: connections of the current round not asked yet (an ordered set), and the slice timer
+        self._to_ask: dict[Any, None] = {}
+        self._slice_timer = None
         #: realm -> user -> group -> id confirmed, not written yet
         self._cursors: dict[str, dict[str, dict[str, int]]] = {}
         self._cursor_timer = None
@@ -322,7 +329,21 @@ class GroupFeed:
                         state.asked[group] = upto
                     to_ask.add(conn)
         for conn in to_ask:
-            self._request(conn, self.conns[conn])
+            self._to_ask[conn] = None
+        if self._slice_timer is None:
+            self._ask_some()
+
+    def _ask_some(self) -> None:
+        self._slice_timer = None
+        to_ask = self._to_ask
+        for _ in range(min(CONFIRM_SLICE, len(to_ask))):
+            conn = next(iter(to_ask))
+            del to_ask[conn]
+            state = self.conns.get(conn)
+            if state is not None:
+                self._request(conn, state)
+        if to_ask:
+            self._slice_timer = self.clock.callLater(CONFIRM_SLICE_S, self._ask_some)
 
     def _write_cursors_later(self) -> None:
         self._cursor_timer = None
@@ -339,9 +360,11 @@ class GroupFeed:
             await self.log.advance(realm, by_user)
 
     def stop(self) -> None:
-        if self._confirm_timer is not None and self._confirm_timer.active():
-            self._confirm_timer.cancel()
-        self._confirm_timer = None
+        for timer in (self._confirm_timer, self._slice_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._confirm_timer = self._slice_timer = None
+        self._to_ask.clear()
 
     # -- live ---------------------------------------------------------------------------------------
 
