@@ -9,9 +9,10 @@ How a group message reaches a connection:
   once per node, is parsed once, rendered and prepared once and written to every attached
   connection through the batched broadcast path (`send_frame_to_many` without a per-frame
   callback, heihei.net.sendpath). Senders' own connections are left out (boss), as before.
-- **confirmation**: every CONFIRM_BATCH_S, each connection that was sent group messages since the
-  last round is asked for one cumulative confirmation (`confirm_written`: a WebSocket ping behind
-  the frames; a connection never has more than one such request waiting for its ping). Its pong
+- **confirmation**: every CONFIRM_BATCH_S (groups with many connections here) or CONFIRM_SMALL_S
+  (the others), each connection that was sent group messages since the last round is asked for
+  one cumulative confirmation (`confirm_written`: a WebSocket ping behind the frames; a
+  connection never has more than one such request waiting for its ping). Its pong
   moves the member's cursors to what had been written before it; cursor writes of all
   connections leave together, one Redis call per CURSOR_BATCH_S (`GroupLog.advance`).
 - **login (the seam)**: the connection is attached with its live messages *held*, the node's
@@ -51,6 +52,10 @@ from heihei.incidents import report
 #: so a busy group pays it once a second, not per message; what it costs instead: a node that
 #: dies sends up to this much of each group again at the members' next logins (bench/README.md)
 CONFIRM_BATCH_S = 2.0
+#: groups with fewer connections on this node than LARGE_GROUP_CONNS are confirmed sooner: their
+#: rounds are cheap, and a member who reconnects gets less a second time
+CONFIRM_SMALL_S = 0.05
+LARGE_GROUP_CONNS = 200
 #: a round asks this many connections at a time, every CONFIRM_SLICE_S, so 5,000 pongs (and the
 #: cursor writes they cause) do not all land in one iteration of the reactor and hold up delivery
 CONFIRM_SLICE = 250
@@ -118,8 +123,11 @@ class GroupFeed:
         self.realms: dict[str, bool] = {}
         self.here: dict[tuple[str, str], _Here] = {}
         self.conns: dict[Any, _Conn] = {}
+        #: (realm, group) -> newest id sent since the last round; small groups apart (CONFIRM_SMALL_S)
         self._dirty: dict[tuple[str, str], int] = {}
+        self._dirty_small: dict[tuple[str, str], int] = {}
         self._confirm_timer = None
+        self._small_timer = None
         #: connections of the current round not asked yet (an ordered set), and the slice timer
         self._to_ask: dict[Any, None] = {}
         self._slice_timer = None
@@ -184,6 +192,7 @@ class GroupFeed:
         if not h.conns:
             del self.here[where]
             self._dirty.pop(where, None)
+            self._dirty_small.pop(where, None)
             self.hub.store.unsubscribe(group_channel(realm, group), self._handler)
 
     # -- replay (login, added to a group) -----------------------------------------------------------
@@ -316,6 +325,14 @@ class GroupFeed:
         """Ask every connection that was sent group messages since the last round to confirm."""
         self._confirm_timer = None
         dirty, self._dirty = self._dirty, {}
+        self._ask_round(dirty)
+
+    def _confirm_small_round(self) -> None:
+        self._small_timer = None
+        dirty, self._dirty_small = self._dirty_small, {}
+        self._ask_round(dirty)
+
+    def _ask_round(self, dirty: dict[tuple[str, str], int]) -> None:
         to_ask = set()
         for (realm, group), upto in dirty.items():
             h = self.here.get((realm, group))
@@ -360,10 +377,10 @@ class GroupFeed:
             await self.log.advance(realm, by_user)
 
     def stop(self) -> None:
-        for timer in (self._confirm_timer, self._slice_timer):
+        for timer in (self._confirm_timer, self._small_timer, self._slice_timer):
             if timer is not None and timer.active():
                 timer.cancel()
-        self._confirm_timer = self._slice_timer = None
+        self._confirm_timer = self._small_timer = self._slice_timer = None
         self._to_ask.clear()
 
     # -- live ---------------------------------------------------------------------------------------
@@ -417,9 +434,14 @@ class GroupFeed:
         if not targets:
             return 0
         sent = self.hub.send_to_clients(message, targets)
-        self._dirty[(realm, group)] = message.id
-        if self._confirm_timer is None:
-            self._confirm_timer = self.clock.callLater(CONFIRM_BATCH_S, self._confirm_round)
+        if len(h.conns) >= LARGE_GROUP_CONNS:
+            self._dirty[(realm, group)] = message.id
+            if self._confirm_timer is None:
+                self._confirm_timer = self.clock.callLater(CONFIRM_BATCH_S, self._confirm_round)
+        else:
+            self._dirty_small[(realm, group)] = message.id
+            if self._small_timer is None:
+                self._small_timer = self.clock.callLater(CONFIRM_SMALL_S, self._confirm_small_round)
         return sent
 
     # -- membership ---------------------------------------------------------------------------------

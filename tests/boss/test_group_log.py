@@ -3,7 +3,7 @@ real Redis, real WebSocket clients."""
 
 import pytest_twisted
 
-from heihei.core.groupfeed import CONFIRM_BATCH_S
+from heihei.core.groupfeed import CONFIRM_SMALL_S
 from heihei.core.grouplog import cursor_key
 from tests.boss.conftest import boss_settings, check_delivery, inputs_done, login, ticket
 from tests.conftest import ws_url
@@ -212,10 +212,10 @@ async def test_a_member_that_reads_but_never_confirms_holds_a_bounded_number_of_
     bob = await connect(ws_url(node, "boss", "/entry"), answer_pings=False)
     bob.send(f"login_2_{ticket('2')}")
     assert await bob.next() == "ok"
-    for i in range(8):  # each in its own confirmation round
+    for i in range(20):  # each in its own confirmation round (a small group's)
         alice.send(f"text_{group}_m{i}_group_")
         await bob.next()
-        await sleep(CONFIRM_BATCH_S + 0.05)
+        await sleep(CONFIRM_SMALL_S + 0.03)
     server_side = [c for c in node.factories["boss"].clients if c.user == "2"]
     assert len(server_side) == 1
     conn = server_side[0]
