@@ -24,7 +24,10 @@ What counts as acknowledged, per protocol (bench/README.md, "Chaos"):
 boss: no `error_` before the answer to a `records_` request sent right
 after the message; jim: cmd 12 with code 10000 or 10001; heihei (push
 channel): the sender's own copy of the IM (with its `clientMsgId` and a
-`msgId`); live: the sender's own copy of the room message (`my` "1").
+`msgId`); live: the sender's own copy of the room message (`my` "1");
+bossgroup (issue 15: boss group messages, one log per group, a cursor per
+member; a group per sender and its receiver, made with `creategrp`): as boss,
+with `records_<group>_..._group`.
 
     /work/venv/bin/python bench/chaos.py              # full: about 5 minutes
     /work/venv/bin/python bench/chaos.py --quick      # under a minute, results in /tmp
@@ -59,6 +62,8 @@ from bench.chaos_ledger import PROTOCOLS, Ledger, longest_pause  # noqa: E402
 from bench.cluster import BACKLOG, ROOT, TWISTD, _limits, free_port  # noqa: E402
 
 NODE_DOWN_S = 2.0
+#: the boss api key of the run (group traffic creates its groups through the group HTTP API)
+BOSS_API_KEY = "chaos-api-key"
 REDIS_DOWN_S = 2.0
 START_TIMEOUT_S = 60.0
 #: log lines worth reading after a run
@@ -263,6 +268,16 @@ def put_activity(node: NodeProc) -> None:
         r.read()
 
 
+def boss_group(node: NodeProc, creator: str, member: str) -> str:
+    """A boss group of two through the group HTTP API (`creategrp`); returns its id."""
+    query = urllib.parse.urlencode({"creator": creator, "members": member, "name": "chaos", "api_key": BOSS_API_KEY})
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.ports['boss']}/creategrp?{query}", timeout=15) as r:
+        answer = json.loads(r.read())
+    if answer.get("code") != 1:
+        raise RuntimeError(f"creategrp refused: {answer}")
+    return str(answer["data"]["groupid"])
+
+
 def heihei_sign_in(node: NodeProc, name: str) -> tuple[str, str]:
     """A seed-001 account through WeChat sign-in (the fake WeChat: token AT-<code>, openid o-<code>)."""
     answer = http_json(f"http://127.0.0.1:{node.ports['http']}/api/user/sign-in",
@@ -304,8 +319,8 @@ def offline_periods(rng: random.Random, plan: Plan) -> list[tuple[float, float]]
 
 def build_agents(world: World, plan: Plan, rng: random.Random) -> tuple[list, list]:
     senders, receivers = [], []
-    for proto in ("boss", "jim", "heihei"):
-        short = {"boss": "b", "jim": "j", "heihei": "h"}[proto]
+    for proto in ("boss", "jim", "heihei", "bossgroup"):
+        short = {"boss": "b", "jim": "j", "heihei": "h", "bossgroup": "g"}[proto]
         for i in range(plan.pairs):
             s_node, r_node = i % 2, (i + 1) % 2
             r_name = f"c{short}r{i}"
@@ -349,6 +364,7 @@ async def scenario(plan: Plan, workdir: str) -> dict[str, Any]:
         f.write(common.heihei_config(
             wechat.url,
             jim={"insecure_login": True, "chat_rate_per_s": 1e6, "chat_burst": 1_000_000},
+            boss={"api_key": BOSS_API_KEY},
             heihei={"wechat_api_url": wechat.url, "im_rate_per_second": 1e6, "im_rate_burst": 1_000_000}))
     redis = RedisProc(workdir, free_port())
     nodes = [NodeProc(f"n{i}", workdir, config_path, redis.port) for i in range(2)]
@@ -367,6 +383,10 @@ async def scenario(plan: Plan, workdir: str) -> dict[str, Any]:
             for i in range(plan.pairs):
                 name = f"c{short}{i}"
                 world.heihei[name] = await loop.run_in_executor(None, heihei_sign_in, nodes[i % 2], name)
+
+        for i in range(plan.pairs):  # boss group traffic: one group per sender and its receiver
+            world.boss_groups[f"cgs{i}"] = await loop.run_in_executor(
+                None, boss_group, nodes[i % 2], f"cgs{i}", f"cgr{i}")
 
         async def sign_in_again(name: str) -> None:
             world.heihei[name] = await loop.run_in_executor(None, heihei_sign_in, nodes[0], name)
@@ -522,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--freeze", type=float, nargs="+", default=[3.0, 7.0],
                         help="SIGSTOP durations, used in turn (heihei's Redis reply timeout is 5 s)")
     parser.add_argument("--pairs", type=int, default=4,
-                        help="sender/receiver pairs per 1:1 protocol (boss, jim, heihei)")
+                        help="sender/receiver pairs per 1:1 protocol (boss, jim, heihei) and of boss groups")
     parser.add_argument("--live-senders", type=int, default=3)
     parser.add_argument("--live-receivers", type=int, default=6)
     parser.add_argument("--interval", type=float, default=0.25, help="mean seconds between a sender's messages")

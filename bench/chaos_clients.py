@@ -81,6 +81,8 @@ class World:
     heihei: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: live login tokens: name -> token
     live_tokens: dict[str, str] = field(default_factory=dict)
+    #: boss groups of the group traffic: sender name -> group id (the sender and its receiver)
+    boss_groups: dict[str, str] = field(default_factory=dict)
     #: re-sign-in of a heihei account whose token was refused (set by the scenario)
     heihei_sign_in: Callable[[str], Any] | None = None
     events: Counter = field(default_factory=Counter)
@@ -356,6 +358,35 @@ class BossReceiver(BossAgent, Receiver):
             self.got(payload)
 
 
+# -- boss groups: a group of the sender and its receiver, text_<group>_<content>_group ------------
+
+
+class BossGroupSender(BossSender):
+    """Boss group traffic (issue 15: one log per group, a cursor per member): the same
+    acknowledgement as boss 1:1 (no `error_` before the answer to a `records_` of the group)."""
+
+    proto = "bossgroup"
+
+    async def send_one(self, out: Outgoing, attempt: int) -> tuple[str, str]:
+        group = self.world.boss_groups[self.name]
+        self.conn.send_text(f"text_{group}_{tag(out.sender, out.seq, attempt)}_group")
+        self.conn.send_text(f"records_{group}_{FAR_FUTURE_S}_group")
+        errors: list[bytes] = []
+        while True:
+            p = await self.expect(lambda p: p if p.startswith((b"error_", b"records_")) else None, ACK_TIMEOUT_S)
+            if p.startswith(b"records_"):
+                if not errors:
+                    return "acked", ""
+                return "refused", errors[0].decode("utf-8", "replace")[:60]
+            errors.append(p)
+            if len(errors) == 2:
+                return "refused", errors[0].decode("utf-8", "replace")[:60]
+
+
+class BossGroupReceiver(BossReceiver):
+    proto = "bossgroup"
+
+
 # -- jim: cmd 11 answered by cmd 12 (10000 receiver online, 10001 stored for later) ---------------
 
 
@@ -595,5 +626,7 @@ class LiveReceiver(LiveAgent, Receiver):
             self.got(frame["data"].get("msg", ""))
 
 
-SENDERS = {"boss": BossSender, "jim": JimSender, "heihei": ChannelSender, "live": LiveSender}
-RECEIVERS = {"boss": BossReceiver, "jim": JimReceiver, "heihei": ChannelReceiver, "live": LiveReceiver}
+SENDERS = {"boss": BossSender, "jim": JimSender, "heihei": ChannelSender, "live": LiveSender,
+           "bossgroup": BossGroupSender}
+RECEIVERS = {"boss": BossReceiver, "jim": JimReceiver, "heihei": ChannelReceiver, "live": LiveReceiver,
+             "bossgroup": BossGroupReceiver}

@@ -114,7 +114,7 @@ class BossSettings(WebSocketSettings):
     rate_per_second: float = 5.0
     rate_burst: int = 20
     records_max_count: int = 100
-    max_group_members: int = 500
+    max_group_members: int = 100000
     public_url: str = ""
     media_dir: str = ""
     max_upload_bytes: int = 20 * 1024 * 1024
@@ -248,6 +248,9 @@ class MessagingSettings:
     history_max_age_s: float = 0.0
     dedupe_ttl_s: int = 86400
     inbox_max: int = 10000
+    #: per group log (realms with group logs, docs/groups.md): newest entries kept, and their age
+    group_log_max_count: int = 10000
+    group_log_max_age_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 
 from heihei.config import ConfigError, Settings, parse_redis_url
 from heihei.core.history import Retention
+from heihei.core.grouplog import GroupRetention
 from heihei.core.hub import Hub
 from heihei.core.moderation import Moderation, ModerationOperators
 from heihei.core.sessions import Cleanups
@@ -172,6 +173,8 @@ class Node(MultiService):
         self.hub = Hub(self.node_id, self.store, clock=self.clock, metrics=self.metrics,
                        retention=Retention(max_count=m.history_max_count, max_age_s=m.history_max_age_s,
                                            dedupe_ttl_s=m.dedupe_ttl_s, inbox_max=m.inbox_max),
+                       group_retention=GroupRetention(max_count=m.group_log_max_count,
+                                                      max_age_s=m.group_log_max_age_s),
                        presence_ttl_s=settings.presence.node_ttl_s,
                        presence_refresh_s=settings.presence.refresh_interval_s)
         self.hub.moderation = Moderation.from_file(settings.moderation.banned_words_file)

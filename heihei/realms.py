@@ -154,6 +154,7 @@ def build_boss(core: Core) -> Realm:
                        max_upload_bytes=s.max_upload_bytes, max_media_seconds=s.max_media_seconds)
     chat = BossChat(core.hub, s, clock=core.clock)
     core.hub.register_realm(REALM, BossRenderer())
+    core.hub.use_group_log(REALM)  # one log per group, a cursor per member (docs/groups.md)
     sessions = _sessions(core, REALM, s, timeout_s=s.dead_after, beat_interval_s=s.heartbeat_interval,
                          check_interval_s=max(s.dead_after / 3, 0.1) if s.dead_after > 0 else 1.0, on_beat=beat)
     factory = _factory(core, REALM, s, BossProtocol, sessions, chat)

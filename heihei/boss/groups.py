@@ -20,9 +20,12 @@ from heihei.boss.media import MAX_PICTURE_TILES
 from heihei.boss.profiles import Profile, Profiles
 from heihei.core import errors
 from heihei.core.errors import Refused
-from heihei.core.groups import NoSuchGroup
+from heihei.core.groups import NoSuchGroup, natural_order
 
 REALM = "boss"
+#: member ids one `creategrp` / `addmembers` / `delmembers` call may carry; a larger group (up to
+#: `max_group_members`) is built in several calls
+MAX_MEMBERS_PER_CALL = 500
 MAX_NAME_CHARS = 64
 MAX_NOTICE_CHARS = 1024
 
@@ -77,6 +80,15 @@ class GroupService:
     async def is_member(self, group: str, user: str) -> bool:
         return await self.groups.is_member(REALM, group, user)
 
+    async def summary(self, group: str) -> GroupInfo:
+        """The group's fields without its member list (which may be 100,000 long)."""
+        try:
+            fields = await self.groups.info(REALM, group)
+        except NoSuchGroup:
+            raise Refused(errors.NO_SUCH_GROUP, "no such group") from None
+        return GroupInfo(group, fields.get("creator", ""), fields.get("name", ""), fields.get("notice", ""),
+                         fields.get("snap", ""), [])
+
     async def create(self, creator: str, members: list[str], name: str) -> GroupInfo:
         _check_text(name, "name", MAX_NAME_CHARS, required=True)
         members = list(dict.fromkeys([creator, *members]))
@@ -88,14 +100,17 @@ class GroupService:
         return await self.info(group)
 
     async def add_members(self, group: str, members: list[str]) -> None:
-        current = await self.info(group)
-        if len(set(current.members) | set(members)) > self.max_members:
+        """Add members; the group's size is checked without reading its member list, and the
+        picture is redrawn only when the new members change its first nine."""
+        if not await self.groups.exists(REALM, group):
+            raise Refused(errors.NO_SUCH_GROUP, "no such group")
+        if await self.groups.count_with(REALM, group, members) > self.max_members:
             raise Refused(errors.FULL, f"more than {self.max_members} members")
         try:
             changed = await self.groups.add_members(REALM, group, members)
         except NoSuchGroup:
             raise Refused(errors.NO_SUCH_GROUP, "no such group") from None
-        if changed:
+        if changed and await self._tiles_change(group, members, added=True):
             await self._redraw_quietly(group)
 
     async def remove_members(self, group: str, members: list[str]) -> None:
@@ -103,8 +118,24 @@ class GroupService:
             changed = await self.groups.remove_members(REALM, group, members)
         except NoSuchGroup:
             raise Refused(errors.NO_SUCH_GROUP, "no such group") from None
-        if changed:
+        if changed and await self._tiles_change(group, members, added=False):
             await self._redraw_quietly(group)
+
+    async def _tiles_change(self, group: str, members: list[str], *, added: bool) -> bool:
+        """Would the picture's tiles (the first nine members in id order) change?"""
+        try:
+            fields = await self.groups.info(REALM, group)
+        except NoSuchGroup:
+            return False
+        if "tiles" not in fields:
+            return True  # drawn before tiles were recorded
+        tiles = [t for t in fields["tiles"].split(",") if t]
+        if not added:
+            return any(m in tiles for m in members)
+        if len(tiles) < MAX_PICTURE_TILES:
+            return True
+        last = natural_order(tiles[-1])
+        return any(natural_order(m) < last for m in members)
 
     async def edit(self, group: str, name: str | None, notice: str | None) -> None:
         fields = {}
@@ -158,7 +189,7 @@ class GroupService:
         downloads = [self.profiles.download(profiles[u].snap) if profiles[u].snap else _none() for u in shown]
         avatars = list(await defer.gatherResults([defer.ensureDeferred(d) for d in downloads]))
         name = await self.media.draw_group_picture(group, avatars, current.snap)
-        await self.groups.update(REALM, group, {"snap": name})
+        await self.groups.update(REALM, group, {"snap": name, "tiles": ",".join(shown)})
         return name
 
 

@@ -29,6 +29,8 @@ from heihei.core import errors
 from heihei.core.acks import InboxAcks
 from heihei.core.bus import Bus
 from heihei.core.errors import Refused
+from heihei.core.groupfeed import GROUP_ADDED, GroupFeed
+from heihei.core.grouplog import NO_SUCH_GROUP, GroupLog, GroupRetention
 from heihei.core.groups import Groups
 from heihei.core.history import History, Inbox, Retention
 from heihei.core.moderation import Moderation
@@ -129,7 +131,8 @@ class Hub:
     _log = Logger()
 
     def __init__(self, node_id: str, store, *, clock, retention: Retention | None = None, metrics=None,
-                 presence_ttl_s: float = 30.0, presence_refresh_s: float = 10.0) -> None:
+                 presence_ttl_s: float = 30.0, presence_refresh_s: float = 10.0,
+                 group_retention: GroupRetention | None = None) -> None:
         self.node_id = node_id
         self.store = store
         self.clock = clock
@@ -157,11 +160,20 @@ class Hub:
         self._room_catching: set[tuple[str, str]] = set()
         self.room_gaps = RoomGaps()
         self.acks = InboxAcks(self.inbox, clock)
+        #: realms whose groups keep one log per group and a cursor per member (`use_group_log`)
+        self.group_log = GroupLog(store, self.history, group_retention)
+        self.group_feed = GroupFeed(self, self.group_log, clock)
+        self.groups.on_added.append(self.group_feed.added)
 
     def register_realm(self, realm: str, renderer: Renderer, on_notice: NoticeHandler | None = None) -> None:
         self.renderers[realm] = renderer
         if on_notice is not None:
             self.notice_handlers[realm] = on_notice
+
+    def use_group_log(self, realm: str, *, echo_to_sender: bool = False) -> None:
+        """The realm's group messages are stored once in the group's log and read by every member
+        from their cursor (heihei.core.grouplog, heihei.core.groupfeed), not copied to inboxes."""
+        self.group_feed.use(realm, echo_to_sender=echo_to_sender)
 
     async def start(self) -> None:
         self.bus.start()
@@ -175,7 +187,9 @@ class Hub:
         if self._bus_lost in self.store.on_bus_lost:
             self.store.on_bus_lost.remove(self._bus_lost)
         self.bus.stop()
+        self.group_feed.stop()
         await self.acks.flush()
+        await self.group_feed.flush()
         await self.presence.stop()
 
     def now_ms(self) -> int:
@@ -193,6 +207,8 @@ class Hub:
         if replay:
             self._held.setdefault(client, [])
         first, _ = await self.presence.add(client.realm, client.user, client)
+        if replay and client.realm in self.group_feed.realms and client.connection_open:
+            await self.group_feed.attach(client)  # live group messages held until deliver_pending
         if first:
             self._fire(self.on_online, client.realm, client.user)
         return first
@@ -200,6 +216,7 @@ class Hub:
     async def disconnect(self, client: IClient) -> bool:
         """Forget a closed connection (and its rooms); True if the user is now offline everywhere."""
         self._held.pop(client, None)
+        self.group_feed.detach(client)
         for realm, room in self.presence.rooms_of(client):
             await self.leave_room(client, room)
         return await self.forget_user(client)
@@ -256,8 +273,10 @@ class Hub:
         The members come from the realm's persistent groups; a sender who is not
         one is refused (`no-such-group` when the group does not exist, else
         `not-a-member`)."""
-        members = await self.groups.members(realm, group)
         sender = str(sender)
+        if realm in self.group_feed.realms:
+            return await self._store_in_group_log(realm, sender, group, body, client_id)
+        members = await self.groups.members(realm, group)
         if sender not in members:
             if not members and not await self.groups.exists(realm, group):
                 raise Refused(errors.NO_SUCH_GROUP, f"no such group {group}")
@@ -265,6 +284,21 @@ class Hub:
         message = self._new(realm, group_conversation(group), sender, body, "group", group, client_id)
         receivers = [m for m in members if m != sender]
         return await self._store_and_route(message, receivers, [sender] if echo_to_sender else [], exclude)
+
+    async def _store_in_group_log(self, realm: str, sender: str, group: str, body: dict[str, Any],
+                                  client_id: str | None) -> SendResult:
+        """Store once in the group's log and publish on its channel; every node with members online
+        delivers it from there (this one too), so it comes in order with removals."""
+        message = self._new(realm, group_conversation(group), sender, body, "group", group, client_id)
+        stored = await self.group_log.store_message(message, self.groups.group_key(realm, group),
+                                                    self.groups.members_key(realm, group))
+        if stored == NO_SUCH_GROUP:
+            raise Refused(errors.NO_SUCH_GROUP, f"no such group {group}")
+        if isinstance(stored, int):
+            raise Refused(errors.NOT_A_MEMBER, f"not a member of group {group}")
+        if not stored.duplicate:
+            self._count_published(1)
+        return SendResult(stored.message, duplicate=stored.duplicate)
 
     async def send_to_room(self, realm: str, sender: str, room: str, body: dict[str, Any], *,
                            client_id: str | None = None, store: bool = True) -> SendResult:
@@ -394,6 +428,11 @@ class Hub:
             self._deliver_to_room(where, Message.from_entry(realm, packet["e"]), wait=where in self._room_catching)
         elif kind == "n":
             self._notice_here(realm, Notice.unpacked(packet["n"]), self.presence.local_room(realm, packet["room"]))
+        elif kind == "nu" and (packet.get("n") or {}).get("kind") == GROUP_ADDED:
+            group = str(packet["n"]["data"]["group"])
+            defer.Deferred.fromCoroutine(self.group_feed.added(realm, group, [str(u) for u in packet["us"]],
+                                                               tell_others=False)).addErrback(
+                report, self._log, "attaching connections to a group failed")
         elif kind == "nu":
             here = set()
             for user in packet["us"]:
@@ -452,6 +491,32 @@ class Hub:
             self.metrics.deliveries_by_realm[message.realm].inc(sent)
         return sent
 
+    def send_to_clients(self, message: Message, clients: set) -> int:
+        """Render once per variant, prepare once, write to each of `clients` through the batched
+        broadcast path (no per-frame confirmation: the caller confirms cumulatively)."""
+        renderer = self.renderers.get(message.realm)
+        if renderer is None:
+            return 0
+        sent = 0
+        if getattr(renderer, "same_for_all", False):
+            variants = [(None, clients)]  # no call per receiver
+        else:
+            variants = self._variant_groups(renderer, message, clients)
+        for variant, group in variants:
+            payload = renderer.render(message, variant)
+            if payload is None or not group:
+                continue
+            some = next(iter(group))
+            frame = some.prepare(payload)
+            send_many = getattr(some, "send_frame_to_many", None)
+            if send_many is not None:
+                sent += send_many(frame, group)
+            else:
+                sent += sum(1 for client in group if client.send_frame(frame))
+        if self.metrics is not None and sent:
+            self.metrics.deliveries_by_realm[message.realm].inc(sent)
+        return sent
+
     def _variant_groups(self, renderer: Renderer, message: Message, clients: set) -> list[tuple[Hashable, Any]]:
         """Receivers grouped by the variant they get."""
         by_sender = getattr(renderer, "by_sender", None)
@@ -482,6 +547,7 @@ class Hub:
         for session in sessions:
             defer.Deferred.fromCoroutine(session.catch_up()).addErrback(
                 lambda f: report(f, self._log, "catching up after the bus came back failed"))
+        self.group_feed.catch_up_all(lost_at)
         for where in rooms:
             defer.Deferred.fromCoroutine(self._catch_up_room(where, lost_at)).addErrback(
                 lambda f: report(f, self._log, "catching a room up after the bus came back failed"))
@@ -537,6 +603,10 @@ class Hub:
             for message, on_delivered in self._held.pop(client, ()):
                 if message.id not in pending_ids:
                     self._deliver_local(message, [client], on_delivered=on_delivered)
+        if client.connection_open and client in self.group_feed.conns:
+            # then each group's log after the member's cursor (only groups still held: a login or
+            # a group just joined; after a bus gap the groups catch up on their own)
+            sent += await self.group_feed.replay(client)
         return sent
 
     async def _send_pending(self, client: IClient, pending_ids: set[int]) -> int:

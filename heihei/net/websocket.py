@@ -45,6 +45,18 @@ MAX_CONFIRM_PINGS_IN_FLIGHT = 4
 MAX_INBOUND_PENDING = 64
 
 
+class _Latest:
+    """A `confirm_written` callback that a newer request may replace until its ping goes out."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback = callback
+
+    def __call__(self) -> None:
+        self.callback()
+
+
 class HardenedFactory(WebSocketServerFactory):
     """A WebSocket factory for one realm with every bound set from its settings."""
 
@@ -152,6 +164,8 @@ class BaseProtocol(WebSocketServerProtocol):
     # also created on first use (an idle connection is most of a server's memory, bench/README.md):
     #: confirmation pings sent and not answered yet: token -> the callbacks it confirms
     _awaiting_pong: "dict[bytes, list[Callable[[], None]]] | None" = None
+    #: the `confirm_written` callback waiting in `_unconfirmed` for the next ping (replaced, not added to)
+    _latest_confirm: "_Latest | None" = None
     #: `when_closed` Deferreds
     _close_waiters: "list[defer.Deferred] | None" = None
     #: the last queued input's Deferred while inputs are queued (`run_in_order`)
@@ -220,6 +234,7 @@ class BaseProtocol(WebSocketServerProtocol):
         self._backlog_bytes = 0
         # unconfirmed frames stay wherever their owners keep them (the inbox)
         self._unconfirmed = []
+        self._latest_confirm = None
         self._awaiting_pong = None
         self._out.clear()
         self._out_bytes = 0
@@ -331,10 +346,50 @@ class BaseProtocol(WebSocketServerProtocol):
         payload = text.encode("utf-8") if isinstance(text, str) else text
         return self.send_frame(self.prepare(payload), on_delivered)
 
+    def confirm_written(self, callback: Callable[[], None]) -> bool:
+        """Run `callback` once the client has provably read everything written to it so far
+        (the next confirmation pong, as for `send_frame`'s `on_delivered`), without a frame of its
+        own: the group feed's cumulative confirmation (heihei.core.groupfeed). A callback asked for
+        again before the previous one went out with a ping replaces it (both would fire at the same
+        pong, and each confirms everything before it), so a client that never answers holds at most
+        one such callback besides those of its pings in flight. False if the connection is gone."""
+        if self.state != self.STATE_OPEN or self.cut_off:
+            return False
+        if self._paused or self._backlog:
+            # behind the frames still waiting: a pong may confirm only what was written before its ping
+            if self._backlog is None:
+                self._backlog = deque()
+            last = self._backlog[-1] if self._backlog else None
+            if last is not None and last[0] == b"" and isinstance(last[1], _Latest):
+                last[1].callback = callback
+            else:
+                self._backlog.append((b"", _Latest(callback)))
+            self._slow = True
+            return True
+        latest = self._latest_confirm
+        if latest is not None:
+            latest.callback = callback
+            return True
+        latest = self._latest_confirm = _Latest(callback)
+        self._unconfirmed.append(latest)
+        if not self._out:
+            self._send_confirm_ping()  # the frames went out already (or wait direct, and come first)
+        return True
+
     def _write(self, frame: bytes, on_delivered: Callable[[], None] | None) -> None:
-        self.sendData(frame)
+        if frame:
+            self.sendData(frame)
         if on_delivered is not None:
             # the ping that confirms it goes out right behind it, in the same flush
+            if isinstance(on_delivered, _Latest):  # a `confirm_written` that waited in the backlog
+                if self._latest_confirm is not None:
+                    self._latest_confirm.callback = on_delivered.callback
+                    return
+                self._latest_confirm = on_delivered
+                if not self._out:
+                    self._unconfirmed.append(on_delivered)
+                    self._send_confirm_ping()
+                    return
             self._unconfirmed.append(on_delivered)
 
     # -- batched output (heihei/net/sendpath.py explains why) ----------------
@@ -399,6 +454,7 @@ class BaseProtocol(WebSocketServerProtocol):
         token = CONFIRM_PING_PREFIX + b"%012d" % self._confirm_seq  # fixed width: orders as bytes
         self._awaiting_pong[token] = self._unconfirmed
         self._unconfirmed = []
+        self._latest_confirm = None
         self.sendPing(token)
 
     # -- liveness: every frame, ping and pong counts (heihei.core.heartbeat) -------------------
@@ -462,6 +518,7 @@ class BaseProtocol(WebSocketServerProtocol):
         self.cut_off = self._slow = True
         self._leave_direct(keep=False)
         self._unconfirmed = []
+        self._latest_confirm = None
         queued = self._backlog_bytes + self._out_bytes
         self._out.clear()
         self._out_bytes = 0

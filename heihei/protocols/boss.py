@@ -83,6 +83,9 @@ def render(message: Message) -> str | None:
 class BossRenderer:
     """Every receiver gets the same bytes."""
 
+    #: so the hub renders once for a whole group without asking per receiver
+    same_for_all = True
+
     def variant(self, message, client):
         return None
 

@@ -105,6 +105,8 @@ class Store(Service):
         self._sub_factory: _SubscriberFactory | None = None
         self._subscriber: _Subscriber | None = None
         self._handlers: dict[str, list[MessageHandler]] = {}
+        #: channel -> its SUBSCRIBE still waiting for Redis's answer
+        self._subscribing: dict[str, defer.Deferred] = {}
         self._ready = defer.Deferred()
         #: Redis's clock minus ours, in ms (scripts' deadlines are in Redis's clock)
         self.clock_offset_ms = 0.0
@@ -277,12 +279,31 @@ class Store(Service):
 
     # -- pub/sub ---------------------------------------------------------------
 
-    def subscribe(self, channel: str, handler: MessageHandler) -> None:
-        """Call `handler(channel, message)` for every message on `channel`, across reconnects."""
+    def subscribe(self, channel: str, handler: MessageHandler) -> defer.Deferred:
+        """Call `handler(channel, message)` for every message on `channel`, across reconnects.
+
+        The Deferred fires once Redis has answered the SUBSCRIBE (everything published after that
+        reaches the handler), at once if the channel was subscribed already or the subscriber
+        connection is down (a catch-up follows its return, `on_resubscribed`)."""
         first = channel not in self._handlers
         self._handlers.setdefault(channel, []).append(handler)
+        pending = self._subscribing.get(channel)
         if first and self._subscriber is not None:
-            self._subscriber.subscribe(channel).addErrback(self._subscribe_failed, channel)
+            pending = self._subscriber.subscribe(channel)
+            self._subscribing[channel] = pending
+            pending.addErrback(self._subscribe_failed, channel)
+
+            def done(result, d=pending):
+                if self._subscribing.get(channel) is d:
+                    del self._subscribing[channel]
+                return result
+
+            pending.addBoth(done)
+        if pending is None or pending.called:
+            return defer.succeed(None)
+        waiter = defer.Deferred()
+        pending.addBoth(lambda result: (waiter.callback(None), result)[1])
+        return waiter
 
     def unsubscribe(self, channel: str, handler: MessageHandler) -> None:
         handlers = self._handlers.get(channel, [])

@@ -34,7 +34,7 @@ from twisted.web.http import parse_qs
 from werkzeug.exceptions import NotFound
 
 from heihei.boss import media
-from heihei.boss.groups import MAX_NAME_CHARS, GroupInfo, GroupService, parse_ids
+from heihei.boss.groups import MAX_MEMBERS_PER_CALL, MAX_NAME_CHARS, GroupInfo, GroupService, parse_ids
 from heihei.boss.ids import ID_RE
 from heihei.boss.mediastore import AUDIO_DIR, DEFAULT_AVATAR, PICTURE_DIR, VIDEO_DIR, MediaStore
 from heihei.boss.profiles import MAX_NICKNAME_CHARS, Profile, Profiles, valid_url
@@ -244,13 +244,13 @@ class BossWeb(Routes):
         return f"{self._base(request)}/{PICTURE_DIR}/{name}" if name else ""
 
     async def _member_or_trusted(self, caller: auth.Caller, group: str) -> GroupInfo:
-        info = await self.groups.info(group)  # 404 before 403
-        if not caller.trusted and caller.user not in info.members:
+        info = await self.groups.summary(group)  # 404 before 403; no member list read
+        if not caller.trusted and not await self.groups.is_member(group, caller.user):
             raise Refused(errors.NOT_A_MEMBER, "not a member of this group")
         return info
 
     def _members(self, text: str | None) -> list[str]:
-        return parse_ids(text, "members", self.settings.max_group_members)
+        return parse_ids(text, "members", min(self.settings.max_group_members, MAX_MEMBERS_PER_CALL))
 
     def _members_json(self, request, info: GroupInfo, profiles: dict[str, Profile]) -> list[dict[str, str]]:
         default = self._default_avatar(request)
@@ -313,7 +313,8 @@ class BossWeb(Routes):
     @endpoint(app, "/grpinfo", "A group with its members", GROUPID, ACTING, TICKET, errors=(400, 403, 404),
               returns=("data",))
     async def grpinfo(self, call, a):
-        info = await self._member_or_trusted(call.caller, a["groupid"])
+        await self._member_or_trusted(call.caller, a["groupid"])
+        info = await self.groups.info(a["groupid"])
         profiles = await self.groups.profiles_of(info.members)
         return {"data": self._group_json(call.request, info, self._members_json(call.request, info, profiles))}
 
