@@ -29,7 +29,39 @@ def anchored(pattern: str) -> str:
     return f"^(?:{pattern})$"
 
 
-def schema_of(p: Param) -> dict[str, Any]:
+def _integer_alternative(p: Param) -> dict[str, Any] | None:
+    """The JSON integers a string parameter also takes (the kit reads 42 as "42", then checks it as text:
+    a JSON client may send a numeric id as a number), or None when no integer passes its rules."""
+    if p.enum:
+        return None
+    digits = min(p.max_length, 19)
+
+    def fits(text: str) -> bool:
+        return p.min_length <= len(text) <= p.max_length and (p.pattern is None or re.fullmatch(p.pattern, text))
+
+    widths = [k for k in range(1, digits + 1) if fits("9" * k)]
+    if not widths or widths != list(range(widths[0], widths[-1] + 1)):
+        return None  # no integer passes, or not a plain range of widths: the document says string only
+    negative = max((k for k in range(1, digits) if fits("-" + "9" * k)), default=0)
+    if negative and widths[0] == 1:
+        low = -(10 ** negative - 1)
+    else:
+        low = 0 if widths[0] == 1 and fits("0") else 10 ** (widths[0] - 1)
+    return {"type": "integer", "minimum": low, "maximum": min(10 ** widths[-1] - 1, 2 ** 63 - 1)}
+
+
+def schema_of(p: Param, *, json: bool = False) -> dict[str, Any]:
+    """`json`: the parameter comes in a JSON document, where an optional one may be null (absent) and
+    a string one may be a number."""
+    s = _schema_of(p)
+    if json and p.kind == "string" and p.convert is None and (number := _integer_alternative(p)) is not None:
+        s = {"anyOf": [s, number]}
+    if json and not p.required and p.required_if is None:
+        s["nullable"] = True
+    return s
+
+
+def _schema_of(p: Param) -> dict[str, Any]:
     if p.kind == "string":
         s: dict[str, Any] = {"type": "string", "maxLength": p.max_length}
         # an empty value is read as absent (Param.empty_is_absent): a required one must not be empty
@@ -69,7 +101,8 @@ def object_schema(fields: tuple[Param, ...], *, open_object: bool = True) -> dic
     (`required_if`) makes one variant per value of that other field (its enum)."""
     schema: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": open_object}
     for f in fields:
-        schema["properties"][f.name] = {**schema_of(f), **({"description": _describe(f)} if _describe(f) else {})}
+        schema["properties"][f.name] = {**schema_of(f, json=True),
+                                        **({"description": _describe(f)} if _describe(f) else {})}
     required = [f.name for f in fields if f.required]
     if required:
         schema["required"] = required
@@ -128,10 +161,10 @@ def _parameter(p: Param, where: str) -> dict[str, Any]:
     return out
 
 
-def _body_schema(params: tuple[Param, ...]) -> dict[str, Any]:
+def _body_schema(params: tuple[Param, ...], *, json: bool) -> dict[str, Any]:
     props = {}
     for p in params:
-        s = schema_of(p)
+        s = schema_of(p, json=json)
         if _describe(p):
             s = {**s, "description": _describe(p)}
         props[p.name] = s
@@ -194,12 +227,12 @@ def operations(ep: Endpoint, *, envelope: str, auth_params: dict[str, tuple[Para
             if "form" in body and not objects_in_form:
                 kind = "multipart/form-data" if any(p.kind == "file" for p in rest) \
                     else "application/x-www-form-urlencoded"
-                content[kind] = {"schema": _body_schema(rest)}
+                content[kind] = {"schema": _body_schema(rest, json=False)}
             elif "form" in body:
                 op["description"] = (op.get("description", "") + " A form body works too, each object "
                                      "parameter a field of JSON text.").strip()
             if "json" in body and not any(p.kind == "file" for p in rest):  # files come in multipart only
-                content["application/json"] = {"schema": _body_schema(rest)}
+                content["application/json"] = {"schema": _body_schema(rest, json=True)}
             op["requestBody"] = {"required": any(p.required for p in rest), "content": content}
         item[method.lower()] = op
     return item
