@@ -335,11 +335,14 @@ class BossAgent(Agent):
 
 class BossSender(BossAgent, Sender):
     async def send_one(self, out: Outgoing, attempt: int) -> tuple[str, str]:
+        return await self.send_and_ask(out.to, "unicast", tag(out.sender, out.seq, attempt))
+
+    async def send_and_ask(self, to: str, kind: str, text: str) -> tuple[str, str]:
         # The protocol answers nothing to a good send. Frames are handled strictly in order, so
         # the answer to a records_ request sent right after it comes after any error for the
         # send: records answer with no error before it = accepted.
-        self.conn.send_text(f"text_{out.to}_{tag(out.sender, out.seq, attempt)}_unicast")
-        self.conn.send_text(f"records_{out.to}_{FAR_FUTURE_S}_unicast")
+        self.conn.send_text(f"text_{to}_{text}_{kind}")
+        self.conn.send_text(f"records_{to}_{FAR_FUTURE_S}_{kind}")
         errors: list[bytes] = []
         while True:
             p = await self.expect(lambda p: p if p.startswith((b"error_", b"records_")) else None, ACK_TIMEOUT_S)
@@ -368,19 +371,7 @@ class BossGroupSender(BossSender):
     proto = "bossgroup"
 
     async def send_one(self, out: Outgoing, attempt: int) -> tuple[str, str]:
-        group = self.world.boss_groups[self.name]
-        self.conn.send_text(f"text_{group}_{tag(out.sender, out.seq, attempt)}_group")
-        self.conn.send_text(f"records_{group}_{FAR_FUTURE_S}_group")
-        errors: list[bytes] = []
-        while True:
-            p = await self.expect(lambda p: p if p.startswith((b"error_", b"records_")) else None, ACK_TIMEOUT_S)
-            if p.startswith(b"records_"):
-                if not errors:
-                    return "acked", ""
-                return "refused", errors[0].decode("utf-8", "replace")[:60]
-            errors.append(p)
-            if len(errors) == 2:
-                return "refused", errors[0].decode("utf-8", "replace")[:60]
+        return await self.send_and_ask(self.world.boss_groups[self.name], "group", tag(out.sender, out.seq, attempt))
 
 
 class BossGroupReceiver(BossReceiver):

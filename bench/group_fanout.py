@@ -38,7 +38,6 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from array import array
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -56,32 +55,7 @@ CHUNK = 500
 class GroupTally(roomload.Tally):
     """`roomload.Tally` for boss frames."""
 
-    def _count(self, data: bytes, spans, t: int, lat: array) -> None:
-        match = _STAMP.match
-        counts, expected = self.counts, self.expected
-        delivered, complete = 0, None
-        for start, end in spans:
-            m = match(data, start, end)
-            if m is None:
-                self.others += 1
-                continue
-            seq_text, sent_ns = m.groups()
-            lat.append(t - int(sent_ns))
-            delivered += 1
-            count = counts.get(seq_text, 0) + 1
-            if count < expected:
-                counts[seq_text] = count
-            else:
-                del counts[seq_text]
-                if complete is None:
-                    complete = []
-                complete.append(int(seq_text))
-        if delivered:
-            self.deliveries += delivered
-            self.last_t = t
-        if complete:
-            for seq in complete:
-                self.on_complete(seq, t)
+    stamp = _STAMP
 
 
 def _api(target: common.Target, path: str, params: dict[str, str]) -> dict[str, Any]:

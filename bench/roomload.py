@@ -82,7 +82,10 @@ class Tally:
     """Counts deliveries per message and keeps every latency; shared by all connections.
 
     `groups` > 1 keeps latencies apart per group (per node in a cluster): each
-    connection gets the sink of its group from `spans_sink_for`."""
+    connection gets the sink of its group from `spans_sink_for`. `stamp` finds a frame's
+    (sequence, sent ns) at its start (a subclass for another wire format sets its own)."""
+
+    stamp = _STAMP
 
     def __init__(self, expected: int, groups: int = 1) -> None:
         self.expected = expected
@@ -117,7 +120,7 @@ class Tally:
     def _count(self, data: bytes, spans, t: int, lat: array) -> None:
         # the load generator's hot path (its CPU caps `burst` deliveries/s): the stamp is matched in
         # place, no payload is copied, and the counters stay in locals until the read is done
-        match = _STAMP.match
+        match = self.stamp.match
         counts, expected = self.counts, self.expected
         delivered, complete = 0, None
         for start, end in spans:

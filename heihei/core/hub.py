@@ -475,8 +475,24 @@ class Hub:
             targets.difference_update(self._held.keys())
         if not targets:
             return 0
+        return self._write(renderer, message, self._variant_groups(renderer, message, targets), on_delivered)
+
+    def send_to_clients(self, message: Message, clients: set) -> int:
+        """Render once per variant, prepare once, write to each of `clients` through the batched
+        broadcast path (no per-frame confirmation: the caller confirms cumulatively)."""
+        renderer = self.renderers.get(message.realm)
+        if renderer is None:
+            return 0
+        if getattr(renderer, "same_for_all", False):
+            variants = [(None, clients)]  # no call per receiver
+        else:
+            variants = self._variant_groups(renderer, message, clients)
+        return self._write(renderer, message, variants, None)
+
+    def _write(self, renderer: Renderer, message: Message, variants, on_delivered) -> int:
+        """Each variant rendered and prepared once, written to its receivers; the number written."""
         sent = 0
-        for variant, group in self._variant_groups(renderer, message, targets):
+        for variant, group in variants:
             payload = renderer.render(message, variant)
             if payload is None or not group:
                 continue
@@ -487,32 +503,6 @@ class Hub:
                 sent += send_many(frame, group, on_delivered)
             else:
                 sent += sum(1 for client in group if client.send_frame(frame, on_delivered))
-        if self.metrics is not None and sent:
-            self.metrics.deliveries_by_realm[message.realm].inc(sent)
-        return sent
-
-    def send_to_clients(self, message: Message, clients: set) -> int:
-        """Render once per variant, prepare once, write to each of `clients` through the batched
-        broadcast path (no per-frame confirmation: the caller confirms cumulatively)."""
-        renderer = self.renderers.get(message.realm)
-        if renderer is None:
-            return 0
-        sent = 0
-        if getattr(renderer, "same_for_all", False):
-            variants = [(None, clients)]  # no call per receiver
-        else:
-            variants = self._variant_groups(renderer, message, clients)
-        for variant, group in variants:
-            payload = renderer.render(message, variant)
-            if payload is None or not group:
-                continue
-            some = next(iter(group))
-            frame = some.prepare(payload)
-            send_many = getattr(some, "send_frame_to_many", None)
-            if send_many is not None:
-                sent += send_many(frame, group)
-            else:
-                sent += sum(1 for client in group if client.send_frame(frame))
         if self.metrics is not None and sent:
             self.metrics.deliveries_by_realm[message.realm].inc(sent)
         return sent
