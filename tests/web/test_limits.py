@@ -370,6 +370,33 @@ def test_declared_body_over_the_cap_is_refused_before_any_body_byte():
     assert clock.getDelayedCalls() == []
 
 
+class ArgsSeen(Resource):
+    """Records what twisted.web put in `request.args` and the body it left unread."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list = []
+
+    def render_POST(self, request) -> bytes:
+        self.seen.append((request.args, request.content.read()))
+        return b"{}"
+
+
+def test_form_bodies_are_left_to_the_readers():
+    """twisted.web does not parse a form body into `request.args` (nor its Content-Type): the query string
+    only; heihei's readers parse the body from its spool file, bounded."""
+    resource = ArgsSeen()
+    clock, channel, transport = clocked_channel(resource)
+    channel.dataReceived(post(b"a=b", b"Content-Type: application/x-www-form-urlencoded", path=b"/?q=1"))
+    channel.dataReceived(post(b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nb\r\n--x--\r\n",
+                              b"Content-Type: multipart/form-data; boundary=x"))
+    assert resource.seen[0] == ({b"q": [b"1"]}, b"a=b")
+    assert resource.seen[1][0] == {}
+    lose(channel)
+
+
 def test_declared_body_at_the_cap_is_served():
     clock, channel, transport = clocked_channel()
     channel.dataReceived(post(b"x" * MAX_BODY_BYTES))
