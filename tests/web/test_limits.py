@@ -202,6 +202,33 @@ def test_trickled_header_bytes_do_not_extend_the_deadline():
     assert clock.getDelayedCalls() == []
 
 
+def test_a_request_received_in_one_read_sets_no_timer():
+    """The deadline's timer is set only when a read ends with its request incomplete, for what is
+    left of it: a request that arrives whole is answered without one."""
+    clock, channel, transport = clocked_channel()
+    armed = []
+    call_later = channel.callLater
+
+    def counting(delay, f, *a, **kw):
+        armed.append(f)
+        return call_later(delay, f, *a, **kw)
+
+    channel.callLater = counting
+    channel.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert len(parse_responses(transport.value())) == 2
+    assert channel._deadline_expired not in armed
+    # a request cut over two reads: timed from its first byte
+    transport.clear()
+    channel.dataReceived(b"GET / HT")
+    clock.advance(3)
+    channel.dataReceived(b"TP/1.1\r\n")
+    [deadline] = [c for c in clock.getDelayedCalls() if c.func == channel._deadline_expired]
+    assert deadline.getTime() == CLOCK_DEADLINE_S
+    channel.dataReceived(b"Host: x\r\n\r\n")
+    assert not deadline.active() and transport.value().startswith(b"HTTP/1.1 200 ")
+    lose(channel)
+
+
 def test_refusals_are_logged_with_peer_and_reason():
     events = []
     globalLogPublisher.addObserver(events.append)
