@@ -545,3 +545,36 @@ def test_every_library_with_a_canary_is_pinned_in_constraints_txt():
     with open(__file__) as f:
         watched = set(re.findall(r'internal\("([\w-]+)"', f.read()))
     assert watched <= pinned, f"libraries with canaries but no pin in constraints.txt: {sorted(watched - pinned)}"
+
+
+# == Klein and werkzeug: the kit's resource (heihei/web/kit/resource.py) ==============================
+
+KIT_RESOURCE = "heihei/web/kit/resource.py"
+
+
+def test_klein_s_render_steps_are_there_for_the_kit_resource():
+    with internal("klein", "klein._resource: extractURLparts, URLDecodeError, route_metadata; Klein.url_map, "
+                  "endpoints, execute_endpoint, execute_error_handler, _error_handlers", KIT_RESOURCE,
+                  "KitResource.render redoes KleinResource.render without its per-request reference cycle"):
+        from klein import Klein
+        from klein._resource import URLDecodeError, extractURLparts, route_metadata  # noqa: F401
+
+        class Owner:
+            app = Klein()
+
+            @app.route("/x/<int:n>")
+            def x(self, request, n):
+                return str(n)
+
+            @app.handle_errors(KeyError)
+            def err(self, request, failure):
+                return b""
+
+        bound = Owner().app
+        assert params(extractURLparts) == ["request"]
+        assert route_metadata(bound.endpoints["x"]).segment_count == 2
+        rule, kwargs = bound.url_map.bind("x", "").match("/x/3", return_rule=True)
+        assert (rule.endpoint, kwargs, rule.arguments) == ("x", {"n": 3}, {"n"})
+        assert bound.execute_endpoint("x", None, n=3) == "3"
+        [(exceptions, handler)] = bound._error_handlers
+        assert KeyError in exceptions and bound.execute_error_handler(handler, None, None) == b""

@@ -35,6 +35,7 @@ from heihei.core.errors import Refused
 from heihei.heihei.accounts import REALM
 from heihei.heihei.errors import BAD_PARAMETER
 from heihei.store.keys import key
+from heihei.store.scripts import Script
 from heihei.textnum import is_digits
 
 MAX_BANNERS = 20
@@ -132,23 +133,41 @@ def parse_gift_ids(text: str | None) -> list[int] | None:
     return [int(p) for p in parts]
 
 
+#: a catalog's document and its version change together (`Catalog.version_key`)
+PUT_CATALOG = Script("heihei_catalog_put", r"""
+-- KEYS: 1 the document, 2 its version. ARGV: 1 the document. Returns the new version.
+redis.call('SET', KEYS[1], ARGV[1])
+return redis.call('INCR', KEYS[2])
+""")
+
+
 class Catalog:
-    """One JSON document in Redis, first filled from its file."""
+    """One JSON document in Redis, first filled from its file.
+
+    Every change also counts up the document's version (`version_key`, 0 until the first change):
+    a node may keep a parsed copy in memory and have a script check, in the same round trip as the
+    write that depends on it, that the version is still the one it read (heihei.heihei.ledger's
+    `price_version`)."""
 
     def __init__(self, store, name: str, initial: Any) -> None:
         self.store = store
         self.key = key("catalog", REALM, name)
+        self.version_key = key("catalogv", REALM, name)
         self.initial = initial
 
     async def get(self) -> Any:
-        raw = await self.store.get(self.key)
+        return (await self.get_versioned())[0]
+
+    async def get_versioned(self) -> tuple[Any, int]:
+        """(the document, its version), read together."""
+        raw, version = await self.store.mget([self.key, self.version_key])
         if raw is None:
             await self.store.set(self.key, orjson.dumps(self.initial).decode(), only_if_not_exists=True)
-            raw = await self.store.get(self.key)
-        return orjson.loads(raw)
+            raw, version = await self.store.mget([self.key, self.version_key])
+        return orjson.loads(raw), int(version or 0)
 
     async def put(self, value: Any) -> None:
-        await self.store.set(self.key, orjson.dumps(value).decode())
+        await PUT_CATALOG(self.store, [self.key, self.version_key], [orjson.dumps(value).decode()])
 
 
 class Catalogs:

@@ -110,11 +110,14 @@ end
 
 SEND_GIFT = Script("heihei_ledger_gift", _POST + r"""
 -- KEYS: 1 sender profile, 2 receiver profile, 3 sender ledger, 4 receiver ledger, 5 once key,
---       6 live hash, 7 seq, 8 users.
+--       6 live hash, 7 seq, 8 users, 9 the price's catalog version key, 10 a counter to INCR once charged
+--       (the room item's message id).
 -- ARGV: 1 sender, 2 receiver, 3 price (gold), 4 points, 5 now ms, 6 cause, 7 ref, 8 note,
---       9 once ttl s ('' = no once key), 10 '1' add the points to the live's totalTickets.
--- Returns {status, gold after, live tickets, point after}: 1 done, 2 done before (the first answer),
--- -1 no sender, -2 not enough gold, -3 no receiver.
+--       9 once ttl s ('' = no once key), 10 '1' add the points to the live's totalTickets,
+--       11 the catalog version the price was read from ('' = not checked), 12 '1' INCR KEYS[10] once charged,
+--       13.. sender profile fields to return once charged.
+-- Returns {status, gold after, live tickets, point after, counter, fields...}: 1 done, 2 done before (the first
+-- answer), -1 no sender, -2 not enough gold, -3 no receiver, -5 the catalog changed since the price was read.
 if ARGV[9] ~= '' then
   local before = redis.call('GET', KEYS[5])
   if before then
@@ -122,6 +125,7 @@ if ARGV[9] ~= '' then
     return {2, tonumber(g), tonumber(t), tonumber(p)}
   end
 end
+if ARGV[11] ~= '' and (redis.call('GET', KEYS[9]) or '0') ~= ARGV[11] then return {-5, 0, 0, 0} end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, 0} end
 if redis.call('EXISTS', KEYS[2]) == 0 then return {-3, 0, 0, 0} end
 local price, points = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -144,7 +148,10 @@ end
 if ARGV[9] ~= '' then
   redis.call('SET', KEYS[5], gold .. '|' .. tickets .. '|' .. point, 'EX', tonumber(ARGV[9]))
 end
-return {1, gold, tickets, point}
+local out = {1, gold, tickets, point, 0}
+if ARGV[12] == '1' then out[5] = redis.call('INCR', KEYS[10]) end
+for i = 13, #ARGV do out[#out + 1] = redis.call('HGET', KEYS[1], ARGV[i]) end  -- false: a nil reply
+return out
 """)
 
 ADJUST = Script("heihei_ledger_adjust", _POST + r"""
@@ -260,6 +267,14 @@ class GiftResult:
     total_tickets: int
     receiver_point: int
     charged: bool
+    #: the counter asked for with `count`, INCRed once charged (else 0)
+    counted: int = 0
+    #: the sender's profile fields asked for with `sender_fields`, read once charged (else empty)
+    sender: dict[str, str] | None = None
+
+
+class StaleCatalog(Exception):
+    """The catalog changed between reading a price and charging it: nothing was charged, read it again."""
 
 
 @dataclass(frozen=True)
@@ -298,11 +313,19 @@ class Ledger:
 
     async def send_gift(self, sender: str, receiver: str, price: int, points: int, *, gift_uuid: str | None = None,
                         amount: int = 1, live_id: str | None = None, cause: str = "gift",
-                        note: str = "") -> GiftResult:
+                        note: str = "", price_version: tuple[str, int] | None = None, count: str | None = None,
+                        sender_fields: tuple[str, ...] = ()) -> GiftResult:
         """Move `price` gold from `sender` and `points` 黑票 to `receiver` (and to the live's
         totalTickets). With a `gift_uuid`, the same (sender, gift_uuid, amount) is done once: a retry
         answers what the first call answered. 740 (NO_GOLD) when the sender has too little gold, 710
-        when either user does not exist."""
+        when either user does not exist.
+
+        The same round trip can do what a gift's caller would otherwise ask Redis for apart:
+        `price_version` (the catalog's version key, the version the price was read from) charges only
+        if the catalog has not changed since (else `StaleCatalog`, nothing charged: a price cached in
+        memory is never charged once an operator changed it); once charged, `count` (a counter key) is
+        INCRed into `GiftResult.counted` and `sender_fields` of the sender's profile are read into
+        `GiftResult.sender`."""
         _check_amount("price", price, zero_ok=True)
         _check_amount("points", points, zero_ok=True)
         if sender == receiver:
@@ -310,17 +333,26 @@ class Ledger:
         once = gift_once_key(sender, gift_uuid, amount) if gift_uuid else seq_key()
         live = live_key(live_id) if live_id else seq_key()
         ref = f"{gift_uuid}:{amount}" if gift_uuid else ""
-        status, gold, tickets, point = await SEND_GIFT(
+        out = await SEND_GIFT(
             self.store, [user_key(sender), user_key(receiver), ledger_key(sender), ledger_key(receiver), once, live,
-                         seq_key(), ledger_users_key()],
+                         seq_key(), ledger_users_key(), price_version[0] if price_version else seq_key(),
+                         count or seq_key()],
             [sender, receiver, price, points, self.now_ms(), cause, ref, note,
-             self.gift_once_s if gift_uuid else "", "1" if live_id else "0"])
-        status = int(status)
+             self.gift_once_s if gift_uuid else "", "1" if live_id else "0",
+             str(price_version[1]) if price_version else "", "1" if count else "0", *sender_fields])
+        status, gold, tickets, point = (int(v) for v in out[:4])
         if status == -1 or status == -3:
             raise Refused(NO_SUCH_USER, f"userId {sender if status == -1 else receiver}")
         if status == -2:
             raise Refused(NO_GOLD, f"{price} gold needed, {gold} left")
-        return GiftResult(gold=int(gold), total_tickets=int(tickets), receiver_point=int(point), charged=status == 1)
+        if status == -5:
+            raise StaleCatalog()
+        if status != 1:
+            return GiftResult(gold=gold, total_tickets=tickets, receiver_point=point, charged=False)
+        fields = {name: v.decode() if isinstance(v, bytes) else str(v)
+                  for name, v in zip(sender_fields, out[5:]) if v is not None}
+        return GiftResult(gold=gold, total_tickets=tickets, receiver_point=point, charged=True,
+                          counted=int(out[4]), sender=fields if sender_fields else None)
 
     async def adjust(self, uid: str, changes: list[tuple[str, int]], *, cause: str, ref: str = "",
                      note: str = "") -> list[int]:

@@ -15,10 +15,34 @@ from typing import Any
 
 from heihei.core.errors import Refused
 from heihei.heihei import liveinfo
-from heihei.heihei.errors import BAD_PARAMETER, NO_SUCH_LIVE
+from heihei.heihei.accounts import REALM
+from heihei.heihei.errors import BAD_PARAMETER, NO_SUCH_LIVE, NOT_IN_ROOM
+from heihei.heihei.livecore import live_key, viewers_key
+from heihei.store.keys import key
+from heihei.store.scripts import Script
 
 #: a combo longer than this is not a client's
 MAX_COMBO = 100_000
+
+#: the sender fields of a room item (heihei.heihei.livecore.LiveCore.from_fields), read by the ledger script
+FROM_FIELDS = ("displayName", "gender", "birthDay", "coverUrl")
+
+#: what buy-gift checks before it charges, in one round trip: is the live there and playing, whose is it,
+#: is the sender in its room (the same checks as LiveCore.require + LiveWatching.require_in_room)
+GIFT_PLACE = Script("heihei_live_gift_place", r"""
+-- KEYS: 1 the live hash, 2 its viewers. ARGV: 1 the sender.
+-- Returns {status ('' for no live), anchor, 1 if the sender is in the room}.
+local status, anchor = unpack(redis.call('HMGET', KEYS[1], 'status', 'userId'))
+if not status then return {'', '', 0} end
+local inside = 0
+if anchor == ARGV[1] or redis.call('ZSCORE', KEYS[2], ARGV[1]) then inside = 1 end
+return {status, anchor or '', inside}
+""")
+
+
+def msg_seq_key() -> str:
+    """The counter of room item ids: the one heihei.heihei.messages.Messaging.new_msg_id counts up."""
+    return key("seq", REALM, "msg")
 
 
 class LiveGifts:
@@ -39,23 +63,31 @@ class LiveGifts:
         return live
 
     async def buy_gift(self, uid: str, live_id: str, gift_id: int, amount: int, gift_uuid: str | None) -> dict:
+        """Two round trips to Redis besides the caller's token and the room send: the place checks
+        (GIFT_PLACE) and the ledger script, which also counts up the item's message id and reads the
+        sender's name and picture once it charged (the price comes from the catalog in memory, checked
+        by the same script: heihei.heihei.moneycatalog)."""
         if not 1 <= amount <= MAX_COMBO:
             raise Refused(BAD_PARAMETER, f"amount (1 to {MAX_COMBO})")
-        live = await self._playing(uid, live_id)
-        anchor = live["userId"]
+        status, anchor, inside = await GIFT_PLACE(self.core.store, [live_key(live_id), viewers_key(live_id)], [uid])
+        if status == "" or status == str(liveinfo.DELETED):
+            raise Refused(NO_SUCH_LIVE, f"liveId {live_id}")
+        if status != str(liveinfo.PLAYING):
+            raise Refused(NO_SUCH_LIVE, "the live is not playing")
+        if not int(inside):
+            raise Refused(NOT_IN_ROOM, f"you are not in live {live_id}")
         if anchor == uid:
             raise Refused(BAD_PARAMETER, "a gift to your own live")
         gift, done = await self.money.send_gift(uid, anchor, gift_id, gift_uuid=gift_uuid or None, amount=amount,
-                                                live_id=live_id)
+                                                live_id=live_id, count=msg_seq_key(), sender_fields=FROM_FIELDS)
         if done.charged:
             core = self.core
-            profile = await core.accounts.get(uid)
             msg: dict[str, Any] = {
-                "msgType": "gift", **core.from_fields(profile, uid), "roomId": liveinfo.id_value(live_id),
+                "msgType": "gift", **core.from_fields(done.sender, uid), "roomId": liveinfo.id_value(live_id),
                 "giftId": gift_id, "amount": amount,
                 "gift": {"id": gift_id, "name": gift["name"], "type": gift["type"], "desc": gift["desc"]},
                 "totalTicket": done.total_tickets, "gift_uuid": gift_uuid or "",
-                "msgId": await core.messaging.new_msg_id()}
+                "msgId": (core.messaging.now_ms() << 20) | (done.counted & 0xFFFFF)}
             await core.to_room(live_id, msg, sender=uid)
         return {"gold": done.gold}
 

@@ -26,6 +26,9 @@ from heihei.heihei.payments import Payments
 from heihei.outbound.payments.errors import ConfigError as ProviderConfigError
 from heihei.paths import resource
 
+#: how many times a gift is priced again when the catalog changed under it
+STALE_PRICE_TRIES = 4
+
 
 def _providers(s, http, clock) -> dict:
     from heihei.outbound.payments.alipay import Alipay, AlipayConfig
@@ -91,18 +94,36 @@ class Money(Service):
         self.live_gifts = None
 
     async def send_gift(self, sender: str, receiver: str, gift_id: int, *, gift_uuid: str | None = None,
-                        amount: int = 1, live_id: str | None = None, cause: str = "gift"):
+                        amount: int = 1, live_id: str | None = None, cause: str = "gift",
+                        count: str | None = None, sender_fields: tuple[str, ...] = ()):
         """A catalog gift from `sender` to `receiver`, charged once per (sender, gift_uuid, amount):
         (the gift's catalog entry, heihei.heihei.ledger.GiftResult). What 1:1 chat gifts
-        (`chat/buy-gift`) call; 730 (NO_SUCH_GIFT) for a gift not on sale, 740 (NO_GOLD), 710."""
+        (`chat/buy-gift`) and live gifts call; 730 (NO_SUCH_GIFT) for a gift not on sale, 740 (NO_GOLD),
+        710. The price comes from the catalog in memory and is charged only if the catalog is still
+        that version (else priced again: see heihei.heihei.moneycatalog). `count` and `sender_fields`:
+        heihei.heihei.ledger.Ledger.send_gift."""
         from heihei.core.errors import Refused
-        from heihei.heihei.errors import NO_SUCH_GIFT
-        gift = await self.catalog.gift(gift_id)
-        if gift is None:
-            raise Refused(NO_SUCH_GIFT, f"giftId {gift_id}")
-        done = await self.ledger.send_gift(sender, receiver, gift["gold"], gift["point"], gift_uuid=gift_uuid,
-                                           amount=amount, live_id=live_id, cause=cause, note=str(gift_id))
-        return gift, done
+        from heihei.heihei.errors import BUSINESS_FAILED, NO_SUCH_GIFT
+        from heihei.heihei.ledger import StaleCatalog
+        fresh = False
+        for _ in range(STALE_PRICE_TRIES):
+            gift, version = await self.catalog.priced_gift(gift_id, fresh=fresh)
+            if gift is None:
+                if not fresh:  # maybe a gift added since the copy in memory was read
+                    fresh = True
+                    continue
+                raise Refused(NO_SUCH_GIFT, f"giftId {gift_id}")
+            try:
+                done = await self.ledger.send_gift(
+                    sender, receiver, gift["gold"], gift["point"], gift_uuid=gift_uuid, amount=amount,
+                    live_id=live_id, cause=cause, note=str(gift_id), price_version=(self.catalog.version_key, version),
+                    count=count, sender_fields=sender_fields)
+            except StaleCatalog:
+                fresh = True  # an operator changed the catalog: price it again
+                continue
+            return gift, done
+        # a catalog changing faster than a gift can be charged is no operator's pace: a refusal, not a loop
+        raise Refused(BUSINESS_FAILED, "the gift catalog keeps changing; try again")
 
     def attach_lives(self, lives) -> None:
         from heihei.heihei.livegifts import LiveGifts

@@ -13,8 +13,8 @@ from twisted.internet import defer, task
 
 from heihei.core.errors import Refused
 from heihei.heihei.accounts import user_key
-from heihei.heihei.ledger import (NO_GOLD, NO_POINT, BAD_ORDER, Ledger, ledger_key, order_key, withdrawal_key,
-                                  withdrawals_key)
+from heihei.heihei.ledger import (NO_GOLD, NO_POINT, BAD_ORDER, Ledger, StaleCatalog, ledger_key, order_key,
+                                  withdrawal_key, withdrawals_key)
 from heihei.heihei.livecore import live_key
 from tests.heihei.test_search import started_store
 
@@ -61,6 +61,33 @@ async def test_a_gift_moves_gold_to_points_once_per_uuid_and_amount(ledger, redi
         ("gold", 100, 100, "operator"), ("gold", -30, 70, "gift"), ("gold", -30, 40, "gift")]
     assert e[1]["peer"] == "2" and e[1]["ref"] == "u-1:1"
     assert [x["after"] for x in entries(redis, "2")] == [30, 60]
+    assert (await ledger.reconcile())["ok"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_gift_priced_from_an_old_catalog_charges_nothing(ledger, redis):
+    """`price_version`: charged only while the catalog is at that version; once charged, `count` is
+    counted up and `sender_fields` read in the same script (a retry's answer has neither)."""
+    make_user(redis, "1")
+    make_user(redis, "2")
+    redis["client"].hset(user_key("1"), "gender", "Female")
+    await grant(ledger, "1", 100)
+    redis["client"].set("test:catalogv", 3)
+    with pytest.raises(StaleCatalog):
+        await ledger.send_gift("1", "2", 5, 5, gift_uuid="g", amount=1, price_version=("test:catalogv", 2))
+    assert (await ledger.balances("1"))["gold"] == 100 and entries(redis, "2") == []
+    done = await ledger.send_gift("1", "2", 5, 5, gift_uuid="g", amount=1, price_version=("test:catalogv", 3),
+                                  count="test:count", sender_fields=("displayName", "gender", "coverUrl"))
+    assert (done.gold, done.charged, done.counted) == (95, True, 1)
+    assert done.sender == {"displayName": "u1", "gender": "Female"}  # no coverUrl: left out, not ""
+    redis["client"].set("test:catalogv", 4)
+    # the retry of a charged gift answers the first answer whatever the catalog did since
+    again = await ledger.send_gift("1", "2", 9, 9, gift_uuid="g", amount=1, price_version=("test:catalogv", 3),
+                                   count="test:count")
+    assert (again.gold, again.charged, again.counted, again.sender) == (95, False, 0, None)
+    assert redis["client"].get("test:count") in (b"1", "1")
+    # a catalog never changed is version 0 (no key)
+    assert (await ledger.send_gift("1", "2", 5, 5, price_version=("test:none", 0))).gold == 90
     assert (await ledger.reconcile())["ok"]
 
 

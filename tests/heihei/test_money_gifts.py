@@ -197,3 +197,35 @@ async def test_operators_change_the_money_catalog(nodes, outside):
         code, body = await admin(a, "PUT", "/heihei/money", bad)
         assert code == 400, (bad, body)
     assert (await admin(a, "GET", "/heihei/money"))[1] == saved
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_price_changed_on_another_node_is_the_price_charged(nodes, outside):
+    """Each node prices gifts from the catalog in memory; the ledger script charges only if the
+    catalog's version is still that copy's, so an operator's change on node b holds at once on node a."""
+    a = await nodes.start("a", extra(outside))
+    b = await nodes.start("b", extra(outside))
+    a_token, _ = await user(a, outside, "13500000051", "主播")
+    v_token, viewer = await user(a, outside, "13500000052", "观众")
+    live_id = (await start_live(a, a_token))["liveId"]
+    await ok(a, "/api/live/join-live", {"token": v_token, "liveId": live_id})
+    channel = await open_channel(a, a_token)
+    await grant(a, viewer, 100)
+    gift = {"token": v_token, "liveId": live_id, "giftId": 101, "amount": 1, "gift_uuid": "price-1"}
+    assert (await ok(a, "/api/live/buy-gift", gift))["gold"] == 99  # a has the catalog in memory now
+    first = await next_msg(channel, want=lambda m: m.get("msgType") == "gift")
+    code, doc = await admin(b, "GET", "/heihei/money")
+    doc["gifts"][0]["gold"] = doc["gifts"][0]["point"] = 7
+    doc["gifts"].append({"id": 106, "name": "新礼物", "gold": 3, "image": "/static/img/gift/106.png",
+                         "icon": "/static/img/gift/106_icon.png"})
+    assert (await admin(b, "PUT", "/heihei/money", doc))[0] == 200
+    assert (await ok(a, "/api/live/buy-gift", {**gift, "amount": 2}))["gold"] == 92
+    second = await next_msg(channel, want=lambda m: m.get("msgType") == "gift")
+    assert second["totalTicket"] == 8 and second["fromUserName"] == "观众"
+    assert isinstance(second["msgId"], int) and second["msgId"] > first["msgId"]
+    # a gift added on b is on sale on a at once; the retry of an old tap answers its first balance
+    assert (await ok(a, "/api/live/buy-gift", {**gift, "giftId": 106, "gift_uuid": "price-2"}))["gold"] == 89
+    assert (await ok(a, "/api/live/buy-gift", gift))["gold"] == 99
+    code, report = await admin(a, "POST", "/heihei/reconcile")
+    assert report["ok"]
+    await channel.close()

@@ -202,6 +202,33 @@ def test_trickled_header_bytes_do_not_extend_the_deadline():
     assert clock.getDelayedCalls() == []
 
 
+def test_a_request_received_in_one_read_sets_no_timer():
+    """The deadline's timer is set only when a read ends with its request incomplete, for what is
+    left of it: a request that arrives whole is answered without one."""
+    clock, channel, transport = clocked_channel()
+    armed = []
+    call_later = channel.callLater
+
+    def counting(delay, f, *a, **kw):
+        armed.append(f)
+        return call_later(delay, f, *a, **kw)
+
+    channel.callLater = counting
+    channel.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert len(parse_responses(transport.value())) == 2
+    assert channel._deadline_expired not in armed
+    # a request cut over two reads: timed from its first byte
+    transport.clear()
+    channel.dataReceived(b"GET / HT")
+    clock.advance(3)
+    channel.dataReceived(b"TP/1.1\r\n")
+    [deadline] = [c for c in clock.getDelayedCalls() if c.func == channel._deadline_expired]
+    assert deadline.getTime() == CLOCK_DEADLINE_S
+    channel.dataReceived(b"Host: x\r\n\r\n")
+    assert not deadline.active() and transport.value().startswith(b"HTTP/1.1 200 ")
+    lose(channel)
+
+
 def test_refusals_are_logged_with_peer_and_reason():
     events = []
     globalLogPublisher.addObserver(events.append)
@@ -368,6 +395,33 @@ def test_declared_body_over_the_cap_is_refused_before_any_body_byte():
     assert transport.disconnected
     lose(channel)
     assert clock.getDelayedCalls() == []
+
+
+class ArgsSeen(Resource):
+    """Records what twisted.web put in `request.args` and the body it left unread."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list = []
+
+    def render_POST(self, request) -> bytes:
+        self.seen.append((request.args, request.content.read()))
+        return b"{}"
+
+
+def test_form_bodies_are_left_to_the_readers():
+    """twisted.web does not parse a form body into `request.args` (nor its Content-Type): the query string
+    only; heihei's readers parse the body from its spool file, bounded."""
+    resource = ArgsSeen()
+    clock, channel, transport = clocked_channel(resource)
+    channel.dataReceived(post(b"a=b", b"Content-Type: application/x-www-form-urlencoded", path=b"/?q=1"))
+    channel.dataReceived(post(b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nb\r\n--x--\r\n",
+                              b"Content-Type: multipart/form-data; boundary=x"))
+    assert resource.seen[0] == ({b"q": [b"1"]}, b"a=b")
+    assert resource.seen[1][0] == {}
+    lose(channel)
 
 
 def test_declared_body_at_the_cap_is_served():

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import multipart
 from twisted.internet import threads
-from twisted.web.http import parse_qs
+from urllib.parse import unquote_to_bytes
 
 from heihei.jsonsafe import BadJSON, decode_json_object
 from heihei.web.kit.params import BAD_FORMAT, MAX_PARAMS, TOO_LONG_TEXT, BadParameter
@@ -61,6 +61,29 @@ def _content_type(request) -> tuple[str, dict[str, str]]:
     return multipart.parse_options_header(value)
 
 
+def _unquoted(part: bytes) -> bytes:
+    return unquote_to_bytes(part.replace(b"+", b" ")) if b"%" in part or b"+" in part else part
+
+
+def parse_form(qs: bytes) -> dict[bytes, list[bytes]]:
+    """An urlencoded form: name -> values, bytes in, bytes out, blank values kept; what
+    twisted.web.http.parse_qs(qs, 1) answers (`&` and `;` separate, a part without `=` is skipped),
+    without its two unquote calls per field when nothing in a part is quoted (most of an app's fields:
+    ids, numbers, tokens), which were most of the cost of reading such a body."""
+    d: dict[bytes, list[bytes]] = {}
+    for s1 in qs.split(b"&"):
+        for item in s1.split(b";") if b";" in s1 else (s1,):
+            k, eq, v = item.partition(b"=")
+            if not eq:
+                continue
+            k, v = _unquoted(k), _unquoted(v)
+            if k in d:
+                d[k].append(v)
+            else:
+                d[k] = [v]
+    return d
+
+
 def form_fields(request, max_body_bytes: int, files: tuple[str, ...] = ()):
     """The fields of an urlencoded or multipart POST body: name -> list of text values (bytes), and
     the fields named in `files` as `Upload`s. twisted.web leaves the body unparsed
@@ -70,8 +93,8 @@ def form_fields(request, max_body_bytes: int, files: tuple[str, ...] = ()):
         return {}
     kind, options = _content_type(request)
     if kind == "application/x-www-form-urlencoded":
-        # twisted.web's own parser (bytes in, bytes out); bounded by the site's body cap
-        return parse_qs(_body(request, max_body_bytes), 1)
+        # bounded by the site's body cap
+        return parse_form(_body(request, max_body_bytes))
     if kind != "multipart/form-data" or not options.get("boundary"):
         return {}
     request.content.seek(0, 2)

@@ -38,6 +38,7 @@ from heihei.incidents import STORE
 from heihei.store.client import StoreUnavailable
 from heihei.web.kit.auth import OPEN, Caller, Unauthorized
 from heihei.web.kit.params import BadParameter, Endpoint, Param, validate
+from heihei.web.kit.resource import KitResource
 
 _log = Logger()
 
@@ -231,7 +232,8 @@ class Routes:
     strategies: dict[str, Any]
 
     def resource(self):
-        return self.app.resource()
+        # Klein's own resource leaves a reference cycle per request (heihei.web.kit.resource)
+        return KitResource(self.app)
 
     def strategy(self, name: str | None):
         name = name or self.default_auth
