@@ -357,6 +357,7 @@ class JimProtocol(BaseProtocol):
         data["user"] = self._user_json(self.user, record)
         self.send_text(frame(6, 10007, data))
         self.session.release()
+        await self.session.release_groups()
         for group in groups:
             await self.jim.announce(group, GROUP_JOINED, self.user, record, skip=self.session.id)
 
@@ -588,7 +589,7 @@ class JimProtocol(BaseProtocol):
                 messages = await self.jim.history(user, partner=partner, group=group, **window)
             else:
                 messages = await self.jim.offline(user, partner=partner, group=group, skip=frozenset(self._pulling),
-                                                  **window)
+                                                  live_floors=self.jim.hub.group_feed.live_floors(self), **window)
         except (BadRequest, JimError) as e:
             self._reply(refusal(20, 10015, e.detail))
             return
