@@ -357,7 +357,13 @@ class JimProtocol(BaseProtocol):
         data["user"] = self._user_json(self.user, record)
         self.send_text(frame(6, 10007, data))
         self.session.release()
-        await self.session.release_groups()
+        try:
+            await self.session.release_groups()
+        except Exception:  # its group messages would stay held: the client had better come again
+            self._log.failure("jim connection of {user} could not go live in its groups", user=self.user)
+            if self.connection_open:
+                self.close(CLOSE_LOGIN_FAILED, "login failed")
+            return
         for group in groups:
             await self.jim.announce(group, GROUP_JOINED, self.user, record, skip=self.session.id)
 

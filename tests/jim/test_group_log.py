@@ -286,6 +286,9 @@ async def test_retention_bounds_what_waits_and_the_ranges(nodes, monkeypatch):
     assert await ranges(node, "carol") == [(log[3].id - 1, log[4].id)]
     carol = await login(node, "tok-carol")
     assert await offline(carol, "carol", 2) == ["n0", "n1", "n2"]
+    # the ranges go with the membership
+    assert await node.hub.groups.remove_members("jim", GROUP, ["carol"]) == 1
+    assert await ranges(node, "carol") == [] and await cursor(node, "carol") == -1
     await alice.close()
     await carol.close()
 
