@@ -98,9 +98,9 @@ class _Here:
         self.floors: dict[Any, int] = {}
         #: the newest message delivered live here
         self.last_id = 0
-        #: catching up after a bus gap: live messages wait in `queued`
+        #: catching up after a bus gap: live messages wait in `queued` (with the connection they skip)
         self.catching = False
-        self.queued: list[Message] = []
+        self.queued: list[tuple[Message, Any]] = []
         #: connections whose held list overflowed (their replay reads further)
         self.overflowed: set = set()
 
@@ -503,7 +503,7 @@ class GroupFeed:
         if h is None:
             return
         if h.catching:
-            h.queued.append(message)
+            h.queued.append((message, skip))
             return
         if message.id <= h.last_id:
             return  # caught up already
@@ -605,7 +605,7 @@ class GroupFeed:
         finally:
             h.catching = False
             queued, h.queued = h.queued, []
-            for message in queued:
-                self.live(realm, group, message)
+            for message, skip in queued:
+                self.live(realm, group, message, skip=skip)
         return delivered
 
