@@ -317,17 +317,42 @@ class GroupFeed:
         self._request(conn, state)
         return sent
 
-    async def _go_live(self, conn, state: _Conn, group: str, h: _Here) -> int:
-        """A pull realm's connection: no replay. Its live floor is the log's head, read after the
-        node listens on the channel: older messages wait for a pull, newer ones are pushed (the
-        held ones now), so what it confirms is contiguous from the floor."""
+    async def fix_live_floors(self, conn) -> None:
+        """A pull realm's connection: read each held group's live floor now (a login answer sent
+        after this promises that every later message is pushed); `replay` releases them."""
+        state = self.conns.get(conn)
+        if state is None or conn.realm not in self.pulls:
+            return
+        for group in sorted(state.groups):
+            h = self.here.get((conn.realm, group))
+            if h is not None and conn in h.held and group not in state.live_floors:
+                await self._live_floor(conn, state, group, h)
+            if not conn.connection_open:
+                return
+
+    async def _live_floor(self, conn, state: _Conn, group: str, h: _Here) -> int | None:
+        """The log's head, read after the node listens on the channel (None: not a member)."""
         realm = conn.realm
         if await self.log.start_cursor(realm, conn.user, group, self.hub.groups.members_key(realm, group)) is None \
                 or conn not in h.held:
             if conn in self.conns and group in state.groups:
                 self._leave(conn, state, realm, group)
-            return 0
+            return None
         head = int(await self.hub.store.get(last_id_key(realm, group)) or 0)
+        if conn in h.held:
+            state.live_floors[group] = head
+        return head
+
+    async def _go_live(self, conn, state: _Conn, group: str, h: _Here) -> int:
+        """A pull realm's connection: no replay. Its live floor is the log's head, read after the
+        node listens on the channel: older messages wait for a pull, newer ones are pushed (the
+        held ones now), so what it confirms is contiguous from the floor."""
+        realm = conn.realm
+        head = state.live_floors.get(group)
+        if head is None:
+            head = await self._live_floor(conn, state, group, h)
+            if head is None:
+                return 0
         if conn not in h.held or not conn.connection_open:
             return 0
         held = h.held.pop(conn, [])

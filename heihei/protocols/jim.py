@@ -342,6 +342,8 @@ class JimProtocol(BaseProtocol):
             # hold=True: nothing overtakes the login answer (J-IM clients ignore frames before it)
             if not await self.session.login(self.user, rooms=[group_room(g) for g in groups], hold=True):
                 return
+            # every group message stored after the login answer is pushed (older ones are pulled)
+            await self.session.fix_group_floors()
             record = await self.jim.user(self.user)
         except Exception:
             self._log.failure("jim login of {user} failed", user=self.user)
