@@ -167,21 +167,36 @@ class GroupPull:
         return out
 
     async def _waiting_in(self, realm, group, user, low, high, ranges, begin_ms, end_ms, limit) -> list[Message]:
+        """Read only the gaps between the seen ranges, (low, lo1], (hi1, lo2], ..., (hiN, high],
+        so a long stretch pushed live above an old gap costs nothing here."""
+        gaps, start = [], low
+        for lo, hi in sorted(ranges):
+            if lo > start:
+                gaps.append((start, lo if high is None else min(lo, high)))
+            start = max(start, hi)
+        gaps.append((start, high))
         found: list[Message] = []
-        top = "+inf" if high is None else str(high)
-        while len(found) < limit:
-            entries = await self.store.zrangebyscore(log_key(realm, group), f"({low}", top, offset=0, count=PAGE)
-            for entry in entries:
-                m = Message.from_entry(realm, entry)
-                low = m.id
-                if m.sender == user or _seen(m.id, ranges):
-                    continue
-                if (begin_ms is not None and m.created_ms < begin_ms) or (end_ms is not None and m.created_ms > end_ms):
-                    continue
-                found.append(m)
-                if len(found) >= limit:
+        for gap_low, gap_high in gaps:
+            if gap_high is not None and gap_high <= gap_low:
+                continue
+            top = "+inf" if gap_high is None else str(gap_high)
+            while len(found) < limit:
+                entries = await self.store.zrangebyscore(log_key(realm, group), f"({gap_low}", top, offset=0,
+                                                         count=PAGE)
+                for entry in entries:
+                    m = Message.from_entry(realm, entry)
+                    gap_low = m.id
+                    if m.sender == user or _seen(m.id, ranges):
+                        continue
+                    if (begin_ms is not None and m.created_ms < begin_ms) or \
+                            (end_ms is not None and m.created_ms > end_ms):
+                        continue
+                    found.append(m)
+                    if len(found) >= limit:
+                        break
+                if len(entries) < PAGE:
                     break
-            if len(entries) < PAGE:
+            if len(found) >= limit:
                 break
         return found
 
