@@ -27,7 +27,10 @@ channel): the sender's own copy of the IM (with its `clientMsgId` and a
 `msgId`); live: the sender's own copy of the room message (`my` "1");
 bossgroup (issue 15: boss group messages, one log per group, a cursor per
 member; a group per sender and its receiver, made with `creategrp`): as boss,
-with `records_<group>_..._group`.
+with `records_<group>_..._group`; jimgroup (J-IM group messages on the same
+logs, the cursor moving only over what is contiguous; a group per sender and
+its receiver, joined with cmd 7 under `[jim] open_groups`): as jim, cmd 12
+with code 10000; the receiver gets pushes and pulls (cmd 19 type 0).
 
     /work/venv/bin/python bench/chaos.py              # full: about 5 minutes
     /work/venv/bin/python bench/chaos.py --quick      # under a minute, results in /tmp
@@ -319,8 +322,8 @@ def offline_periods(rng: random.Random, plan: Plan) -> list[tuple[float, float]]
 
 def build_agents(world: World, plan: Plan, rng: random.Random) -> tuple[list, list]:
     senders, receivers = [], []
-    for proto in ("boss", "jim", "heihei", "bossgroup"):
-        short = {"boss": "b", "jim": "j", "heihei": "h", "bossgroup": "g"}[proto]
+    for proto in ("boss", "jim", "heihei", "bossgroup", "jimgroup"):
+        short = {"boss": "b", "jim": "j", "heihei": "h", "bossgroup": "g", "jimgroup": "k"}[proto]
         for i in range(plan.pairs):
             s_node, r_node = i % 2, (i + 1) % 2
             r_name = f"c{short}r{i}"
@@ -363,7 +366,7 @@ async def scenario(plan: Plan, workdir: str) -> dict[str, Any]:
     with open(config_path, "w") as f:
         f.write(common.heihei_config(
             wechat.url,
-            jim={"insecure_login": True, "chat_rate_per_s": 1e6, "chat_burst": 1_000_000},
+            jim={"insecure_login": True, "chat_rate_per_s": 1e6, "chat_burst": 1_000_000, "open_groups": True},
             boss={"api_key": BOSS_API_KEY},
             heihei={"wechat_api_url": wechat.url, "im_rate_per_second": 1e6, "im_rate_burst": 1_000_000}))
     redis = RedisProc(workdir, free_port())

@@ -471,6 +471,53 @@ class JimReceiver(JimAgent, Receiver):
                 self._pull_wanted = True
 
 
+# -- jim groups: a group of the sender and its receiver, joined with cmd 7 (`[jim] open_groups`) ------
+
+
+def jim_group_of(receiver: str) -> str:
+    return f"g-{receiver}"
+
+
+async def _jim_join(agent: Agent, group: str) -> None:
+    """cmd 7 after the login answer: creates the group the first time, a no-op afterwards."""
+    agent.conn.send_text(json.dumps({"cmd": 7, "group_id": group}))
+    answer = await agent.expect(lambda p: _jim_command(p, 8), LOGIN_TIMEOUT_S)
+    if answer.get("code") != 10011:
+        raise Refused(f"cmd 7 code {answer.get('code')}")
+
+
+class JimGroupSender(JimSender):
+    """J-IM group traffic (issue 15: one log per group, a cursor that moves only over what is
+    contiguous): cmd 11 with chatType 1, acknowledged by cmd 12 code 10000."""
+
+    proto = "jimgroup"
+
+    async def login(self) -> None:
+        await super().login()
+        await _jim_join(self, jim_group_of(self.to))
+
+    async def send_one(self, out: Outgoing, attempt: int) -> tuple[str, str]:
+        self.conn.send_text(json.dumps({"cmd": 11, "from": self.name, "chatType": 1, "msgType": 0,
+                                        "groupId": jim_group_of(out.to),
+                                        "content": tag(out.sender, out.seq, attempt), "id": out.client_id}))
+        answer = await self.expect(lambda p: _jim_command(p, 12), ACK_TIMEOUT_S)
+        code = answer.get("code")
+        if code == 10000:
+            return "acked", ""
+        reason = (answer.get("data") or {}).get("reason", "")
+        return "refused", f"{code} {reason}"[:60]
+
+
+class JimGroupReceiver(JimReceiver):
+    """Pushed group messages (cmd 11) and pulled ones (cmd 19 type 0, `groups`), as a J-IM page."""
+
+    proto = "jimgroup"
+
+    async def login(self) -> None:
+        await super().login()
+        await _jim_join(self, jim_group_of(self.name))
+
+
 # -- heihei push channel: a v2 IM with clientMsgId; the sender's own copy is the ack ----------------
 
 
@@ -618,6 +665,6 @@ class LiveReceiver(LiveAgent, Receiver):
 
 
 SENDERS = {"boss": BossSender, "jim": JimSender, "heihei": ChannelSender, "live": LiveSender,
-           "bossgroup": BossGroupSender}
+           "bossgroup": BossGroupSender, "jimgroup": JimGroupSender}
 RECEIVERS = {"boss": BossReceiver, "jim": JimReceiver, "heihei": ChannelReceiver, "live": LiveReceiver,
-             "bossgroup": BossGroupReceiver}
+             "bossgroup": BossGroupReceiver, "jimgroup": JimGroupReceiver}

@@ -34,7 +34,7 @@ TAG = re.compile(rb"cx-([a-z0-9]+)-(\d+)-(\d+)")
 #: ack. For the 1:1 protocols: a receiver logged in at the ack and still there this long after it
 #: should get the message on that connection; one that only comes on a later one was held back
 GRACE_S = 3.0
-PROTOCOLS = ("boss", "jim", "heihei", "live", "bossgroup")
+PROTOCOLS = ("boss", "jim", "heihei", "live", "bossgroup", "jimgroup")
 #: the phases a delivery can fall in; "relogin" is after every receiver logged in afresh at the end
 PHASES = ("run", "drain", "quiet", "relogin")
 

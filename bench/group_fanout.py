@@ -25,6 +25,16 @@ offline member's login replaying 1,000 missed group messages (seconds from
     /work/venv/bin/python bench/group_fanout.py --n 1000 5000 --runs 3
     /work/venv/bin/python bench/group_fanout.py --quick
     /work/venv/bin/python bench/group_fanout.py --big --servers heihei --n 5000 --runs 1
+
+`--realm jim` measures a J-IM group (seed 003) instead: every member logs in
+with `?username=` (`[jim] insecure_login`) and joins the group through
+`[jim] default_groups` (J-IM has no group-creation API; each login also tells
+every member online, cmd 9, which is setup time, not measured), and the sender
+sends `{"cmd":11,"chatType":1,"groupId":...,"content":<stamp>}`; receivers get
+J-IM's `{"command":11,"data":{chat}}`, the peer the same bytes. The sending
+connection gets no copy (J-IM), its cmd 12 answers are not deliveries.
+
+    /work/venv/bin/python bench/group_fanout.py --realm jim --n 1000 --runs 3
 """
 
 from __future__ import annotations
@@ -52,10 +62,16 @@ MODES = ("closed", "window")
 CHUNK = 500
 
 
+#: the stamp of a delivered J-IM group frame (keys in fastjson's order: chatType, cmd, content)
+_JIM_STAMP = re.compile(rb'\{"command":11,"data":\{"chatType":1,"cmd":11,"content":"~(\d+)~(\d+)~')
+JIM_GROUP = "bench"
+
+
 class GroupTally(roomload.Tally):
-    """`roomload.Tally` for boss frames."""
+    """`roomload.Tally` for boss (or, with `stamp`, J-IM) frames."""
 
     stamp = _STAMP
+
 
 
 def _api(target: common.Target, path: str, params: dict[str, str]) -> dict[str, Any]:
@@ -91,10 +107,67 @@ def config() -> str:
                                       "heartbeat_interval": 0})
 
 
+def jim_config() -> str:
+    return common.heihei_config(jim={"api_key": API_KEY, "insecure_login": True, "default_groups": [JIM_GROUP],
+                                     "heartbeat_timeout": 0, "auto_ping_interval_s": 0, "chat_rate_per_s": 1e9,
+                                     "chat_burst": 1_000_000, "max_connections": 30000})
+
+
+REALM = {"name": "boss"}
+
+
 def start_target(kind: str) -> common.Target:
+    if kind == "heihei" and REALM["name"] == "jim":
+        return common.heihei_target(1, "jim", jim_config(), "/")
     if kind == "heihei":
         return common.heihei_target(1, "boss", config(), "/entry")
     return common.peer_target(kind)
+
+
+async def jim_login(url: str, user: str) -> wsload.WSClient:
+    conn = await wsload.WSClient.connect(f"{url}?username={user}&password=x", timeout=60)
+    answer = await conn.next_text(60)
+    while answer.startswith(b'{"command":9,'):  # another member's join notice may come first
+        answer = await conn.next_text(60)
+    if not answer.startswith(b'{"code":10007,'):
+        raise RuntimeError(f"jim login of {user} refused: {answer[:200]!r}")
+    return conn
+
+
+def jim_frame(text: str) -> bytes:
+    """What a J-IM receiver is sent (the peer sends these very bytes)."""
+    return ('{"command":11,"data":{"chatType":1,"cmd":11,"content":"%s","createTime":%d,"from":"%s",'
+            '"groupId":"%s","group_id":"%s","id":"%s","msgType":0}}'
+            % (text, int(time.time() * 1000), SENDER, JIM_GROUP, JIM_GROUP, "0" * 32)).encode()
+
+
+async def open_jim_group(target: common.Target, n: int) -> tuple[roomload.Room, str]:
+    """The sender and N receivers in one J-IM group (heihei: `default_groups`)."""
+    url = target.urls[0]
+    heihei = target.kind == "heihei"
+
+    async def one(i: int) -> wsload.WSClient:
+        if heihei:
+            return await jim_login(url, f"r{i}")
+        return await wsload.WSClient.connect(url, timeout=60)
+
+    receivers = await wsload.open_many(n, one, concurrency=50)
+    sender = await (jim_login(url, SENDER) if heihei else wsload.WSClient.connect(url, timeout=30))
+    if heihei:
+        def make_payload(seq: int, ts: int) -> bytes:
+            return ('{"cmd":11,"chatType":1,"groupId":"%s","content":"%s"}'
+                    % (JIM_GROUP, roomload.message_text(seq, ts))).encode()
+    else:
+        def make_payload(seq: int, ts: int) -> bytes:
+            return jim_frame(roomload.message_text(seq, ts))
+    await asyncio.sleep(2.0)  # the join notices (cmd 9) of the last logins
+    tally = GroupTally(expected=n if heihei else n + 1)
+    tally.stamp = _JIM_STAMP
+    room = roomload.Room(target, [sender], receivers, [make_payload], tally)
+    for conn in room.conns:
+        conn.drain_texts()
+        conn.on_texts = tally.spans_sink_for(0)
+    return room, JIM_GROUP
 
 
 async def open_group(target: common.Target, n: int, members: int | None = None) -> tuple[roomload.Room, str]:
@@ -131,7 +204,7 @@ async def open_group(target: common.Target, n: int, members: int | None = None) 
 async def measure(target: common.Target, n: int, modes: list[str], duration_s: float,
                   inflight: int) -> list[dict[str, Any]]:
     t = time.monotonic()
-    room, _ = await open_group(target, n)
+    room, _ = await (open_jim_group(target, n) if REALM["name"] == "jim" else open_group(target, n))
     setup_s = time.monotonic() - t
     try:
         warm = await roomload.run_phase(room, "warmup", 0.0, inflight=1, grace_s=60.0)
@@ -221,7 +294,8 @@ def report(records: list[dict[str, Any]], servers: list[str]) -> list[dict[str, 
         groups.setdefault((r["server"], r["n"], r["mode"]), []).append(r)
     summaries, by = [], {}
     for (server, n, mode), rs in groups.items():
-        s = {"type": "summary", "scenario": "group_fanout", "server": server, "n": n, "mode": mode, "runs": len(rs),
+        s = {"type": "summary", "scenario": "group_fanout", "realm": REALM["name"], "server": server, "n": n,
+             "mode": mode, "runs": len(rs),
              **{k: rs[0][k] for k in ("session", "commit", "heihei_dirty", "label")}}
         s.update(common.summarize_metrics(rs, METRICS))
         summaries.append(s)
@@ -258,7 +332,8 @@ async def run(args) -> None:
                     await asyncio.get_running_loop().run_in_executor(None, target.stop)
                 for phase in phases:
                     records.append({"type": "run", "scenario": "group_fanout", "session": session, **label,
-                                    "server": kind, "n": n, "run": run_no, "loadavg": load, **phase})
+                                    "server": kind, "n": n, "run": run_no, "loadavg": load,
+                                    "realm": REALM["name"], **phase})
     summaries = report(records, args.servers) if records else []
     if records:
         path = common.append_results("group_fanout", records + summaries)
@@ -286,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per mode")
     parser.add_argument("--inflight", type=int, default=8, help="messages in flight in window mode")
-    parser.add_argument("--big", action="store_true", help="also the 100,000-member group (heihei only)")
+    parser.add_argument("--realm", choices=["boss", "jim"], default="boss", help="whose groups (jim: seed 003)")
+    parser.add_argument("--big", action="store_true", help="also the 100,000-member group (heihei, boss only)")
     parser.add_argument("--big-members", type=int, default=100000)
     parser.add_argument("--big-online", type=int, default=5000)
     parser.add_argument("--big-missed", type=int, default=1000)
@@ -294,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", help="directory for the JSON lines (default bench/results; "
                                           "--quick writes to a temporary directory)")
     args = parser.parse_args(argv)
+    REALM["name"] = args.realm
+    if args.big and args.realm != "boss":
+        parser.error("--big measures boss groups only")
     common.use_results_dir(args.quick, args.results)
     if args.quick:
         args.n, args.runs, args.duration = [200], 1, 1.0

@@ -184,6 +184,7 @@ def build_jim(core: Core) -> Realm:
     s = core.settings.jim
     jim = Jim(core.hub, core.store, s, clock=core.clock, auth_hook=core.outbound.jim_auth)
     core.hub.register_realm(REALM, JimRenderer(), on_notice=on_notice)
+    core.hub.use_group_log(REALM, echo_to_sender=True, pull=True)  # clients pull what they missed (docs/groups.md)
     timeout = s.heartbeat_timeout
     sessions = _sessions(core, REALM, s, timeout_s=timeout, beat_interval_s=s.auto_ping_interval_s,
                          check_interval_s=max(0.5, timeout / 4) if timeout > 0 else 1.0,

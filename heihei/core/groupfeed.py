@@ -30,6 +30,11 @@ How a group message reaches a connection:
   them: the group's last message at the adding).
 - **the bus away** (Redis restarted): each group reads its log after the last message this node
   delivered and sends what it missed, in order, while live ones wait.
+- **realms whose clients pull** (J-IM, `use(realm, pull=True)`, heihei.core.grouppull): nothing is
+  replayed at login; the connection takes the log's head as its *live floor* (older messages wait
+  for a pull), and its confirmations are recorded as the range (floor, newest confirmed], so the
+  cursor only moves over what is contiguous. A sending connection can be left out of its own
+  message (`skip_token`), which the other nodes never see.
 
 At-least-once: frames written but not confirmed when a node dies come again at the next login
 (the cursor did not move); nothing accepted is lost.
@@ -43,7 +48,8 @@ import orjson
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from heihei.core.grouplog import GroupLog, group_channel
+from heihei.core.grouplog import GroupLog, group_channel, last_id_key
+from heihei.core.grouppull import GroupPull
 from heihei.core.model import Message, id_floor_for_ms
 from heihei.incidents import report
 
@@ -74,6 +80,9 @@ MAX_HELD = 2000
 GROUP_ADDED = "hh-group-added"
 #: after a bus gap, a group that had no live message yet reads its log from this long before the gap
 CATCH_UP_SLACK_MS = 5000
+#: a sending connection left out of its own group message is forgotten after this (the message
+#: normally comes back from the channel within milliseconds)
+SKIP_TOKEN_S = 30.0
 
 
 class _Here:
@@ -89,9 +98,9 @@ class _Here:
         self.floors: dict[Any, int] = {}
         #: the newest message delivered live here
         self.last_id = 0
-        #: catching up after a bus gap: live messages wait in `queued`
+        #: catching up after a bus gap: live messages wait in `queued` (with the connection they skip)
         self.catching = False
-        self.queued: list[Message] = []
+        self.queued: list[tuple[Message, Any]] = []
         #: connections whose held list overflowed (their replay reads further)
         self.overflowed: set = set()
 
@@ -99,7 +108,7 @@ class _Here:
 class _Conn:
     """What a connection was sent and asked to confirm."""
 
-    __slots__ = ("asked", "confirmed", "waiters", "groups")
+    __slots__ = ("asked", "confirmed", "waiters", "groups", "live_floors")
 
     def __init__(self) -> None:
         #: group -> newest id written and asked to be confirmed
@@ -110,6 +119,8 @@ class _Conn:
         self.waiters: list[tuple[str, int, defer.Deferred]] = []
         #: the groups this connection is attached to
         self.groups: set[str] = set()
+        #: realms whose clients pull: group -> the log's head when the connection went live there
+        self.live_floors: dict[str, int] = {}
 
 
 class GroupFeed:
@@ -135,9 +146,42 @@ class GroupFeed:
         self._cursors: dict[str, dict[str, dict[str, int]]] = {}
         self._cursor_timer = None
         self._handler = self._received
+        #: realms whose clients pull what they missed (heihei.core.grouppull)
+        self.pulls: set[str] = set()
+        self.pull = GroupPull(log)
+        #: realm -> user -> group -> live floor -> newest confirmed, not written yet
+        self._seen: dict[str, dict[str, dict[str, dict[int, int]]]] = {}
+        #: token -> (a sending connection its group message is not sent to, when) (`skip_token`)
+        self._skip: dict[str, tuple[Any, float]] = {}
+        self._skip_seq = 0
 
-    def use(self, realm: str, *, echo_to_sender: bool = False) -> None:
+    def use(self, realm: str, *, echo_to_sender: bool = False, pull: bool = False) -> None:
         self.realms[realm] = echo_to_sender
+        if pull:
+            self.pulls.add(realm)
+
+    def skip_token(self, conn) -> str:
+        """A token for the store step: the group message it publishes is not sent to `conn`."""
+        now = self.clock.seconds()
+        skip = self._skip
+        while skip:  # tokens whose message never came back (oldest first): no timer per token
+            oldest = next(iter(skip))
+            if skip[oldest][1] > now - SKIP_TOKEN_S:
+                break
+            del skip[oldest]
+        self._skip_seq += 1
+        token = f"{id(self):x}.{self._skip_seq}"
+        skip[token] = (conn, now)
+        return token
+
+    def forget_skip_token(self, token: str) -> None:
+        """The store step published nothing (a duplicate, a refusal)."""
+        self._skip.pop(token, None)
+
+    def live_floors(self, conn) -> dict[str, int]:
+        """Group -> the log's head when this connection went live there (pull realms)."""
+        state = self.conns.get(conn)
+        return dict(state.live_floors) if state is not None else {}
 
     # -- attaching ----------------------------------------------------------------------------
 
@@ -181,6 +225,7 @@ class GroupFeed:
     def _leave(self, conn, state: _Conn, realm: str, group: str) -> None:
         state.groups.discard(group)
         state.asked.pop(group, None)
+        state.live_floors.pop(group, None)
         where = (realm, group)
         h = self.here.get(where)
         if h is None:
@@ -208,7 +253,10 @@ class GroupFeed:
             h = self.here.get((conn.realm, group))
             if h is None or conn not in h.held:
                 continue
-            sent += await self._replay_group(conn, state, group, h)
+            if conn.realm in self.pulls:
+                sent += await self._go_live(conn, state, group, h)
+            else:
+                sent += await self._replay_group(conn, state, group, h)
             if not conn.connection_open:
                 break
         return sent
@@ -269,6 +317,66 @@ class GroupFeed:
         self._request(conn, state)
         return sent
 
+    async def fix_live_floors(self, conn) -> None:
+        """A pull realm's connection: read each held group's live floor now (a login answer sent
+        after this promises that every later message is pushed); `replay` releases them."""
+        state = self.conns.get(conn)
+        if state is None or conn.realm not in self.pulls:
+            return
+        for group in sorted(state.groups):
+            h = self.here.get((conn.realm, group))
+            if h is not None and conn in h.held and group not in state.live_floors:
+                await self._live_floor(conn, state, group, h)
+            if not conn.connection_open:
+                return
+
+    async def _live_floor(self, conn, state: _Conn, group: str, h: _Here) -> int | None:
+        """The log's head, read after the node listens on the channel (None: not a member)."""
+        realm = conn.realm
+        if await self.log.start_cursor(realm, conn.user, group, self.hub.groups.members_key(realm, group)) is None \
+                or conn not in h.held:
+            if conn in self.conns and group in state.groups:
+                self._leave(conn, state, realm, group)
+            return None
+        head = int(await self.hub.store.get(last_id_key(realm, group)) or 0)
+        if conn in h.held:
+            state.live_floors[group] = head
+        return head
+
+    async def _go_live(self, conn, state: _Conn, group: str, h: _Here) -> int:
+        """A pull realm's connection: no replay. Its live floor is the log's head, read after the
+        node listens on the channel: older messages wait for a pull, newer ones are pushed (the
+        held ones now), so what it confirms is contiguous from the floor."""
+        realm = conn.realm
+        head = state.live_floors.get(group)
+        if head is None:
+            head = await self._live_floor(conn, state, group, h)
+            if head is None:
+                return 0
+        if conn not in h.held or not conn.connection_open:
+            return 0
+        held = h.held.pop(conn, [])
+        if conn in h.overflowed:  # live messages were dropped from the held list: they wait for a pull
+            h.overflowed.discard(conn)
+            if held:
+                head = max(head, held[0].id - 1)
+        state.live_floors[group] = head
+        renderer = self.hub.renderers[realm]
+        sent = 0
+        floor = head
+        for message in held:
+            if message.id <= floor:
+                continue
+            floor = message.id
+            payload = renderer.render(message, renderer.variant(message, conn))
+            if payload is not None and conn.send_frame(conn.prepare(payload)):
+                sent += 1
+        h.floors[conn] = floor
+        if floor > head:
+            self._ask(conn, state, group, floor)
+            self._request(conn, state)
+        return sent
+
     async def _confirmed(self, conn, state: _Conn, group: str, upto: int) -> bool:
         """Wait until the client confirmed everything up to `upto` in `group` (False: gone or silent)."""
         if state.confirmed.get(group, 0) >= upto:
@@ -304,7 +412,17 @@ class GroupFeed:
             if state.confirmed.get(group, 0) < upto and group in state.groups:
                 state.confirmed[group] = upto
                 newer[group] = upto
-        if newer:
+        if newer and realm in self.pulls:
+            mine_seen = self._seen.setdefault(realm, {}).setdefault(user, {})
+            for group, upto in newer.items():
+                floor = state.live_floors.get(group)
+                if floor is not None and upto > floor:
+                    ranges = mine_seen.setdefault(group, {})
+                    if ranges.get(floor, 0) < upto:
+                        ranges[floor] = upto
+            if self._cursor_timer is None:
+                self._cursor_timer = self.clock.callLater(CURSOR_BATCH_S, self._write_cursors_later)
+        elif newer:
             mine = self._cursors.setdefault(realm, {}).setdefault(user, {})
             for group, upto in newer.items():
                 if mine.get(group, 0) < upto:
@@ -373,8 +491,12 @@ class GroupFeed:
             self._cursor_timer.cancel()
         self._cursor_timer = None
         pending, self._cursors = self._cursors, {}
+        seen, self._seen = self._seen, {}
         for realm, by_user in pending.items():
             await self.log.advance(realm, by_user)
+        for realm, by_user in seen.items():
+            await self.pull.mark(realm, {user: {group: list(ranges.items()) for group, ranges in groups.items()}
+                                         for user, groups in by_user.items()})
 
     def stop(self) -> None:
         for timer in (self._confirm_timer, self._small_timer, self._slice_timer):
@@ -394,28 +516,33 @@ class GroupFeed:
             return
         try:
             if kind == "g":
-                self.live(realm, group, Message.from_entry(realm, packet["e"]))
+                skip = self._skip.pop(packet["x"], (None,))[0] if "x" in packet else None
+                self.live(realm, group, Message.from_entry(realm, packet["e"]), skip=skip)
             elif kind == "gm":
                 self.removed(realm, group, [str(u) for u in packet.get("rm") or ()])
         except Exception:
             self._log.failure("group packet on {channel} failed", channel=channel)
 
-    def live(self, realm: str, group: str, message: Message) -> None:
+    def live(self, realm: str, group: str, message: Message, *, skip=None) -> None:
         h = self.here.get((realm, group))
         if h is None:
             return
         if h.catching:
-            h.queued.append(message)
+            h.queued.append((message, skip))
             return
         if message.id <= h.last_id:
             return  # caught up already
         h.last_id = message.id
-        self._fan_out(realm, group, h, message)
+        self._fan_out(realm, group, h, message, skip=skip)
 
-    def _fan_out(self, realm: str, group: str, h: _Here, message: Message) -> int:
+    def _fan_out(self, realm: str, group: str, h: _Here, message: Message, *, skip=None) -> int:
         targets = h.conns
+        if skip is not None and skip in targets:
+            targets = targets - {skip}
         if h.held:
             for conn, held in h.held.items():
+                if conn is skip:
+                    continue
                 if len(held) >= MAX_HELD:
                     held.clear()
                     h.overflowed.add(conn)
@@ -503,7 +630,7 @@ class GroupFeed:
         finally:
             h.catching = False
             queued, h.queued = h.queued, []
-            for message in queued:
-                self.live(realm, group, message)
+            for message, skip in queued:
+                self.live(realm, group, message, skip=skip)
         return delivered
 

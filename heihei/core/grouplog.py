@@ -77,7 +77,8 @@ NOT_A_MEMBER = -2
 STORE_TO_GROUP = Script("store_to_group", "local function store_message()\n" + STORE_MESSAGE_LUA + r"""
 end
 -- KEYS: the store step's 3, then 4 the group hash, 5 its member set.
--- ARGV: the store step's 9 (no inboxes), then 10 sender, 11 the group's channel, 12 realm, 13 group.
+-- ARGV: the store step's 9 (no inboxes), then 10 sender, 11 the group's channel, 12 realm, 13 group,
+-- 14 (optional) a token naming the sending connection, which its node leaves out.
 -- Returns {-1} (no such group), {-2} (sender not a member) or the store step's answer; a new
 -- message is published on the channel (no origin node: every node delivers it from there, in
 -- order with removals).
@@ -85,8 +86,10 @@ if redis.call('EXISTS', KEYS[4]) == 0 then return {-1} end
 if redis.call('SISMEMBER', KEYS[5], ARGV[10]) == 0 then return {-2} end
 local stored = store_message()
 if stored[1] == 1 then
+  local skip = ''
+  if ARGV[14] and ARGV[14] ~= '' then skip = ',"x":' .. cjson.encode(ARGV[14]) end
   redis.call('PUBLISH', ARGV[11], '{"k":"g","r":' .. cjson.encode(ARGV[12]) .. ',"g":' .. cjson.encode(ARGV[13])
-    .. ',"e":' .. cjson.encode(stored[3]) .. '}')
+    .. ',"e":' .. cjson.encode(stored[3]) .. skip .. '}')
 end
 return stored
 """)
@@ -127,13 +130,17 @@ class GroupLog:
         self.history = history
         self.retention = retention or GroupRetention()
 
-    async def store_message(self, message: Message, group_key: str, members_key: str) -> Stored | int:
-        """Store and publish a group message; a `Stored`, or NO_SUCH_GROUP / NOT_A_MEMBER."""
+    async def store_message(self, message: Message, group_key: str, members_key: str, *,
+                            skip_token: str | None = None) -> Stored | int:
+        """Store and publish a group message; a `Stored`, or NO_SUCH_GROUP / NOT_A_MEMBER.
+        `skip_token` (GroupFeed.skip_token) leaves the sending connection out."""
         keys, args = self.history.store_call(message)
         r = self.retention
         args[3], args[4] = r.max_count, int(r.max_age_s * 1000)
         keys += [group_key, members_key]
         args += [message.sender, group_channel(message.realm, message.target), message.realm, message.target]
+        if skip_token:
+            args.append(skip_token)
         reply = await STORE_TO_GROUP(self.store, keys, args)
         if int(reply[0]) < 0:
             return int(reply[0])

@@ -7,17 +7,21 @@ Persistent groups: members and descriptive fields, per realm.
 - `ugrp:<realm>:<user>` SET of the user's group ids
 - `gcur:<realm>:<user>` HASH group id -> read cursor (heihei.core.grouplog), set and removed
   with the membership
+- `gseen:<realm>:<user>` HASH group id -> ranges received above the cursor (realms whose clients
+  pull, heihei.core.grouppull), removed with the membership
 """
 
 from __future__ import annotations
 
 from heihei.core.grouplog import cursor_key, group_channel, last_id_key
+from heihei.core.grouppull import seen_key
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 
 CHANGE_MEMBERS = Script("group_change_members", r"""
 -- KEYS: 1 group hash, 2 member set, 3 the group log's last id, then each member's user-groups
--- set, then each member's cursor hash (heihei.core.grouplog).
+-- set, then each member's cursor hash (heihei.core.grouplog), then each member's seen hash
+-- (heihei.core.grouppull).
 -- ARGV: 1 group id, 2 '+' or '-', 3 the group's bus channel, 4 realm, then member ids.
 -- A new member's cursor starts at the group's last message; a leaving member's cursor goes,
 -- and the removal is announced on the group's channel, in order with its messages.
@@ -31,10 +35,12 @@ for i = 1, n do
   local member = ARGV[4 + i]
   local ukey = KEYS[3 + i]
   local ckey = KEYS[3 + n + i]
+  local skey = KEYS[3 + 2 * n + i]
   if ARGV[2] == '+' then
     if redis.call('SADD', KEYS[2], member) == 1 then
       changed = changed + 1
       redis.call('HSET', ckey, ARGV[1], last)
+      redis.call('HDEL', skey, ARGV[1])
     end
     redis.call('SADD', ukey, ARGV[1])
   else
@@ -44,6 +50,7 @@ for i = 1, n do
     end
     redis.call('SREM', ukey, ARGV[1])
     redis.call('HDEL', ckey, ARGV[1])
+    redis.call('HDEL', skey, ARGV[1])
   end
 end
 if #removed > 0 then
@@ -151,7 +158,8 @@ class Groups:
         for i in range(0, len(members), CHANGE_CHUNK):  # a large group is changed in steps
             part = members[i:i + CHANGE_CHUNK]
             keys = ([_group_key(realm, group_id), _members_key(realm, group_id), last_id_key(realm, group_id)]
-                    + [key("ugrp", realm, m) for m in part] + [cursor_key(realm, m) for m in part])
+                    + [key("ugrp", realm, m) for m in part] + [cursor_key(realm, m) for m in part]
+                    + [seen_key(realm, m) for m in part])
             result = int(await CHANGE_MEMBERS(self.store, keys, [group_id, op, group_channel(realm, group_id),
                                                                 realm, *part]))
             if result < 0:

@@ -170,10 +170,12 @@ class Hub:
         if on_notice is not None:
             self.notice_handlers[realm] = on_notice
 
-    def use_group_log(self, realm: str, *, echo_to_sender: bool = False) -> None:
+    def use_group_log(self, realm: str, *, echo_to_sender: bool = False, pull: bool = False) -> None:
         """The realm's group messages are stored once in the group's log and read by every member
-        from their cursor (heihei.core.grouplog, heihei.core.groupfeed), not copied to inboxes."""
-        self.group_feed.use(realm, echo_to_sender=echo_to_sender)
+        from their cursor (heihei.core.grouplog, heihei.core.groupfeed), not copied to inboxes.
+        With `pull`, its clients are not sent what they missed at login: they pull it
+        (heihei.core.grouppull)."""
+        self.group_feed.use(realm, echo_to_sender=echo_to_sender, pull=pull)
 
     async def start(self) -> None:
         self.bus.start()
@@ -275,7 +277,7 @@ class Hub:
         `not-a-member`)."""
         sender = str(sender)
         if realm in self.group_feed.realms:
-            return await self._store_in_group_log(realm, sender, group, body, client_id)
+            return await self._store_in_group_log(realm, sender, group, body, client_id, exclude=exclude)
         members = await self.groups.members(realm, group)
         if sender not in members:
             if not members and not await self.groups.exists(realm, group):
@@ -286,12 +288,22 @@ class Hub:
         return await self._store_and_route(message, receivers, [sender] if echo_to_sender else [], exclude)
 
     async def _store_in_group_log(self, realm: str, sender: str, group: str, body: dict[str, Any],
-                                  client_id: str | None) -> SendResult:
+                                  client_id: str | None, *, exclude: IClient | None = None) -> SendResult:
         """Store once in the group's log and publish on its channel; every node with members online
-        delivers it from there (this one too), so it comes in order with removals."""
+        delivers it from there (this one too), so it comes in order with removals. `exclude` (the
+        sending connection, when the sender's others get the message) is left out."""
         message = self._new(realm, group_conversation(group), sender, body, "group", group, client_id)
-        stored = await self.group_log.store_message(message, self.groups.group_key(realm, group),
-                                                    self.groups.members_key(realm, group))
+        token = self.group_feed.skip_token(exclude) if exclude is not None and self.group_feed.realms[realm] \
+            else None
+        try:
+            stored = await self.group_log.store_message(message, self.groups.group_key(realm, group),
+                                                        self.groups.members_key(realm, group), skip_token=token)
+        except Exception:
+            if token is not None:
+                self.group_feed.forget_skip_token(token)
+            raise
+        if token is not None and (isinstance(stored, int) or stored.duplicate):
+            self.group_feed.forget_skip_token(token)
         if stored == NO_SUCH_GROUP:
             raise Refused(errors.NO_SUCH_GROUP, f"no such group {group}")
         if isinstance(stored, int):

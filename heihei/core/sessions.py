@@ -193,6 +193,19 @@ class Session:
         """Send the live messages held since `login(hold=True)`; returns how many."""
         return self.hub.release_held(self.conn)
 
+    async def fix_group_floors(self) -> None:
+        """A pull realm's connection: from now on every group message stored is pushed to it (the
+        older ones wait for a pull); they are held until `release_groups`."""
+        if self.conn.connection_open and self.conn in self.hub.group_feed.conns:
+            await self.hub.group_feed.fix_live_floors(self.conn)
+
+    async def release_groups(self) -> int:
+        """A pull realm's connection goes live in its groups: the group messages held since
+        `login(hold=True)` and newer than each group's log head are sent (heihei.core.grouppull)."""
+        if not self.conn.connection_open or self.conn not in self.hub.group_feed.conns:
+            return 0
+        return await self.hub.group_feed.replay(self.conn)
+
     async def catch_up(self) -> int:
         """Send what the inbox holds again (after the bus was down, live delivery may have missed it),
         live messages held meanwhile; for connections whose user has an inbox (those that replay it

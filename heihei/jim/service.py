@@ -317,31 +317,47 @@ class Jim:
 
     async def offline(self, user: str, *, partner: str | None = None, group: str | None = None,
                       begin_ms: int | None = None, end_ms: int | None = None, offset: int = 0,
-                      count: int | None = None, skip: frozenset[str] = frozenset()) -> list[Message]:
+                      count: int | None = None, skip: frozenset[str] = frozenset(),
+                      live_floors: dict[str, int] | None = None) -> list[Message]:
         """The user's waiting messages (optionally of one partner or group), oldest first; `skip`
         holds entries already handed out and not yet confirmed (they are not returned twice).
-        Nothing changes here: what was handed out leaves the inbox with `pulled` once the client
-        has provably received it."""
+
+        Private messages wait in the hub inbox (as do group messages stored before groups moved
+        to their logs); group messages are the group log's entries that reached none of the
+        user's clients (heihei.core.grouppull); `live_floors` is the asking connection's (newer
+        group messages were pushed to it). Nothing changes here: what was handed out leaves the
+        inbox, or counts as received, with `pulled` once the client has provably received it."""
         if partner is not None:
             conversation = pair_conversation(user, partner)
         elif group is not None:
             conversation = group_conversation(group)
         else:
             conversation = None
+        size = self.page_size(count)
         limit = self.hub.history.retention.inbox_max or 10000
         waiting = await self.hub.inbox.pending(REALM, user, limit=limit)
+        if partner is None:
+            groups = [group] if group is not None else await self.hub.groups.groups_of(REALM, user)
+            from_logs = await self.hub.group_feed.pull.waiting(
+                REALM, user, groups, live_floors=live_floors or {}, begin_ms=begin_ms, end_ms=end_ms,
+                limit=min(offset + size + len(skip), limit))
+            if from_logs:
+                inboxed = {m.entry for m in waiting}
+                waiting = sorted(waiting + [m for m in from_logs if m.entry not in inboxed], key=lambda m: m.id)
         selected = [m for m in waiting
                     if (conversation is None or m.conversation == conversation)
                     and (begin_ms is None or m.created_ms >= begin_ms)
                     and (end_ms is None or m.created_ms <= end_ms)
                     and m.entry not in skip]
-        return selected[offset:offset + self.page_size(count)]
+        return selected[offset:offset + size]
 
     async def pulled(self, user: str, messages: list[Message]) -> None:
-        """cmd 19 type 0's messages reached the client: they leave the inbox and are read."""
+        """cmd 19 type 0's messages reached the client: they leave the inbox and are read, and
+        group messages count as received (the member's cursor moves over what is contiguous)."""
         if messages:
             await self.hub.inbox.ack(REALM, user, [m.entry for m in messages])
             await self.hub.inbox.unread_minus(REALM, user, Counter(m.conversation for m in messages))
+            await self.hub.group_feed.pull.mark_pulled(REALM, user, messages)
 
     async def history(self, user: str, *, partner: str | None = None, group: str | None = None,
                       begin_ms: int | None = None, end_ms: int | None = None, offset: int = 0,

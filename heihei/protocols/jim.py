@@ -342,6 +342,8 @@ class JimProtocol(BaseProtocol):
             # hold=True: nothing overtakes the login answer (J-IM clients ignore frames before it)
             if not await self.session.login(self.user, rooms=[group_room(g) for g in groups], hold=True):
                 return
+            # every group message stored after the login answer is pushed (older ones are pulled)
+            await self.session.fix_group_floors()
             record = await self.jim.user(self.user)
         except Exception:
             self._log.failure("jim login of {user} failed", user=self.user)
@@ -357,6 +359,13 @@ class JimProtocol(BaseProtocol):
         data["user"] = self._user_json(self.user, record)
         self.send_text(frame(6, 10007, data))
         self.session.release()
+        try:
+            await self.session.release_groups()
+        except Exception:  # its group messages would stay held: the client had better come again
+            self._log.failure("jim connection of {user} could not go live in its groups", user=self.user)
+            if self.connection_open:
+                self.close(CLOSE_LOGIN_FAILED, "login failed")
+            return
         for group in groups:
             await self.jim.announce(group, GROUP_JOINED, self.user, record, skip=self.session.id)
 
@@ -588,7 +597,7 @@ class JimProtocol(BaseProtocol):
                 messages = await self.jim.history(user, partner=partner, group=group, **window)
             else:
                 messages = await self.jim.offline(user, partner=partner, group=group, skip=frozenset(self._pulling),
-                                                  **window)
+                                                  live_floors=self.jim.hub.group_feed.live_floors(self), **window)
         except (BadRequest, JimError) as e:
             self._reply(refusal(20, 10015, e.detail))
             return
