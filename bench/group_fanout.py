@@ -73,7 +73,6 @@ class GroupTally(roomload.Tally):
     stamp = _STAMP
 
 
-
 def _api(target: common.Target, path: str, params: dict[str, str]) -> dict[str, Any]:
     url = target.cluster.nodes[0].url("boss", path, "http") + "?" + urllib.parse.urlencode(params)
     request = urllib.request.Request(url, headers={"X-Api-Key": API_KEY})
