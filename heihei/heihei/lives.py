@@ -120,9 +120,24 @@ if last and string.sub(last, -1) == '|' then redis.call('LSET', KEYS[2], -1, las
 return 1
 """)
 
+BAN = Script("heihei_live_ban", r"""
+-- KEYS: 1 live, 2 playing, 3 replays, 4 the anchor's open live. ARGV: 1 live id, 2 now ms.
+-- Returns the status before (-1: no live). A stopped (2) or banned (3) live becomes 3 and leaves the
+-- listings; a deleted one (4) stays as it is. The caller stops a live that is 0 or 1 first.
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return -1 end
+if st == '2' or st == '3' then
+  redis.call('HSET', KEYS[1], 'status', '3', 'bannedTime', ARGV[2])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
+end
+return tonumber(st)
+""")
+
 REASON_TEXT = {"anchor": "主播结束了直播", "heartbeat": "主播已离开", "stream": "直播信号中断",
                "pause": "主播暂停太久", "replaced": "主播开始了新的直播", "deleted": "直播已删除",
-               "operator": "直播已结束"}
+               "operator": "直播已结束", "banned": "直播已被禁播"}
 
 
 class Lives:
@@ -352,6 +367,20 @@ class Lives:
         await core.deadlines.set(timer(CLOSE_ROOM, live_id), core.now_ms() + int(ROOM_LINGER_S * 1000))
         self._log.info("live {live} stopped ({reason})", live=live_id, reason=reason)
         return True
+
+    async def ban(self, live_id: str) -> dict[str, Any]:
+        """An operator's ban (the seed's status 3, 客服禁播): a live on now stops (its room gets `stop-live`
+        with reason `banned`), and the live leaves the playing list and the replays for good."""
+        core = self.core
+        live = await core.require(live_id)
+        if live.get("status") in ("0", "1"):
+            await self.end(live_id, "banned")
+        before = int(await BAN(core.store, [live_key(live_id), PLAYING, REPLAYS, uopen_key(live["userId"])],
+                               [live_id, core.now_ms()]))
+        if before == -1 or before == 4:
+            raise Refused(NO_SUCH_LIVE, f"liveId {live_id}")
+        self._log.info("live {live} banned", live=live_id)
+        return {"liveId": live_id, "status": liveinfo.BANNED}
 
     async def close_room(self, live_id: str) -> None:
         await self.core.rooms.close(live_id)

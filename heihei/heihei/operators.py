@@ -159,6 +159,10 @@ class HeiheiOperators:
         await self._live_rooms.moderation.mute(None, live_id, uid, muted)
         return {"liveId": live_id, "userId": uid, "muted": muted}
 
+    async def live_ban(self, live_id: str) -> dict[str, Any]:
+        """Ban a live (status 3): on now, it stops for everyone in it; it is listed nowhere after."""
+        return await self._live_rooms.lives.ban(live_id)
+
     async def live_kick(self, live_id: str, uid: str) -> dict[str, Any]:
         await self._live_rooms.moderation.kick(None, live_id, uid)
         return {"liveId": live_id, "userId": uid, "kicked": True}

@@ -23,6 +23,7 @@ see heihei/web/admin.py for the conventions), all backed by
     PUT    /admin/heihei/lives/{liveId}/mutes/{uid}     mute in that room (the room sees shutup-user)
     DELETE /admin/heihei/lives/{liveId}/mutes/{uid}     unmute (shutup-open-user)
     PUT    /admin/heihei/lives/{liveId}/kicks/{uid}     out of the room for this live (quit-live)
+    PUT    /admin/heihei/lives/{liveId}/ban             status 3: stopped for everyone (stop-live, reason banned), listed nowhere
     POST   /admin/heihei/lives/{liveId}/notice          {"text": "..."}: a system item in that room
     POST   /admin/heihei/notice                         {"text": "..."}: the system item in every room live now
     POST   /admin/heihei/users/{uid}/gold               {"delta": n, "reason": "..."}: diamonds in or out (money below)
@@ -168,6 +169,11 @@ class HeiheiAdmin(AdminRoutes):
     @endpoint(app, "/lives/<lid>/mutes/<uid>", "Unmute a user in a room", LID, UID, methods=("DELETE",))
     async def live_unmute(self, call, a):
         return await _found(self.ops.live_mute(a["lid"], a["uid"], False))
+
+    @endpoint(app, "/lives/<lid>/ban", "Ban a live (status 3, 客服禁播): a live on now stops (stop-live, reason "
+              "banned); it leaves the playing list and the replays", LID, methods=("PUT",))
+    async def live_ban(self, call, a):
+        return await _found(self.ops.live_ban(a["lid"]))
 
     @endpoint(app, "/lives/<lid>/kicks/<uid>", "Kick a user out of a room for the rest of this live", LID, UID,
               methods=("PUT",))

@@ -80,3 +80,41 @@ async def test_cluster_shows_every_live_node(nodes):
     assert cluster["node"] == "a" and cluster["nodes"] == ["a", "b"] and cluster["redis"]["reachable"] is True
     assert cluster["connections"] == {"live": 0, "boss": 0, "jim": 0, "channel": 0} and cluster["uptime_s"] >= 0
     assert (await admin(b, "GET", "/admin/cluster/status", token=""))[0] == 401
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_operator_bans_a_live_on_now_and_a_replay(nodes, outside):
+    node = await nodes.start("a", live_extra(outside))
+    a_token, anchor = await user(node, outside, "13500000021", "主播")
+    v_token, viewer = await user(node, outside, "13500000022", "观众")
+    live_id = str((await start_live(node, a_token))["liveId"])
+    await ok(node, "/api/live/join-live", {"token": v_token, "liveId": live_id})
+    watcher = await open_channel(node, v_token)
+
+    # a live on now: everyone in it is told it stopped, banned; it is status 3 and listed nowhere
+    assert await admin(node, "PUT", f"/admin/heihei/lives/{live_id}/ban") == (200, {"liveId": live_id, "status": 3})
+    stopped = await next_msg(watcher, want=lambda m: m.get("action") == "stop-live")
+    assert stopped["reason"] == "banned" and stopped["text"] == "直播已被禁播"
+    got = await ok(node, "/api/live/get-live", {"token": v_token, "liveId": live_id})
+    assert got["live"]["status"] == 3
+    listed = await ok(node, "/api/live/list-live-by-recommend", {"token": v_token})
+    assert live_id not in {str(x["liveId"]) for x in listed["lives"] + listed["liveskback"]}
+    assert (await admin(node, "GET", "/admin/heihei/lives"))[1]["lives"] == []
+    # the anchor cannot bring it back
+    for path in ("/api/live/continue-live", "/api/live/start-live"):
+        answer = await api(node, path, {"token": a_token, "liveId": live_id})
+        assert answer["errorcode"] not in (0, 404), (path, answer)
+    # banning again is the same answer; an unknown live is 404
+    assert await admin(node, "PUT", f"/admin/heihei/lives/{live_id}/ban") == (200, {"liveId": live_id, "status": 3})
+    assert (await admin(node, "PUT", "/admin/heihei/lives/999999/ban"))[0] == 404
+
+    # a replay (a stopped live) leaves the replays when banned
+    second = str((await start_live(node, a_token, "第二场"))["liveId"])
+    await ok(node, "/api/live/stop-live", {"token": a_token, "liveId": second})
+    replays = (await ok(node, "/api/live/list-live-by-recommend", {"token": v_token}))["liveskback"]
+    assert second in {str(x["liveId"]) for x in replays}
+    assert (await admin(node, "PUT", f"/admin/heihei/lives/{second}/ban"))[0] == 200
+    replays = (await ok(node, "/api/live/list-live-by-recommend", {"token": v_token}))["liveskback"]
+    assert second not in {str(x["liveId"]) for x in replays}
+    assert (await ok(node, "/api/live/get-live", {"token": v_token, "liveId": second}))["live"]["status"] == 3
+    await watcher.close()
