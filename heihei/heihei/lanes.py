@@ -11,7 +11,7 @@ The lanes, per room:
 - **priority** (gift, system, toast, action — moderation, stop-live, invites,
   and anything unknown): never dropped, never held back. It leaves at once,
   together with the chat items waiting on this node (in arrival order).
-- **chat** (text; a paid barrage is priority): the first `chat_budget_per_s` of each second are
+- **chat** (text, barrage): the first `chat_budget_per_s` of each second are
   delivered in full; beyond that, every `chat_sample_every`-th, up to the
   budget again. The count is one Redis counter per room and second, so the
   budget is the room's across the cluster. A sampled-out item still reaches
@@ -62,8 +62,7 @@ from heihei.store.scripts import Script
 PRIORITY = "priority"
 CHAT = "chat"
 LIKE = "like"
-#: a barrage (小喇叭) is paid for (buy-bullet): it goes in the priority lane, never sampled out
-CHAT_TYPES = frozenset(("text",))
+CHAT_TYPES = frozenset(("text", "barrage"))
 
 # what became of an item (returned by `send`; counted in `stats`)
 SENT = "sent"

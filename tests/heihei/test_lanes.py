@@ -46,7 +46,7 @@ def make_lanes(clock, **kw):
 
 def test_lane_rules():
     assert [lane_of({"msgType": t}) for t in ("text", "barrage", "like", "gift", "system", "toast", "action", "?")] \
-        == [CHAT, PRIORITY, LIKE, PRIORITY, PRIORITY, PRIORITY, PRIORITY, PRIORITY]  # a barrage is paid for
+        == [CHAT, CHAT, LIKE, PRIORITY, PRIORITY, PRIORITY, PRIORITY, PRIORITY]
     delivered = [n for n in range(1, 1001) if admitted(n, 20, 10)]
     assert delivered[:20] == list(range(1, 21))  # the budget in full
     assert delivered[20:] == list(range(30, 221, 10))  # then one in ten, up to the budget again
@@ -61,7 +61,7 @@ async def test_a_synthetic_overload_of_one_room():
     outcomes = {SENT: 0, WAITING: 0, SAMPLED_OUT: 0}
     for n in range(1000):  # 1000 chat items, 50 gifts and 500 likes within one second
         clock.advance(0.0009)
-        outcome = await lanes.send("r1", {"msgType": "text", "text": f"t{n}",
+        outcome = await lanes.send("r1", {"msgType": "text" if n % 2 else "barrage", "text": f"t{n}",
                                           "fromUserId": n}, sender=str(n % 7 + 1))
         outcomes[outcome] += 1
         if n % 20 == 0:
@@ -72,7 +72,7 @@ async def test_a_synthetic_overload_of_one_room():
     await lanes.stop()
     msgs = [m for _, batch, _ in sent for m in batch]
     gifts = [m for m in msgs if m["msgType"] == "gift"]
-    chat = [m for m in msgs if m["msgType"] == "text"]
+    chat = [m for m in msgs if m["msgType"] in ("text", "barrage")]
     likes = [m for m in msgs if m["msgType"] == "like"]
     assert [g["giftId"] for g in gifts] == list(range(0, 1000, 20))  # every gift, in order
     assert outcomes == {SENT: 50, WAITING: 40, SAMPLED_OUT: 960}
