@@ -46,7 +46,8 @@ class DemoWeChat:
 
 
 class DemoSms:
-    """Logs each code (as the `log` provider) and keeps the latest one per phone for the demo page."""
+    """Keeps the latest code per phone for the demo page (`GET /demo/sms-code`); the log line says a code
+    was sent, never the code (a verification code is a secret in every log line)."""
 
     _log = Logger()
 
@@ -55,7 +56,7 @@ class DemoSms:
         self._latest: OrderedDict[str, str] = OrderedDict()
 
     async def send(self, phone: str, code: str, text: str) -> None:
-        self._log.info("demo SMS to {phone}: code {code}", phone=phone, code=code)
+        self._log.info("demo SMS to {phone}: a code, kept for GET /demo/sms-code", phone=phone)
         self._latest.pop(phone, None)
         self._latest[phone] = code
         while len(self._latest) > self.kept:

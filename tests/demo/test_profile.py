@@ -6,6 +6,7 @@ import time
 import pytest
 import pytest_twisted
 import treq
+from twisted.logger import formatEvent, globalLogPublisher
 
 from heihei.config import ConfigError, build_settings
 from heihei.demo.profile import DEMO_ACTIVITY_ID, demo_settings
@@ -146,9 +147,17 @@ async def test_the_demo_wechat_makes_up_a_stable_user_per_code():
     assert (await wechat.userinfo("dora", "o-123")).openid == "o-123"
     assert (await wechat.userinfo("dora", "o-123")).nickname == "dora"
     sms = DemoSms(kept=2)
-    for phone in ("1", "2", "3"):
-        await sms.send(phone, phone * 6, "")
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for phone in ("1", "2", "3"):
+            await sms.send(phone, phone * 6, "")
+    finally:
+        globalLogPublisher.removeObserver(events.append)
     assert (sms.latest("1"), sms.latest("3")) == (None, "333333")
+    # a verification code is a secret: the log says a code went out, never which
+    lines = [formatEvent(e) for e in events]
+    assert len(lines) == 3 and not any(phone * 6 in line for line in lines for phone in "123"), lines
 
 
 @pytest_twisted.ensureDeferred
