@@ -21,8 +21,8 @@ from twisted.logger import Logger
 
 from heihei.core.errors import Refused
 from heihei.heihei import im
-from heihei.heihei.errors import BAD_PARAMETER, NO_SUCH_CHAT
-from heihei.heihei.livegifts import MAX_COMBO
+from heihei.heihei.errors import NO_SUCH_CHAT
+from heihei.heihei.money import check_combo
 
 
 class ChatGifts:
@@ -35,8 +35,7 @@ class ChatGifts:
 
     async def buy_gift(self, uid: str, chat_id: str, receiver: str, gift_id: int, amount: int,
                        gift_uuid: str | None) -> dict[str, Any]:
-        if not 1 <= amount <= MAX_COMBO:
-            raise Refused(BAD_PARAMETER, f"amount (1 to {MAX_COMBO})")
+        check_combo(amount)
         partner = await self.chats.partner_in_open_chat(uid, chat_id)
         if partner != receiver:
             raise Refused(NO_SUCH_CHAT, f"user {receiver} is not in chat {chat_id}")

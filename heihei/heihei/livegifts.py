@@ -17,12 +17,11 @@ from heihei.core.errors import Refused
 from heihei.heihei import liveinfo
 from heihei.heihei.accounts import REALM
 from heihei.heihei.errors import BAD_PARAMETER, NO_SUCH_LIVE, NOT_IN_ROOM
+from heihei.heihei.money import check_combo
 from heihei.heihei.livecore import live_key, viewers_key
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 
-#: a combo longer than this is not a client's
-MAX_COMBO = 100_000
 
 #: the sender fields of a room item (heihei.heihei.livecore.LiveCore.from_fields), read by the ledger script
 FROM_FIELDS = ("displayName", "gender", "birthDay", "coverUrl")
@@ -67,8 +66,7 @@ class LiveGifts:
         (GIFT_PLACE) and the ledger script, which also counts up the item's message id and reads the
         sender's name and picture once it charged (the price comes from the catalog in memory, checked
         by the same script: heihei.heihei.moneycatalog)."""
-        if not 1 <= amount <= MAX_COMBO:
-            raise Refused(BAD_PARAMETER, f"amount (1 to {MAX_COMBO})")
+        check_combo(amount)
         status, anchor, inside = await GIFT_PLACE(self.core.store, [live_key(live_id), viewers_key(live_id)], [uid])
         if status == "" or status == str(liveinfo.DELETED):
             raise Refused(NO_SUCH_LIVE, f"liveId {live_id}")

@@ -66,6 +66,18 @@ def _providers(s, http, clock) -> dict:
     return out
 
 
+#: a combo (one gift_uuid, `amount` counting up) longer than this is not a client's
+MAX_COMBO = 100_000
+
+
+def check_combo(amount: int) -> None:
+    """A gift's `amount` (the combo's counter) within 1..MAX_COMBO; else BAD_PARAMETER (700)."""
+    if not 1 <= amount <= MAX_COMBO:
+        from heihei.core.errors import Refused
+        from heihei.heihei.errors import BAD_PARAMETER
+        raise Refused(BAD_PARAMETER, f"amount (1 to {MAX_COMBO})")
+
+
 class Money(Service):
     _log = Logger()
     name = "heihei-money"

@@ -44,7 +44,7 @@ from heihei.paths import load_or_create_secret
 from heihei.live.activities import ACTIVITY_ID
 from heihei.web import admin_bodies as bodies
 from heihei.web.kit import auth, openapi, readers
-from heihei.web.kit.params import BadParameter, integer, path
+from heihei.web.kit.params import OUT_OF_RANGE, BadParameter, integer, path
 from heihei.web.kit.routes import Answer, Routes, Surface, WireError, endpoint, new_app
 from heihei.web.limits import EarlyAnswer
 from heihei.textnum import is_digits
@@ -170,7 +170,7 @@ MAX_COUNT = MAX_LISTING
 
 def _count(value: str) -> int:
     if not is_digits(value) or len(value) > len(str(MAX_COUNT)) or not 1 <= int(value) <= MAX_COUNT:
-        raise BadParameter("count", "range", f"must be an integer from 1 to {MAX_COUNT}")
+        raise BadParameter("count", OUT_OF_RANGE, f"must be an integer from 1 to {MAX_COUNT}")
     return int(value)
 
 

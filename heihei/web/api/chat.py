@@ -30,6 +30,11 @@ class ChatApi(ApiModule):
     app = new_app(HEIHEI)
     prefix = "/api/chat"
 
+    def __init__(self, social) -> None:
+        super().__init__(social)
+        # once per node: the composition root builds the money before the API sections
+        self.gifts = ChatGifts(social.chats.chats, social.money, social.messaging)
+
     @property
     def chats(self):
         return self.social.chats.chats
@@ -41,8 +46,7 @@ class ChatApi(ApiModule):
               string("gift_uuid", required=False, max_length=64, description="the combo's id (the client's)"),
               errors=(730, 740, 732, 710, 721), returns=("gold",))
     async def buy_gift(self, call, a):
-        gifts = ChatGifts(self.chats, self.social.money, self.social.messaging)
-        return await gifts.buy_gift(call.user, str(a["chatId"]), str(a["userId"]), a["giftId"], a["amount"],
+        return await self.gifts.buy_gift(call.user, str(a["chatId"]), str(a["userId"]), a["giftId"], a["amount"],
                                     a["gift_uuid"])
 
     @endpoint(app, "/match-chat", "Enter the match queue (or meet the longest-waiting user at once: a join-chat "
