@@ -502,8 +502,12 @@ class Hub:
         return self._write(renderer, message, variants, None)
 
     def _write(self, renderer: Renderer, message: Message, variants, on_delivered) -> int:
-        """Each variant rendered and prepared once, written to its receivers; the number written."""
+        """Each variant rendered and prepared once, written to its receivers; the number written.
+        A message the renderer calls urgent overtakes the broadcasts queued on this node
+        (heihei.net.sendpath)."""
         sent = 0
+        urgent = getattr(renderer, "urgent", None)
+        urgent = urgent is not None and urgent(message)
         for variant, group in variants:
             payload = renderer.render(message, variant)
             if payload is None or not group:
@@ -511,7 +515,9 @@ class Hub:
             some = next(iter(group))
             frame = some.prepare(payload)
             send_many = getattr(some, "send_frame_to_many", None)
-            if send_many is not None:
+            if send_many is not None and urgent:
+                sent += send_many(frame, group, on_delivered, urgent=True)
+            elif send_many is not None:
                 sent += send_many(frame, group, on_delivered)
             else:
                 sent += sum(1 for client in group if client.send_frame(frame, on_delivered))

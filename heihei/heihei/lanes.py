@@ -10,7 +10,10 @@ node) as a JSON array of items, so several items cost one write per member.
 The lanes, per room:
 - **priority** (gift, system, toast, action — moderation, stop-live, invites,
   and anything unknown): never dropped, never held back. It leaves at once,
-  together with the chat items waiting on this node (in arrival order).
+  together with the chat items waiting on this node (in arrival order), and
+  on every node its frame goes out ahead of the room's frames still queued
+  there (chat batches, likes, counts: `priority=True`, the send path's urgent
+  broadcasts, heihei.net.sendpath), so a gift never waits behind chat.
 - **chat** (text, barrage): the first `chat_budget_per_s` of each second are
   delivered in full; beyond that, every `chat_sample_every`-th, up to the
   budget again. The count is one Redis counter per room and second, so the
@@ -299,11 +302,14 @@ class Lanes:
         if state is not None and state.pending:
             items = state.pending + items
             state.pending = []
-        await self._broadcast(room, items, sender)
+        await self._broadcast(room, items, sender, priority=True)
 
-    async def _broadcast(self, room: str, items: list[dict[str, Any]], sender: str) -> None:
+    async def _broadcast(self, room: str, items: list[dict[str, Any]], sender: str, priority: bool = False) -> None:
         self.stats[SENT] += len(items)
-        await self.broadcast_items(room, items, sender=sender)
+        if priority:
+            await self.broadcast_items(room, items, sender=sender, priority=True)
+        else:
+            await self.broadcast_items(room, items, sender=sender)
 
     def forget(self, room: str) -> None:
         """The room is closed: drop what waits for it."""

@@ -195,8 +195,12 @@ class Rooms:
         return await self.hub.send_to_room(CHANNEL, sender, hub_room(room_id), body, store=store)
 
     async def broadcast_items(self, room_id: str, items: list[dict[str, Any]], *, sender: str = "0",
-                              store: bool = True):
+                              store: bool = True, priority: bool = False):
         """Several client items `{"msg", "timeStamp"}` in one frame (one JSON array) to every member
-        connection of the room: one stored room message, one write per connection (the live lanes)."""
+        connection of the room: one stored room message, one write per connection (the live lanes).
+        `priority`: the frame goes out ahead of the room's frames still queued on each node
+        (ChannelRenderer.urgent)."""
         body = {"t": "items", "items": items}
+        if priority:
+            body["p"] = 1
         return await self.hub.send_to_room(CHANNEL, sender, hub_room(room_id), body, store=store)

@@ -39,6 +39,26 @@ order they were queued. A broadcast joins the newest queued entry it shares a
 member with, so no entry queued after the one it joins holds any of its
 members: nobody can see its frames in another order. One that shares no
 member with the last MERGE_LOOKBACK entries (another room) starts its own.
+
+A flush sends at most SENDS_PER_TURN broadcast sends; an entry that needs more
+sends to its first members and leaves the rest queued (it forgets the members
+it served) for the next reactor turn, and every entry behind it waits too, so
+no member sees two entries' frames in another order. Why: a frame for a room
+of 10,000 is ~70 ms of `send` calls; in one turn it holds up everything else
+the node does (an HTTP answer, a Redis reply, a joiner's first item), which is
+where a busy live room's latency went (bench/README.md, scenario 8). Writes of
+a connection's own (answers, pings) and Redis commands are not budgeted: they
+left direct, so no queued entry holds frames they could overtake. A started
+entry takes no new frames (a new entry queues behind it), so its served and
+unserved members never need different frames.
+
+An *urgent* broadcast (a live room's gift or system item: heihei.heihei.lanes)
+overtakes the queue: urgent entries are flushed first, each whole in one turn
+(the budget does not cut them; what they send counts against it), and a
+direct member that leaves direct takes their frames before those of the
+ordinary entries, in the order it would have been sent them. Urgent entries
+keep their order among themselves; a frame queued in a connection's own list
+(one that is not direct) is never overtaken.
 """
 
 from __future__ import annotations
@@ -55,6 +75,8 @@ _PLAIN_TCP = (tcp.Server, tcp.Client)
 #: how many queued broadcast entries a new one looks back over for one to join (each costs
 #: one `isdisjoint`)
 MERGE_LOOKBACK = 8
+#: broadcast sends per reactor turn before the rest waits for the next turn (see the docstring)
+SENDS_PER_TURN = 512
 
 
 def set_no_delay(transport, enabled: bool = True) -> None:
@@ -99,48 +121,59 @@ def write_now(transport, data: bytes, sock=None) -> int:
 class WriteBatcher:
     """Connections with output this iteration, flushed together at the next one."""
 
-    def __init__(self, reactor) -> None:
+    def __init__(self, reactor, sends_per_turn: int = SENDS_PER_TURN) -> None:
         self.reactor = reactor
+        self.sends_per_turn = sends_per_turn
+        #: broadcast sends left in the flush under way
+        self.budget = sends_per_turn
         self._dirty: list = []
         self._call = None
         #: direct connections and their sockets (see the module docstring)
         self.direct: dict = {}
         #: broadcast entries queued and not flushed yet, oldest first
         self._broadcasts: list[_Broadcast] = []
+        #: urgent broadcast entries, flushed before everything else (see the docstring)
+        self._urgent: list[_Broadcast] = []
 
     def mark(self, conn) -> None:
         """`conn` has output; it will get `flush_output()` once, soon."""
         self._dirty.append(conn)
-        if self._call is None:
-            self._call = self.reactor.callLater(0, self.flush)
+        self._schedule()
 
     def mark_all(self, conns: list) -> None:
         """Several connections with output (none of them marked yet this iteration)."""
         self._dirty.extend(conns)
+        self._schedule()
+
+    def _schedule(self) -> None:
         if self._call is None:
             self._call = self.reactor.callLater(0, self.flush)
 
-    def broadcast(self, frame: bytes, clients: set) -> set:
-        """Queue `frame` for the direct ones among `clients`; returns them (the rest need `send_frame`)."""
+    def broadcast(self, frame: bytes, clients: set, urgent: bool = False) -> set:
+        """Queue `frame` for the direct ones among `clients`; returns them (the rest need `send_frame`).
+        `urgent`: ahead of the ordinary broadcasts queued (see the docstring)."""
         members = clients & self.direct.keys()
         if members:
-            entry = self._entry_to_join(members)
+            queue = self._urgent if urgent else self._broadcasts
+            entry = self._entry_to_join(queue, members)
             if entry is not None:
                 entry.add(frame, members)
             else:
-                entry = _Broadcast(self, frame, members)
-                self._broadcasts.append(entry)
-                self.mark(entry)
+                entry = _Broadcast(self, frame, members, queue)
+                queue.append(entry)
+                if urgent:
+                    self._schedule()  # `flush` takes urgent entries first, from their own queue
+                else:
+                    self.mark(entry)
         return members
 
-    def _entry_to_join(self, members: set):
-        """The newest queued entry that shares a member with `members`, if no newer one does and it
-        is among the last MERGE_LOOKBACK; else None (a new entry, flushed after all queued ones)."""
-        pending = self._broadcasts
+    def _entry_to_join(self, pending: list, members: set):
+        """The newest entry of `pending` that shares a member with `members`, if no newer one does and
+        it is among the last MERGE_LOOKBACK; else None (a new entry, flushed after all queued ones)."""
         for i in range(len(pending) - 1, max(-1, len(pending) - 1 - MERGE_LOOKBACK), -1):
             entry = pending[i]
             if not entry.union.isdisjoint(members):
-                return entry
+                return None if entry.started else entry
         return None
 
     def enter_direct(self, conn, sock) -> None:
@@ -152,12 +185,23 @@ class WriteBatcher:
         if self.direct.pop(conn, None) is None:
             return []
         frames = []
+        for entry in self._urgent:  # sent before the ordinary entries: taken first
+            frames.extend(entry.take(conn))
         for entry in self._broadcasts:
             frames.extend(entry.take(conn))
         return frames
 
     def flush(self) -> None:
         self._call = None
+        self.budget = self.sends_per_turn
+        while self._urgent:
+            entry = self._urgent[0]
+            try:
+                entry.flush_output()  # whole: it leaves its queue
+            except Exception:
+                if self._urgent and self._urgent[0] is entry:
+                    del self._urgent[0]
+                _log.failure("flushing an urgent broadcast failed")
         dirty, self._dirty = self._dirty, []
         for conn in dirty:
             try:
@@ -178,12 +222,24 @@ class _Broadcast:
     Python per member beyond its `send`.
     """
 
-    __slots__ = ("batcher", "parts", "union")
+    __slots__ = ("batcher", "parts", "union", "queue", "whole", "plan", "at")
 
-    def __init__(self, batcher: WriteBatcher, frame: bytes, members: set) -> None:
+    def __init__(self, batcher: WriteBatcher, frame: bytes, members: set, queue: list) -> None:
         self.batcher = batcher
+        #: the batcher's list it waits in; urgent entries go out whole, whatever the turn's budget
+        self.queue = queue
+        self.whole = queue is batcher._urgent
         self.parts: list[tuple[bytes, set]] = [(frame, members)]
         self.union = members  # a set of its own once a second part comes
+        #: once it started (a turn's budget ran out in it): [members set, the same as a list, bytes]
+        #: per send group, and `at` = (group, offset) of the first member not served yet
+        self.plan: list[list] | None = None
+        self.at = (0, 0)
+
+    @property
+    def started(self) -> bool:
+        """Some members were served in an earlier turn (SENDS_PER_TURN): no frame may join."""
+        return self.plan is not None
 
     def add(self, frame: bytes, members: set) -> None:
         if len(self.parts) == 1:
@@ -194,6 +250,8 @@ class _Broadcast:
 
     def take(self, conn) -> list[bytes]:
         """`conn` leaves direct: its frames here, in order, no longer sent from here."""
+        if self.plan is not None:
+            return self._take_planned(conn)
         frames = []
         for frame, members in self.parts:
             if conn in members:
@@ -201,30 +259,82 @@ class _Broadcast:
                 frames.append(frame)
         return frames
 
+    def _take_planned(self, conn) -> list[bytes]:
+        """`take` once the entry started: nothing if `conn` was served already, else its bytes."""
+        at_group, at_offset = self.at
+        for index in range(at_group, len(self.plan)):
+            group = self.plan[index]
+            if conn not in group[0]:
+                continue
+            group[0].discard(conn)
+            position = group[1].index(conn)  # rare (a member writing mid-broadcast): a list scan is fine
+            del group[1][position]
+            if index == at_group and position < at_offset:
+                self.at = (at_group, at_offset - 1)
+                return []  # served in an earlier turn
+            return [group[2]]
+        return []
+
     def flush_output(self) -> None:
         batcher = self.batcher
-        pending = batcher._broadcasts
+        budget = batcher.budget
+        if self.whole:
+            budget = float("inf")
+        elif budget <= 0:
+            batcher.mark(self)  # the turn's sends are spent: next turn, still behind older entries
+            return
+        pending = self.queue
         if pending and pending[0] is self:
             del pending[0]  # entries flush in the order they were queued
         elif self in pending:
             pending.remove(self)
+        if self.plan is None:
+            groups = self._groups()
+            sends = sum(len(members) for members, _ in groups)
+            if sends <= budget:  # the common case: all of it in this turn, no plan kept
+                for members, data in groups:
+                    self._send_to(members, data)
+                batcher.budget -= sends
+                return
+            self.plan = [[members, list(members), data] for members, data in groups]
+        group_index, offset = self.at
+        plan = self.plan
+        while group_index < len(plan):
+            _, order, data = plan[group_index]
+            left = len(order) - offset
+            if left > budget:
+                self._send_to(order[offset:offset + budget], data)
+                self.at = (group_index, offset + budget)
+                batcher.budget = 0
+                pending.insert(0, self)  # everything queued before it has gone out
+                batcher.mark(self)
+                return
+            self._send_to(order[offset:] if offset else order, data)
+            budget -= left
+            group_index, offset = group_index + 1, 0
+        self.at = (group_index, 0)
+        batcher.budget = budget
+
+    def _groups(self) -> list[tuple]:
+        """(members, bytes) to send, in order: each member appears once, with all its frames."""
         parts = self.parts
         if len(parts) == 1:
             frame, members = parts[0]
-            self._send_to(members, frame)
-            return
+            return [(members, frame)]
         half = len(self.union) / 2
         large = [members for _, members in parts if len(members) >= half]
         small = [members for _, members in parts if len(members) < half]
         audience = set.intersection(*large) if large else set()
         if small:
             audience.difference_update(*small)
+        groups = []
         if audience:
-            self._send_to(audience, b"".join([frame for frame, members in parts if len(members) >= half]))
+            groups.append((audience, b"".join([frame for frame, members in parts if len(members) >= half])))
         for conn in self.union - audience:
             frames = [frame for frame, members in parts if conn in members]
             if frames:
-                self._send_to((conn,), b"".join(frames))
+                groups.append(({conn}, b"".join(frames)))
+        return groups
 
     def _send_to(self, members, data: bytes) -> None:
         size = len(data)

@@ -320,7 +320,7 @@ class BaseProtocol(WebSocketServerProtocol):
 
     @staticmethod
     def send_frame_to_many(frame: bytes, clients: Iterable["BaseProtocol"],
-                           on_delivered: Callable[[], None] | None = None) -> int:
+                           on_delivered: Callable[[], None] | None = None, urgent: bool = False) -> int:
         """`send_frame(frame)` to each of `clients`; returns to how many it went.
 
         The room fan-out's inner loop, so it does per receiver only what
@@ -334,13 +334,22 @@ class BaseProtocol(WebSocketServerProtocol):
         if not members:
             return 0
         batcher = next(iter(members))._batcher
-        direct = batcher.broadcast(frame, members) if batcher is not None else set()
+        direct = batcher.broadcast(frame, members, urgent) if batcher is not None else set()
         sent = len(direct)
         if sent != len(members):
             for client in members - direct if direct else members:
                 if client.send_frame(frame):
                     sent += 1
         return sent
+
+    @classmethod
+    def ping_many(cls, payload: bytes, clients: Iterable["BaseProtocol"]) -> int:
+        """The same ping to each of `clients`, as one frame through the broadcast path (the liveness
+        beat, heihei.core.heartbeat); returns to how many it went. A server frame is not masked, so
+        one ping frame serves every connection."""
+        if len(payload) > 125:
+            raise ValueError("a ping carries at most 125 bytes")
+        return cls.send_frame_to_many(bytes((0x89, len(payload))) + payload, clients)
 
     def send_text(self, text: str | bytes, on_delivered: Callable[[], None] | None = None) -> bool:
         payload = text.encode("utf-8") if isinstance(text, str) else text

@@ -95,6 +95,11 @@ class ChannelRenderer:
     def variant(self, message, client):
         return ("s" if client.user == message.sender else "r", wants_v2(client))
 
+    @staticmethod
+    def urgent(message) -> bool:
+        """A live room's priority batch (gifts, system and moderation items: heihei.heihei.lanes)."""
+        return message.body.get("p") == 1
+
     def render(self, message, variant):
         side, v2 = variant
         items = im.items_of(message.body, message.created_ms, side == "s")
@@ -213,13 +218,12 @@ def on_notice(notice: Notice, clients: set) -> None:
     """Items to show, and room membership changes, arriving for local channel connections."""
     if notice.kind == ITEM:
         item = notice.data.get("item")
-        payload = encode_json([item])
         v1_too = not (isinstance(item, dict) and is_v2_item(item))
-        frame = None
-        for client in clients:
-            if v1_too or wants_v2(client):
-                frame = frame or client.prepare(payload)
-                client.send_frame(frame)
+        receivers = clients if v1_too else {client for client in clients if wants_v2(client)}
+        if receivers:
+            # one frame through the broadcast path: a room's count item goes to every viewer
+            some = next(iter(receivers))
+            some.send_frame_to_many(some.prepare(encode_json([item])), receivers)
     elif notice.kind == SESSION_REVOKED:
         for client in clients:
             credential = client.session.credential if client.session is not None else None

@@ -31,9 +31,11 @@ class CountingStore:
 
 def make_lanes(clock, **kw):
     sent, told = [], []
+    urgent = []  # per batch: did it ask for the priority path
 
-    async def broadcast_items(room, items, *, sender="0"):
+    async def broadcast_items(room, items, *, sender="0", priority=False):
         sent.append((room, [i["msg"] for i in items], sender))
+        urgent.append(priority)
 
     async def notify_user(uid, item):
         told.append((uid, item["msg"]))
@@ -41,6 +43,7 @@ def make_lanes(clock, **kw):
     settings = {"budget_per_s": 20, "sample_every": 10, "flush_s": 0.1, "like_interval_s": 1.0, **kw}
     lanes = Lanes(broadcast_items=broadcast_items, notify_user=notify_user, store=CountingStore(), clock=clock,
                   **settings)
+    lanes.urgent_batches = urgent
     return lanes, sent, told
 
 
@@ -87,6 +90,8 @@ async def test_a_synthetic_overload_of_one_room():
     before = len(sent)
     await lanes.send("r1", {"msgType": "system", "text": "公告"})
     assert len(sent) == before + 1 and sent[-1][1][-1]["msgType"] == "system"
+    # batches with a priority item ask for the urgent path; chat and like flushes do not
+    assert lanes.urgent_batches == [any(m["msgType"] in ("gift", "system") for m in batch) for _, batch, _ in sent]
 
 
 @pytest_twisted.ensureDeferred
@@ -209,3 +214,15 @@ async def test_one_node_batches_a_rooms_chat_and_another_takes_over_when_it_goes
     while not any(m.get("text") == "still here" for m in msgs):
         msgs = [i["msg"] for i in json.loads(await channel.next(3))]
     await channel.close()
+
+
+def test_a_priority_batch_is_urgent_for_the_channel_and_renders_the_same():
+    from heihei.core.model import Message
+    from heihei.protocols.channel import ChannelRenderer
+    items = [{"msg": {"msgType": "gift", "giftId": 1}, "timeStamp": 1}]
+    plain = Message(realm="heihei", conversation="r", sender="0", body={"t": "items", "items": items}, kind="room")
+    urgent = Message(realm="heihei", conversation="r", sender="0", body={"t": "items", "items": items, "p": 1},
+                     kind="room")
+    renderer = ChannelRenderer()
+    assert renderer.urgent(urgent) and not renderer.urgent(plain)
+    assert renderer.render(urgent, ("r", True)) == renderer.render(plain, ("r", True))

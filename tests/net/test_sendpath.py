@@ -370,3 +370,88 @@ async def test_an_operator_may_leave_nagle_on():
         await client.close()
         await factory.close_all(grace_s=0.5)
         await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_broadcast_beyond_a_turns_sends_finishes_next_turn_and_later_frames_wait_behind_it(
+        server, monkeypatch):
+    pairs = await _direct(server, 5)
+    room = {p for _, p in pairs}
+    batcher = pairs[0][1]._batcher
+    monkeypatch.setattr(batcher, "sends_per_turn", 2)
+    sends = _count_sends(batcher, room)
+    send = BaseProtocol.send_frame_to_many
+    send(_frame(pairs[0][1], "one"), set(room))
+    batcher._call.cancel()
+    batcher.flush()  # one turn, run by hand: two members served, the entry waits for the next
+    assert len(sends) == 2
+    (entry,) = batcher._broadcasts
+    assert entry.started and batcher._call is not None
+    served = set(sends)
+    (s, u) = next(p for p in room if p in served), next(p for p in room if p not in served)
+    send(_frame(s, "two"), set(room))
+    assert len(batcher._broadcasts) == 2  # a started entry takes no new frame: "two" queues behind it
+    u.send_text("own")  # not served yet: takes "one" and "two" along, in order, before its own
+    s.send_text("own")  # served: "two" and then its own
+    for client, proto in pairs:
+        expected = ["one", "two", "own"] if proto in (s, u) else ["one", "two"]
+        assert [await client.next() for _ in expected] == expected
+    assert sends.count(s) == 1 and u not in sends
+    assert all(sends.count(p) == 2 for p in room - {s, u})  # "one" and "two", in separate turns
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_turns_sends_are_shared_by_the_entries_in_order(server, monkeypatch):
+    pairs = await _direct(server, 4)
+    (c1, p1), (c2, p2), (c3, p3), (c4, p4) = pairs
+    batcher = p1._batcher
+    monkeypatch.setattr(batcher, "sends_per_turn", 3)
+    sends = _count_sends(batcher, {p1, p2, p3, p4})
+    send = BaseProtocol.send_frame_to_many
+    send(_frame(p1, "room a"), {p1, p2})
+    send(_frame(p1, "room b"), {p3, p4})
+    batcher._call.cancel()
+    batcher.flush()
+    assert len(sends) == 3  # room a whole, then one member of room b; the other next turn
+    assert len(batcher._broadcasts) == 1 and batcher._broadcasts[0].started
+    for client in (c1, c2):
+        assert await client.next() == "room a"
+    for client in (c3, c4):
+        assert await client.next() == "room b"
+    assert len(sends) == 4
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_ping_to_many_is_one_frame_through_the_broadcast_path(server):
+    pairs = await _direct(server, 3)
+    room = {p for _, p in pairs}
+    batcher = pairs[0][1]._batcher
+    sends = _count_sends(batcher, room)
+    assert BaseProtocol.ping_many(b"hh-beat-7", room) == 3
+    await wait_until(lambda: all(c.pings_received == 1 for c, _ in pairs), what="every client pinged")
+    assert sorted(map(id, sends)) == sorted(map(id, room))  # one socket send each, no own output
+    with pytest.raises(ValueError):
+        BaseProtocol.ping_many(b"x" * 126, room)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_urgent_broadcast_overtakes_the_queued_ones_and_goes_out_whole(server, monkeypatch):
+    pairs = await _direct(server, 4)
+    (c1, p1), (c2, p2), (c3, p3), (c4, p4) = pairs
+    room = {p1, p2, p3, p4}
+    batcher = p1._batcher
+    monkeypatch.setattr(batcher, "sends_per_turn", 2)
+    sends = _count_sends(batcher, room)
+    send = BaseProtocol.send_frame_to_many
+    send(_frame(p1, "chat"), set(room))
+    send(_frame(p1, "gift 1"), set(room), urgent=True)
+    send(_frame(p1, "gift 2"), set(room), urgent=True)  # urgent ones join each other, in order
+    p4.send_text("own")  # leaving direct: the urgent frames first, as they would have been sent
+    batcher._call.cancel()
+    batcher.flush()
+    # the gifts went to every direct member in this turn whatever the budget; the chat waits a turn
+    assert sorted(map(id, sends)) == sorted(map(id, [p1, p2, p3]))
+    assert batcher._broadcasts and not batcher._urgent
+    for client, proto in pairs:
+        expected = ["gift 1", "gift 2", "chat"] + (["own"] if proto is p4 else [])
+        assert [await client.next() for _ in expected] == expected
