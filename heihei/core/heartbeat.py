@@ -10,6 +10,12 @@ pong). One `Liveness` per realm runs two loops on the node's clock:
 - every `check_interval_s` it closes, through `on_dead(connection)`, every
   connection silent for longer than `timeout_s`, decided by the pure `is_dead`.
 
+A beat to more than BEAT_SLICE connections goes out in slices of that size,
+spread over BEAT_SPREAD of the interval (each connection keeps its place in the
+order, so its own pings stay one interval apart). Why: every ping comes back as
+a pong at about the same time, and 10,000 pongs parsed in a burst held a node
+for half a second (bench/README.md, scenario 8: the joins' p99 was that burst).
+
 Tests drive both with `task.Clock` instead of sleeping. Autobahn's own
 auto-ping is not used: its timers ignore the injected clock.
 """
@@ -23,6 +29,10 @@ from twisted.logger import Logger
 
 #: the payload prefix of liveness pings (delivery confirmations use their own, net/websocket.py)
 BEAT_PING_PREFIX = b"hh-beat-"
+#: a beat pings this many connections at a time (see the docstring)
+BEAT_SLICE = 500
+#: the slices of one beat go out over this share of the beat interval
+BEAT_SPREAD = 0.5
 
 
 def is_dead(last_seen_s: float, now_s: float, timeout_s: float) -> bool:
@@ -31,11 +41,19 @@ def is_dead(last_seen_s: float, now_s: float, timeout_s: float) -> bool:
 
 
 def ping_all(connections: Iterable, beat: int) -> None:
-    """The default beat: one WebSocket ping to every open connection."""
+    """The default beat: one WebSocket ping to every open connection.
+
+    Connections that can (heihei.net.websocket) get one ping frame built once and written
+    through the broadcast path: pinging 10,000 connections one by one took a node's reactor
+    for over 100 ms in one turn, and every client waited (bench/README.md, scenario 8)."""
     payload = BEAT_PING_PREFIX + b"%d" % beat
-    for conn in connections:
-        if conn.connection_open:
-            conn.sendPing(payload)
+    alive = [conn for conn in connections if conn.connection_open]
+    ping_many = getattr(alive[0], "ping_many", None) if alive else None
+    if ping_many is not None:
+        ping_many(payload, alive)
+        return
+    for conn in alive:
+        conn.sendPing(payload)
 
 
 class Liveness:
@@ -52,6 +70,8 @@ class Liveness:
         self.last_seen: dict[object, float] = {}
         self.beats = 0
         self._loops: list[task.LoopingCall] = []
+        #: the later slices of the current beat, waiting for their time
+        self._slices: list = []
 
     def track(self, conn) -> None:
         self.last_seen[conn] = self.clock.seconds()
@@ -80,13 +100,26 @@ class Liveness:
             if loop.running:
                 loop.stop()
         self._loops = []
+        for call in self._slices:
+            if call.active():
+                call.cancel()
+        self._slices = []
 
     def beat(self) -> None:
         self.beats += 1
+        connections = list(self.last_seen)
+        self._slices = [call for call in self._slices if call.active()]
+        slices = [connections[i:i + BEAT_SLICE] for i in range(0, len(connections), BEAT_SLICE)] or [[]]
+        step = self.beat_interval_s * BEAT_SPREAD / len(slices)
+        for k, part in enumerate(slices[1:], 1):
+            self._slices.append(self.clock.callLater(k * step, self._beat_slice, part, self.beats))
+        self._beat_slice(slices[0], self.beats)
+
+    def _beat_slice(self, connections: list, beat: int) -> None:
         try:
-            self.on_beat(list(self.last_seen), self.beats)
+            self.on_beat([conn for conn in connections if conn in self.last_seen], beat)
         except Exception:
-            self._log.failure("heartbeat {n} failed", n=self.beats)
+            self._log.failure("heartbeat {n} failed", n=beat)
 
     def sweep(self) -> int:
         now = self.clock.seconds()

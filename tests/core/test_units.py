@@ -81,6 +81,27 @@ def test_dead_connections_are_swept_on_the_clock():
     assert not is_dead(0, 10**6, 0)  # 0 = off
 
 
+def test_a_beat_to_many_connections_goes_out_in_slices_over_half_the_interval():
+    clock = task.Clock()
+    beats = []
+    sweeper = Liveness(clock, timeout_s=0, beat_interval_s=30, on_dead=lambda c: None,
+                       on_beat=lambda conns, n: beats.append((clock.seconds(), n, list(conns))))
+    sweeper.start()
+    for i in range(1200):
+        sweeper.track(i)
+    clock.advance(30)
+    assert [(t, n, len(c)) for t, n, c in beats] == [(30, 1, 500)]  # the first slice at once
+    sweeper.forget(700)  # gone before its slice: not pinged
+    clock.advance(5)
+    clock.advance(5)
+    assert [(t, n, len(c)) for t, n, c in beats] == [(30, 1, 500), (35, 1, 499), (40, 1, 200)]
+    assert sorted(i for _, _, c in beats for i in c) == [i for i in range(1200) if i != 700]
+    clock.advance(20)  # the next beat: each connection in the same place, one interval later
+    assert beats[3][:2] == (60, 2) and beats[3][2] == list(range(500))
+    sweeper.stop()
+    assert not clock.getDelayedCalls()  # the beat's later slices are cancelled too
+
+
 def test_expiry_and_ids_are_pure_functions_of_time():
     assert is_expired(1000, 1000) and not is_expired(1001, 1000)
     assert created_ms_of(id_floor_for_ms(1_700_000_000_123) + 5) == 1_700_000_000_123
