@@ -69,6 +69,8 @@ async def run(args) -> dict[str, Any]:
     target = common.heihei_target(args.nodes, "http", config(wechat.url),
                                   durable=args.kill_redis_after_s is not None or args.durable)
     cluster = target.cluster
+    redis_core = common.SERVER_CPU if args.redis_cpu is None else args.redis_cpu
+    common.pin(cluster.redis.pid, redis_core)
     pools = [HttpPool(node.url("http", "/", "http"), size=max(8, args.concurrency // args.nodes))
              for node in cluster.nodes]
     rnd = random.Random(args.seed)
@@ -170,7 +172,7 @@ async def run(args) -> dict[str, Any]:
                 print(f"kill -9 redis at {time.monotonic() - t0:.2f}s", file=sys.stderr)
                 await asyncio.sleep(args.redis_down_s)
                 await asyncio.to_thread(cluster.restart_redis)
-                common.pin(cluster.redis.pid, common.SERVER_CPU)
+                common.pin(cluster.redis.pid, redis_core)
                 print(f"redis back at {time.monotonic() - t0:.2f}s", file=sys.stderr)
             killer = asyncio.ensure_future(kill_redis())
         await asyncio.gather(*(gift(k) for k in range(args.gifts)))
@@ -263,6 +265,9 @@ def main() -> None:
     parser.add_argument("--retry", type=float, default=0.2, help="share of gifts sent twice")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--redis-cpu", type=int, default=None,
+                        help="pin redis-server to this CPU (default: the servers' CPU 0; 1 = with the load "
+                             "generator, so one node has CPU 0 to itself)")
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--kill-node-after-s", type=float, default=None,
                         help="kill -9 the last node this long into the gifts (its clients retry on the other)")

@@ -160,8 +160,15 @@ class LiveCore:
 
     async def counts(self, live: dict[str, str]) -> Counts:
         live_id = live["liveId"]
-        online = int(await self.store.zcard(viewers_key(live_id)))
-        total = int(await self.store.zcard(visits_key(live_id)))
+        # both asked before either answer is awaited: one round trip (commands of one iteration leave
+        # together, heihei.net.sendpath)
+        asked_online, asked_total = self.store.zcard(viewers_key(live_id)), self.store.zcard(visits_key(live_id))
+        try:
+            online = int(await asked_online)
+        except BaseException:
+            asked_total.addErrback(lambda failure: None)  # the first error is the one raised
+            raise
+        total = int(await asked_total)
         return Counts(online=online, total=total, seats=self.settings.seat_count,
                       locked=int(live.get("lockedSeats") or 0))
 

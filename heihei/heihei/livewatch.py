@@ -162,11 +162,11 @@ class Watching:
             if e.reason == "closed":
                 return await self._answer(await core.require(live_id), uid)
             raise Refused(NOT_ALLOWED, f"cannot enter the room ({e.reason})") from None
+        # the joiner's first item as soon as it is in the room (the count reads no field a join changes)
+        await core.to_user(uid, liveinfo.counts_msg(live_id, await core.counts(live)))
         await core.deadlines.set(timer(VIEWER_BEAT, live_id, uid),
                                  now + int(core.settings.heartbeat_timeout_s * 1000))
         live = await core.require(live_id)
-        counts = await core.counts(live)
-        await core.to_user(uid, liveinfo.counts_msg(live_id, counts))
         if core.on_viewer_joined is not None:
             await core.on_viewer_joined(live_id, uid)
         return await self._answer(live, uid)
