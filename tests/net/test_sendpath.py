@@ -283,12 +283,17 @@ def _count_sends(batcher, protos):
     return sends
 
 
-@pytest_twisted.ensureDeferred
-async def test_a_burst_to_one_room_leaves_in_one_send_per_member(server):
-    pairs = await _direct(server, 3)
+async def _counted_room(server, count):
+    """`count` direct connections, the set of them, their batcher, and the list their sends go to."""
+    pairs = await _direct(server, count)
     room = {p for _, p in pairs}
     batcher = pairs[0][1]._batcher
-    sends = _count_sends(batcher, room)
+    return pairs, room, batcher, _count_sends(batcher, room)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_burst_to_one_room_leaves_in_one_send_per_member(server):
+    pairs, room, batcher, sends = await _counted_room(server, 3)
     for i in range(8):
         BaseProtocol.send_frame_to_many(_frame(pairs[0][1], f"burst {i}"), set(room))
     assert len(batcher._broadcasts) == 1  # the room's eight frames share one entry
@@ -423,10 +428,7 @@ async def test_a_turns_sends_are_shared_by_the_entries_in_order(server, monkeypa
 
 @pytest_twisted.ensureDeferred
 async def test_a_ping_to_many_is_one_frame_through_the_broadcast_path(server):
-    pairs = await _direct(server, 3)
-    room = {p for _, p in pairs}
-    batcher = pairs[0][1]._batcher
-    sends = _count_sends(batcher, room)
+    pairs, room, batcher, sends = await _counted_room(server, 3)
     assert BaseProtocol.ping_many(b"hh-beat-7", room) == 3
     await wait_until(lambda: all(c.pings_received == 1 for c, _ in pairs), what="every client pinged")
     assert sorted(map(id, sends)) == sorted(map(id, room))  # one socket send each, no own output
