@@ -54,7 +54,9 @@ unserved members never need different frames.
 
 An *urgent* broadcast (a live room's gift or system item: heihei.heihei.lanes)
 overtakes the queue: urgent entries are flushed first, each whole in one turn
-(the budget does not cut them; what they send counts against it), and a
+(the budget does not cut them, and what they send does not count against it:
+a stream of urgent frames must not hold back the ordinary entries, among them
+the liveness pings), and a
 direct member that leaves direct takes their frames before those of the
 ordinary entries, in the order it would have been sent them. Urgent entries
 keep their order among themselves; a frame queued in a connection's own list
@@ -294,7 +296,8 @@ class _Broadcast:
             if sends <= budget:  # the common case: all of it in this turn, no plan kept
                 for members, data in groups:
                     self._send_to(members, data)
-                batcher.budget -= sends
+                if not self.whole:
+                    batcher.budget -= sends
                 return
             self.plan = [[members, list(members), data] for members, data in groups]
         group_index, offset = self.at

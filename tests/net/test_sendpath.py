@@ -451,9 +451,28 @@ async def test_an_urgent_broadcast_overtakes_the_queued_ones_and_goes_out_whole(
     p4.send_text("own")  # leaving direct: the urgent frames first, as they would have been sent
     batcher._call.cancel()
     batcher.flush()
-    # the gifts went to every direct member in this turn whatever the budget; the chat waits a turn
-    assert sorted(map(id, sends)) == sorted(map(id, [p1, p2, p3]))
-    assert batcher._broadcasts and not batcher._urgent
+    # the gifts went to every direct member first, whatever the budget; then the chat got its
+    # own budget's worth (urgent sends do not spend it) and finishes next turn
+    assert sorted(map(id, sends[:3])) == sorted(map(id, [p1, p2, p3])) and len(sends) == 5
+    assert batcher._broadcasts[0].started and not batcher._urgent
     for client, proto in pairs:
         expected = ["gift 1", "gift 2", "chat"] + (["own"] if proto is p4 else [])
         assert [await client.next() for _ in expected] == expected
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stream_of_urgent_frames_does_not_hold_back_the_ordinary_ones(server, monkeypatch):
+    pairs, room, batcher, sends = await _counted_room(server, 3)
+    monkeypatch.setattr(batcher, "sends_per_turn", 2)  # the room is larger than a turn's budget
+    some = pairs[0][1]
+    send = BaseProtocol.send_frame_to_many
+    send(_frame(some, "chat"), set(room))
+    BaseProtocol.ping_many(b"hh-beat-1", room)  # the liveness beat takes the ordinary path too
+    for i in range(30):  # an urgent frame queued before every turn
+        send(_frame(some, f"gift {i}"), set(room), urgent=True)
+        await sleep(0)
+    for client, _ in pairs:
+        got = [await client.next() for _ in range(31)]
+        assert got.index("chat") < 5, got  # it went out within the first turns, not after the stream
+        assert [g for g in got if g != "chat"] == [f"gift {i}" for i in range(30)]
+    await wait_until(lambda: all(c.pings_received == 1 for c, _ in pairs), what="the beat's ping")
