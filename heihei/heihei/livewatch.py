@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet import defer
+
 from heihei.core.errors import Refused
 from heihei.core.hub import Notice
 from heihei.heihei import liveinfo
@@ -162,10 +164,15 @@ class Watching:
             if e.reason == "closed":
                 return await self._answer(await core.require(live_id), uid)
             raise Refused(NOT_ALLOWED, f"cannot enter the room ({e.reason})") from None
-        # the joiner's first item as soon as it is in the room (the count reads no field a join changes)
-        await core.to_user(uid, liveinfo.counts_msg(live_id, await core.counts(live)))
-        await core.deadlines.set(timer(VIEWER_BEAT, live_id, uid),
-                                 now + int(core.settings.heartbeat_timeout_s * 1000))
+        # the heart-beat deadline first (a viewer whose join fails after this still expires), its
+        # write on the wire with the count's reads, and the joiner's first item as soon as it is in
+        # the room (the count reads no field a join changes)
+        armed = defer.ensureDeferred(core.deadlines.set(timer(VIEWER_BEAT, live_id, uid),
+                                                        now + int(core.settings.heartbeat_timeout_s * 1000)))
+        try:
+            await core.to_user(uid, liveinfo.counts_msg(live_id, await core.counts(live)))
+        finally:
+            await armed
         live = await core.require(live_id)
         if core.on_viewer_joined is not None:
             await core.on_viewer_joined(live_id, uid)
