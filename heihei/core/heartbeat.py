@@ -11,8 +11,11 @@ pong). One `Liveness` per realm runs two loops on the node's clock:
   connection silent for longer than `timeout_s`, decided by the pure `is_dead`.
 
 A beat to more than BEAT_SLICE connections goes out in slices of that size,
-spread over BEAT_SPREAD of the interval (each connection keeps its place in the
-order, so its own pings stay one interval apart). Why: every ping comes back as
+BEAT_STEP_S apart (closer when there are so many slices that they would take
+more than BEAT_SPREAD of the interval). Each connection keeps its place in the
+order and the step does not depend on how many connections follow it, so its
+own pings stay one interval apart (or closer, when connections before it
+leave). Why: every ping comes back as
 a pong at about the same time, and 10,000 pongs parsed in a burst held a node
 for half a second (bench/README.md, scenario 8: the joins' p99 was that burst).
 
@@ -31,7 +34,9 @@ from twisted.logger import Logger
 BEAT_PING_PREFIX = b"hh-beat-"
 #: a beat pings this many connections at a time (see the docstring)
 BEAT_SLICE = 500
-#: the slices of one beat go out over this share of the beat interval
+#: the slices of one beat go out this far apart ...
+BEAT_STEP_S = 0.25
+#: ... or closer, so that they all go out within this share of the beat interval
 BEAT_SPREAD = 0.5
 
 
@@ -110,7 +115,7 @@ class Liveness:
         connections = list(self.last_seen)
         self._slices = [call for call in self._slices if call.active()]
         slices = [connections[i:i + BEAT_SLICE] for i in range(0, len(connections), BEAT_SLICE)] or [[]]
-        step = self.beat_interval_s * BEAT_SPREAD / len(slices)
+        step = min(BEAT_STEP_S, self.beat_interval_s * BEAT_SPREAD / len(slices))
         for k, part in enumerate(slices[1:], 1):
             self._slices.append(self.clock.callLater(k * step, self._beat_slice, part, self.beats))
         self._beat_slice(slices[0], self.beats)

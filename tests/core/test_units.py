@@ -81,7 +81,7 @@ def test_dead_connections_are_swept_on_the_clock():
     assert not is_dead(0, 10**6, 0)  # 0 = off
 
 
-def test_a_beat_to_many_connections_goes_out_in_slices_over_half_the_interval():
+def test_a_beat_to_many_connections_goes_out_in_slices():
     clock = task.Clock()
     beats = []
     sweeper = Liveness(clock, timeout_s=0, beat_interval_s=30, on_dead=lambda c: None,
@@ -92,14 +92,32 @@ def test_a_beat_to_many_connections_goes_out_in_slices_over_half_the_interval():
     clock.advance(30)
     assert [(t, n, len(c)) for t, n, c in beats] == [(30, 1, 500)]  # the first slice at once
     sweeper.forget(700)  # gone before its slice: not pinged
-    clock.advance(5)
-    clock.advance(5)
-    assert [(t, n, len(c)) for t, n, c in beats] == [(30, 1, 500), (35, 1, 499), (40, 1, 200)]
+    clock.advance(0.25)
+    clock.advance(0.25)
+    assert [(t, n, len(c)) for t, n, c in beats] == [(30, 1, 500), (30.25, 1, 499), (30.5, 1, 200)]
     assert sorted(i for _, _, c in beats for i in c) == [i for i in range(1200) if i != 700]
-    clock.advance(20)  # the next beat: each connection in the same place, one interval later
+    clock.advance(29.5)  # the next beat: each connection in the same place, one interval later
     assert beats[3][:2] == (60, 2) and beats[3][2] == list(range(500))
     sweeper.stop()
     assert not clock.getDelayedCalls()  # the beat's later slices are cancelled too
+
+
+def test_a_connections_pings_stay_one_interval_apart_when_those_after_it_leave():
+    clock = task.Clock()
+    pinged = []
+    sweeper = Liveness(clock, timeout_s=0, beat_interval_s=30, on_dead=lambda c: None,
+                       on_beat=lambda conns, n: pinged.append(clock.seconds()) if 4500 in conns else None)
+    sweeper.start()
+    for i in range(10_000):
+        sweeper.track(i)
+    for _ in range(120):
+        clock.advance(0.25)
+    for i in range(5000, 10_000):  # a room ends: everyone after it leaves
+        sweeper.forget(i)
+    for _ in range(250):
+        clock.advance(0.25)
+    assert len(pinged) == 3 and [b - a for a, b in zip(pinged, pinged[1:])] == [30, 30]
+    sweeper.stop()
 
 
 def test_expiry_and_ids_are_pure_functions_of_time():
