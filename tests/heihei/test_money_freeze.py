@@ -7,25 +7,21 @@ real HTTP, the WeChat Pay fake on loopback; the ledger's scripts directly for th
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import pytest_twisted
-import treq
 from twisted.internet import defer, task
 
 from heihei.core.errors import Refused
 from heihei.heihei.errors import ACCOUNT_PROBLEM, NO_GOLD
 from heihei.heihei.ledger import Ledger, ledger_key, withdrawals_key
 from heihei.heihei.moneyfreeze import HISTORY_MAX, MoneyFreezes
-from tests.conftest import http_url
 from tests.heihei.chathelpers import chat_extra, clock_at_start, code
 from tests.heihei.helpers import api, ok, open_channel
 from tests.heihei.livehelpers import next_msg, start_live, user
 from tests.heihei.test_chat_gifts import open_chat
 from tests.heihei.test_ledger import make_user
 from tests.heihei.test_money_gifts import extra, grant
-from tests.heihei.test_money_payments import IDENTITY_KEY, ID_CARD, pay_extra
+from tests.heihei.test_money_payments import ID_CARD, pay_extra
 from tests.heihei.test_search import started_store
 from tests.live.test_admin import TOKEN, admin
 from tests.outbound.payments.conftest import keys, wechat_fake  # noqa: F401 - fixtures
