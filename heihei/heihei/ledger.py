@@ -26,6 +26,11 @@ is credited once (its hash's status moves from `pending` to `credited` in the
 script that adds the gold; an Apple transaction id can credit one order only);
 a withdrawal is settled once.
 
+A money freeze (heihei.heihei.moneyfreeze) is checked in the same scripts
+too: the spending ones (a gift's or barrage's charge, p2g, a withdrawal's
+hold) refuse a frozen user in the step that would charge them; credits never
+look at it.
+
 `send_gift(sender, receiver, price, points, gift_uuid=..., amount=..., live_id=...)`
 is the API the live room (`live/buy-gift`) and the 1:1 chat (`chat/buy-gift`)
 call; it knows nothing of rooms or wire formats.
@@ -40,7 +45,8 @@ from typing import Any
 from heihei.core.errors import Refused
 from heihei.heihei.accounts import REALM, user_key
 from heihei.heihei.livecore import live_key
-from heihei.heihei.errors import BAD_ORDER, BAD_PARAMETER, NO_GOLD, NO_POINT, NO_SUCH_USER
+from heihei.heihei.errors import ACCOUNT_PROBLEM, BAD_ORDER, BAD_PARAMETER, NO_GOLD, NO_POINT, NO_SUCH_USER
+from heihei.heihei.moneyfreeze import money_freeze_key
 from heihei.store.keys import key
 from heihei.store.scripts import Script
 
@@ -98,6 +104,7 @@ _POST = r"""
 local function field_of(cur) if cur == 'gold' then return 'goldCount' else return 'point' end end
 local function balance(profile, cur) return tonumber(redis.call('HGET', profile, field_of(cur)) or '0') end
 local function can(profile, cur, delta) return balance(profile, cur) + delta >= 0 end
+local function frozen(freeze) return redis.call('HGET', freeze, 'frozen') == '1' end
 local function post(profile, ledger, uid, cur, delta, cause, ref, peer, note, now, seq, users)
   local after = redis.call('HINCRBY', profile, field_of(cur), delta)
   local id = redis.call('INCR', seq)
@@ -111,13 +118,14 @@ end
 SEND_GIFT = Script("heihei_ledger_gift", _POST + r"""
 -- KEYS: 1 sender profile, 2 receiver profile, 3 sender ledger, 4 receiver ledger, 5 once key,
 --       6 live hash, 7 seq, 8 users, 9 the price's catalog version key, 10 a counter to INCR once charged
---       (the room item's message id).
+--       (the room item's message id), 11 the sender's money freeze hash.
 -- ARGV: 1 sender, 2 receiver, 3 price (gold), 4 points, 5 now ms, 6 cause, 7 ref, 8 note,
 --       9 once ttl s ('' = no once key), 10 '1' add the points to the live's totalTickets,
 --       11 the catalog version the price was read from ('' = not checked), 12 '1' INCR KEYS[10] once charged,
 --       13.. sender profile fields to return once charged.
 -- Returns {status, gold after, live tickets, point after, counter, fields...}: 1 done, 2 done before (the first
--- answer), -1 no sender, -2 not enough gold, -3 no receiver, -5 the catalog changed since the price was read.
+-- answer), -1 no sender, -2 not enough gold, -3 no receiver, -5 the catalog changed since the price was read,
+-- -6 the sender's money is frozen (after the once check: a gift charged before the freeze answers as before).
 if ARGV[9] ~= '' then
   local before = redis.call('GET', KEYS[5])
   if before then
@@ -128,6 +136,7 @@ end
 if ARGV[11] ~= '' and (redis.call('GET', KEYS[9]) or '0') ~= ARGV[11] then return {-5, 0, 0, 0} end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, 0} end
 if redis.call('EXISTS', KEYS[2]) == 0 then return {-3, 0, 0, 0} end
+if frozen(KEYS[11]) then return {-6, 0, 0, 0} end
 local price, points = tonumber(ARGV[3]), tonumber(ARGV[4])
 if not can(KEYS[1], 'gold', -price) then return {-2, balance(KEYS[1], 'gold'), 0, 0} end
 local gold = post(KEYS[1], KEYS[3], ARGV[1], 'gold', -price, ARGV[6], ARGV[7], ARGV[2], ARGV[8], ARGV[5],
@@ -156,17 +165,20 @@ return out
 
 ADJUST = Script("heihei_ledger_adjust", _POST + r"""
 -- One user, up to two changes at once (p2g: points out, gold in; an operator grant: one).
--- KEYS: 1 profile, 2 ledger, 3 seq, 4 users.
--- ARGV: 1 uid, 2 now ms, 3 cause, 4 ref, 5 note, then (cur, delta) pairs.
--- Returns {status, after of each change...}: 1 done, -1 no such user, -2 gold short, -3 points short.
+-- KEYS: 1 profile, 2 ledger, 3 seq, 4 users, 5 the user's money freeze hash.
+-- ARGV: 1 uid, 2 now ms, 3 cause, 4 ref, 5 note, 6 '1' the user's own spending (refused while frozen),
+--       then (cur, delta) pairs.
+-- Returns {status, after of each change...}: 1 done, -1 no such user, -2 gold short, -3 points short,
+-- -6 the user's money is frozen.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
-for i = 6, #ARGV, 2 do
+if ARGV[6] == '1' and frozen(KEYS[5]) then return {-6} end
+for i = 7, #ARGV, 2 do
   if not can(KEYS[1], ARGV[i], tonumber(ARGV[i + 1])) then
     if ARGV[i] == 'gold' then return {-2} else return {-3} end
   end
 end
 local out = {1}
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   local d = tonumber(ARGV[i + 1])
   out[#out + 1] = post(KEYS[1], KEYS[2], ARGV[1], ARGV[i], d, ARGV[3], ARGV[4], '', ARGV[5], ARGV[2],
                        KEYS[3], KEYS[4])
@@ -200,10 +212,11 @@ return {1, after}
 """)
 
 HOLD_WITHDRAWAL = Script("heihei_ledger_hold_withdrawal", _POST + r"""
--- KEYS: 1 profile, 2 ledger, 3 seq, 4 users, 5 withdrawal hash, 6 pending set.
+-- KEYS: 1 profile, 2 ledger, 3 seq, 4 users, 5 withdrawal hash, 6 pending set, 7 the user's money freeze hash.
 -- ARGV: 1 uid, 2 now ms, 3 withdrawal id, 4 points, 5 fen, 6 account, 7 name (encrypted).
--- Returns {status, point after}: 1 held, -1 no such user, -3 points short.
+-- Returns {status, point after}: 1 held, -1 no such user, -3 points short, -6 the user's money is frozen.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
+if frozen(KEYS[7]) then return {-6, 0} end
 local points = tonumber(ARGV[4])
 if not can(KEYS[1], 'point', -points) then return {-3, 0} end
 local after = post(KEYS[1], KEYS[2], ARGV[1], 'point', -points, 'withdrawal', ARGV[3], '', ARGV[5] .. ' fen',
@@ -318,7 +331,8 @@ class Ledger:
         """Move `price` gold from `sender` and `points` 黑票 to `receiver` (and to the live's
         totalTickets). With a `gift_uuid`, the same (sender, gift_uuid, amount) is done once: a retry
         answers what the first call answered. 740 (NO_GOLD) when the sender has too little gold, 710
-        when either user does not exist.
+        when either user does not exist, 721 (ACCOUNT_PROBLEM) while the sender's money is frozen
+        (heihei.heihei.moneyfreeze; a retry of a gift charged before the freeze answers as before).
 
         The same round trip can do what a gift's caller would otherwise ask Redis for apart:
         `price_version` (the catalog's version key, the version the price was read from) charges only
@@ -336,7 +350,7 @@ class Ledger:
         out = await SEND_GIFT(
             self.store, [user_key(sender), user_key(receiver), ledger_key(sender), ledger_key(receiver), once, live,
                          seq_key(), ledger_users_key(), price_version[0] if price_version else seq_key(),
-                         count or seq_key()],
+                         count or seq_key(), money_freeze_key(sender)],
             [sender, receiver, price, points, self.now_ms(), cause, ref, note,
              self.gift_once_s if gift_uuid else "", "1" if live_id else "0",
              str(price_version[1]) if price_version else "", "1" if count else "0", *sender_fields])
@@ -347,6 +361,8 @@ class Ledger:
             raise Refused(NO_GOLD, f"{price} gold needed, {gold} left")
         if status == -5:
             raise StaleCatalog()
+        if status == -6:
+            raise Refused(ACCOUNT_PROBLEM)
         if status != 1:
             return GiftResult(gold=gold, total_tickets=tickets, receiver_point=point, charged=False)
         fields = {name: v.decode() if isinstance(v, bytes) else str(v)
@@ -355,22 +371,27 @@ class Ledger:
                           counted=int(out[4]), sender=fields if sender_fields else None)
 
     async def adjust(self, uid: str, changes: list[tuple[str, int]], *, cause: str, ref: str = "",
-                     note: str = "") -> list[int]:
+                     note: str = "", spending: bool = False) -> list[int]:
         """Change one user's balances at once (all or none); the balances after, in order. 710 for no
-        such user, 740 / 741 when a balance would go below zero."""
+        such user, 740 / 741 when a balance would go below zero. `spending`: the user's own purchase
+        (p2g, a barrage), refused with 721 (ACCOUNT_PROBLEM) while their money is frozen; an operator's
+        grant or removal is not the user spending and goes through."""
         if not changes or len(changes) > 2:
             raise ValueError("one or two changes")
-        args: list[Any] = [uid, self.now_ms(), cause, ref, note]
+        args: list[Any] = [uid, self.now_ms(), cause, ref, note, "1" if spending else "0"]
         for cur, delta in changes:
             if cur not in BALANCE_FIELD:
                 raise ValueError(cur)
             if isinstance(delta, bool) or not isinstance(delta, int) or not 0 < abs(delta) <= MAX_DELTA:
                 raise Refused(BAD_PARAMETER, f"delta (a non-zero integer, at most {MAX_DELTA} either way)")
             args += [cur, delta]
-        out = await ADJUST(self.store, [user_key(uid), ledger_key(uid), seq_key(), ledger_users_key()], args)
+        out = await ADJUST(self.store, [user_key(uid), ledger_key(uid), seq_key(), ledger_users_key(),
+                                        money_freeze_key(uid)], args)
         status = int(out[0])
         if status == -1:
             raise Refused(NO_SUCH_USER, f"userId {uid}")
+        if status == -6:
+            raise Refused(ACCOUNT_PROBLEM)
         if status == -2:
             raise Refused(NO_GOLD, "not enough gold")
         if status == -3:
@@ -398,16 +419,19 @@ class Ledger:
 
     async def hold_withdrawal(self, uid: str, wid: str, points: int, fen: int, account: str, name: str) -> int:
         """Take `points` out of `uid`'s balance for withdrawal `wid` (pending); the points after. 740
-        when the balance is short (the seed's pay-req code), 710 for no such user."""
+        when the balance is short (the seed's pay-req code), 710 for no such user, 721 (ACCOUNT_PROBLEM)
+        while the user's money is frozen."""
         status, after = await HOLD_WITHDRAWAL(
             self.store, [user_key(uid), ledger_key(uid), seq_key(), ledger_users_key(), withdrawal_key(wid),
-                         withdrawals_key("pending")],
+                         withdrawals_key("pending"), money_freeze_key(uid)],
             [uid, self.now_ms(), wid, points, fen, account, name])
         status = int(status)
         if status == -1:
             raise Refused(NO_SUCH_USER, f"userId {uid}")
         if status == -3:
             raise Refused(NO_GOLD, "not enough points")
+        if status == -6:
+            raise Refused(ACCOUNT_PROBLEM)
         return int(after)
 
     async def move_withdrawal(self, wid: str, expected: str, new: str, *, give_back: bool,

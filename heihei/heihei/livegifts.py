@@ -98,7 +98,8 @@ class LiveGifts:
         anchor = live["userId"]
         price = (await self.catalog.get())["bullet"]
         if anchor == uid:
-            done_gold = (await self.ledger.adjust(uid, [("gold", -price["gold"])], cause="bullet", ref=live_id)
+            done_gold = (await self.ledger.adjust(uid, [("gold", -price["gold"])], cause="bullet", ref=live_id,
+                                                  spending=True)
                          if price["gold"] else [(await self.ledger.balances(uid))["gold"]])[0]
             tickets = int(live.get("totalTickets") or 0)
         else:

@@ -1,6 +1,6 @@
 """
 `Money`: the heihei app's money on one node, built from `[payment]` — the
-ledger, the money catalog, the payment providers that are configured, the
+ledger, the operators' money freezes, the money catalog, the payment providers that are configured, the
 payments and the paid items of live rooms. The composition root
 (heihei/realms.py) makes one and hands it to the REST sections
 (`social.money`), the operators and the live rooms.
@@ -22,6 +22,7 @@ from heihei.heihei.catalogs import CatalogError, load_file
 from heihei.heihei.identity import IdentityBox
 from heihei.heihei.ledger import Ledger
 from heihei.heihei.moneycatalog import MoneyCatalog, check_money
+from heihei.heihei.moneyfreeze import MoneyFreezes
 from heihei.heihei.payments import Payments
 from heihei.outbound.payments.errors import ConfigError as ProviderConfigError
 from heihei.paths import resource
@@ -93,6 +94,8 @@ class Money(Service):
         base = img_base.rstrip("/")
         self.catalog = MoneyCatalog(store, initial, absolute=lambda u: base + u if u.startswith("/") else u)
         self.ledger = Ledger(store, clock, gift_once_s=s.gift_once_s)
+        #: operators' money freezes (721), enforced by the ledger's scripts
+        self.freezes = MoneyFreezes(store, clock)
         self._pool = None
         if http is None and reactor is not None:
             from heihei.outbound.payments.transport import make_http_client_with_pool

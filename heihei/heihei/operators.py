@@ -189,6 +189,8 @@ class HeiheiOperators:
     #   >>> operators["channel"].ledger("10001")
     #   >>> operators["channel"].reconcile()
     #   >>> operators["channel"].approve_withdrawal("<id>")
+    #   >>> operators["channel"].freeze_money("10001", "chargeback under review")
+    #   >>> operators["channel"].unfreeze_money("10001", "cleared"); operators["channel"].money_freeze("10001")
 
     @property
     def _money(self):
@@ -209,6 +211,22 @@ class HeiheiOperators:
                 raise Refused(NOT_FOUND, "no such user") from None
             raise
         return {"userId": str(uid), "delta": delta, "gold": gold}
+
+    async def set_money_freeze(self, uid: str, frozen: Any, reason: Any, by: str = "manhole") -> dict[str, Any]:
+        """Hold (frozen true) or release a user's spending (721 on gifts, barrages, p2g and withdrawals;
+        credits still land); the reason, who and when are kept (heihei.heihei.moneyfreeze)."""
+        return await self._money.freezes.set(str(uid), frozen, reason, by=by)
+
+    async def freeze_money(self, uid: str, reason: str) -> dict[str, Any]:
+        return await self.set_money_freeze(uid, True, reason)
+
+    async def unfreeze_money(self, uid: str, reason: str) -> dict[str, Any]:
+        return await self.set_money_freeze(uid, False, reason)
+
+    async def money_freeze(self, uid: str) -> dict[str, Any]:
+        """A user's freeze state with its last changes."""
+        await self._existing(uid)
+        return await self._money.freezes.state(str(uid))
 
     async def ledger(self, uid: str, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         await self._existing(uid)

@@ -268,7 +268,8 @@ class Payments:
             raise Refused(BAD_PACKAGE, f"packageId {package_id}")
         order_id = new_id()
         point, _gold = await self.ledger.adjust(uid, [(POINT, -package["point"]), (GOLD, package["gold"])],
-                                                cause="p2g", ref=order_id, note=str(package["id"]))
+                                                cause="p2g", ref=order_id, note=str(package["id"]),
+                                                spending=True)
         return {"order": order_id, "point": point}
 
     # -- withdrawals --------------------------------------------------------------------------------

@@ -51,6 +51,9 @@ NOTICE = body(string("text", max_length=SYSTEM_TEXT_MAX, pattern=r"[\s\S]*\S[\s\
 GOLD = body(long("delta", description="diamonds in (> 0) or out (< 0); never 0"),
             string("reason", max_length=200, pattern=r"[\s\S]*\S[\s\S]*", empty_is_absent=False))
 REJECT = body(_text("reason", 1024), required=False)
+#: an operator's money freeze or unfreeze (heihei.heihei.moneyfreeze: the reason is not blank)
+MONEY_FREEZE = body(boolean("frozen", description="true: spending refused with 721; false: allowed again"),
+                    string("reason", max_length=200, pattern=r"[\s\S]*\S[\s\S]*", empty_is_absent=False))
 #: the money catalog (docs/heihei.md, money): its checks are the catalog's own
 MONEY_CATALOG = body(schema={"type": "object", "description": "gifts, bullet price, packages per channel, "
                                                             "p2g packages and the cash rate (docs/heihei.md)"})

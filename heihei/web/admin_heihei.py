@@ -27,6 +27,7 @@ see heihei/web/admin.py for the conventions), all backed by
     POST   /admin/heihei/lives/{liveId}/notice          {"text": "..."}: a system item in that room
     POST   /admin/heihei/notice                         {"text": "..."}: the system item in every room live now
     POST   /admin/heihei/users/{uid}/gold               {"delta": n, "reason": "..."}: diamonds in or out (money below)
+    PUT    /admin/heihei/users/{uid}/money-freeze       {"frozen": true|false, "reason": "..."}: spending held (721)
 """
 
 from __future__ import annotations
@@ -201,12 +202,28 @@ class HeiheiAdmin(AdminRoutes):
     #   POST /admin/heihei/withdrawals/{id}/reject       {"reason": "..."}: its 黑票 come back
     #   GET  /admin/heihei/money                         the money catalog; PUT the same document to replace it
     #   POST /admin/heihei/reconcile                     replay every ledger against the balances
+    #   PUT  /admin/heihei/users/{uid}/money-freeze      {"frozen": bool, "reason": "..."}: spending held (721)
+    #   GET  /admin/heihei/users/{uid}/money-freeze      the state, reason, who and when, the last changes
 
     @endpoint(app, "/users/<uid>/gold", "Grant (delta > 0) or remove (delta < 0) diamonds; a ledger entry",
               UID, bodies.GOLD, methods=("POST",))
     async def grant_gold(self, call, a):
         body = _fields(a["body"], ("delta", "reason"))
         return await self.ops.grant_gold(a["uid"], body.get("delta"), body.get("reason", ""))
+
+    @endpoint(app, "/users/<uid>/money-freeze", "Freeze (frozen true) or unfreeze a user's money: while frozen "
+              "their gifts, barrages, p2g and withdrawal requests are refused with 721; credits still land",
+              UID, bodies.MONEY_FREEZE, methods=("PUT",))
+    async def put_money_freeze(self, call, a):
+        if a["body"] is not None and not isinstance(a["body"], dict):
+            raise Refused(errors.BAD_REQUEST, "the body must be a JSON object {frozen, reason}")
+        body = _fields(a["body"], ("frozen", "reason"))
+        return await self.ops.set_money_freeze(a["uid"], body.get("frozen"), body.get("reason"), by="admin-api")
+
+    @endpoint(app, "/users/<uid>/money-freeze", "A user's money freeze: frozen, reason, by, at and the last changes",
+              UID, methods=("GET",))
+    async def money_freeze(self, call, a):
+        return await self.ops.money_freeze(a["uid"])
 
     @endpoint(app, "/users/<uid>/ledger", "A user's balances and ledger entries, newest first", UID,
               integer("offset", required=False, default=0, minimum=0, maximum=10 ** 9),
