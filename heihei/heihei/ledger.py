@@ -138,8 +138,8 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, 0} end
 if redis.call('EXISTS', KEYS[2]) == 0 then return {-3, 0, 0, 0} end
 if frozen(KEYS[11]) then return {-6, 0, 0, 0} end
 local price, points = tonumber(ARGV[3]), tonumber(ARGV[4])
-if not can(KEYS[1], 'gold', -price) then return {-2, balance(KEYS[1], 'gold'), 0, 0} end
-local gold = post(KEYS[1], KEYS[3], ARGV[1], 'gold', -price, ARGV[6], ARGV[7], ARGV[2], ARGV[8], ARGV[5],
+if not can(KEYS[1], 'gold', 0 - price) then return {-2, balance(KEYS[1], 'gold'), 0, 0} end
+local gold = post(KEYS[1], KEYS[3], ARGV[1], 'gold', 0 - price, ARGV[6], ARGV[7], ARGV[2], ARGV[8], ARGV[5],
                   KEYS[7], KEYS[8])
 redis.call('HINCRBY', KEYS[1], 'allOutlayGold', price)
 local point = 0

@@ -229,3 +229,28 @@ async def test_a_price_changed_on_another_node_is_the_price_charged(nodes, outsi
     code, report = await admin(a, "POST", "/heihei/reconcile")
     assert report["ok"]
     await channel.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_free_gift_is_sent_and_charges_nothing(nodes, outside):
+    """A gift priced 0 (the catalog allows it): Lua's `-0` is no integer to Redis, so the script once
+    failed the call; now it is a ledger entry of 0 and the item reaches the room."""
+    node = await nodes.start("a", extra(outside))
+    a_token, _ = await user(node, outside, "13500000061", "主播")
+    v_token, viewer = await user(node, outside, "13500000062", "观众")
+    live_id = (await start_live(node, a_token))["liveId"]
+    await ok(node, "/api/live/join-live", {"token": v_token, "liveId": live_id})
+    channel = await open_channel(node, a_token)
+    code, doc = await admin(node, "GET", "/heihei/money")
+    doc["gifts"].append({"id": 107, "name": "小心心", "gold": 0, "point": 0, "image": "/static/img/gift/107.png",
+                         "icon": "/static/img/gift/107_icon.png"})
+    assert (await admin(node, "PUT", "/heihei/money", doc))[0] == 200
+    await grant(node, viewer, 5)
+    body = await ok(node, "/api/live/buy-gift", {"token": v_token, "liveId": live_id, "giftId": 107, "amount": 1,
+                                                 "gift_uuid": "free-1"})
+    assert body["gold"] == 5
+    item = await next_msg(channel, want=lambda m: m.get("msgType") == "gift")
+    assert item["giftId"] == 107
+    code, report = await admin(node, "POST", "/heihei/reconcile")
+    assert code == 200 and report["ok"]
+    await channel.close()
