@@ -99,6 +99,28 @@ return open
 """)
 
 
+async def together(*steps) -> list:
+    """Coroutines run at once, so their Redis commands leave in one send (one round trip): their
+    results in order; the first failure is raised (the others' failures are consumed)."""
+    try:
+        return await defer.gatherResults([defer.ensureDeferred(step) for step in steps], consumeErrors=True)
+    except defer.FirstError as e:
+        e.subFailure.raiseException()
+
+
+async def settle(*started: defer.Deferred) -> None:
+    """Wait for Deferreds this call no longer needs the results of, their failures ignored (the caller
+    raises its own error, or already used the result)."""
+    for d in started:
+        if not d.called:
+            try:
+                await d
+            except Exception:
+                pass
+        else:
+            d.addErrback(lambda failure: None)
+
+
 class Watching:
     def __init__(self, core: LiveCore) -> None:
         self.core = core
@@ -107,15 +129,25 @@ class Watching:
 
     async def _viewable(self, uid: str, live_id: str) -> dict[str, str]:
         """A live `uid` may look at: 731 none or deleted; 737 hidden, or its anchor blocked `uid`."""
+        live, _ = await self._viewable_with_rights(uid, live_id, ask_manager=False)
+        return live
+
+    async def _viewable_with_rights(self, uid: str, live_id: str, *, ask_manager: bool) -> tuple[dict, bool]:
+        """`_viewable`, and (`ask_manager`) whether `uid` manages the anchor's rooms, asked with the
+        block check in one round trip (join-live's path to the joiner's first item is round trips)."""
         core = self.core
         live = await core.require(live_id)
         anchor = live.get("userId")
+        manager = False
         if uid != anchor:
             if live.get("visible") == "0":
                 raise Refused(CANNOT_WATCH, "the live is hidden")
-            if await core.blocks.has_blocked(anchor, uid):
+            asked = [core.blocks.has_blocked(anchor, uid)] + ([core.is_manager(anchor, uid)] if ask_manager else [])
+            answers = await together(*asked)
+            if answers[0]:
                 raise Refused(CANNOT_WATCH, "the anchor blocked you")
-        return live
+            manager = bool(ask_manager and answers[1])
+        return live, manager
 
     async def _answer(self, live: dict[str, str], uid: str) -> dict[str, Any]:
         core = self.core
@@ -128,7 +160,7 @@ class Watching:
         """join-live. A live that is not playing is answered with its status (the client shows the
         replay or "ended" screen); only a playing live is joined."""
         core = self.core
-        live = await self._viewable(uid, live_id)
+        live, manager = await self._viewable_with_rights(uid, live_id, ask_manager=True)
         anchor = live["userId"]
         if uid == anchor:
             if live.get("status") in ("0", "1"):
@@ -143,7 +175,7 @@ class Watching:
             if live_key_given != core.live_key_for(live_id, uid):
                 raise Refused(BAD_PARAMETER, "liveKey (not an invitation of yours to this live)")
             invited = True
-        past_seats = invited or await core.is_manager(anchor, uid)
+        past_seats = invited or manager
         now = core.now_ms()
         joined = int(await JOIN(core.store, [live_key(live_id), viewers_key(live_id), visits_key(live_id),
                                              kick_key(live_id), DIRTY],
@@ -157,20 +189,25 @@ class Watching:
             raise Refused(NO_SEAT, "every open seat is taken")
         if joined == -3:  # it ended meanwhile
             return await self._answer(await core.require(live_id), uid)
+        # the heart-beat deadline (a viewer whose join fails after this still expires) and the count's
+        # reads (the JOIN script changed them already; no field a join changes) go out with the room
+        # membership, in one round trip; the joiner's first item as soon as it is in the room
+        armed = defer.ensureDeferred(core.deadlines.set(timer(VIEWER_BEAT, live_id, uid),
+                                                        now + int(core.settings.heartbeat_timeout_s * 1000)))
+        counting = defer.ensureDeferred(core.counts(live))
         try:
             await core.rooms.add_member(live_id, uid)
         except RoomError as e:
+            await settle(armed, counting)
             await self.leave(live_id, uid)
             if e.reason == "closed":
                 return await self._answer(await core.require(live_id), uid)
             raise Refused(NOT_ALLOWED, f"cannot enter the room ({e.reason})") from None
-        # the heart-beat deadline first (a viewer whose join fails after this still expires), its
-        # write on the wire with the count's reads, and the joiner's first item as soon as it is in
-        # the room (the count reads no field a join changes)
-        armed = defer.ensureDeferred(core.deadlines.set(timer(VIEWER_BEAT, live_id, uid),
-                                                        now + int(core.settings.heartbeat_timeout_s * 1000)))
+        except BaseException:
+            await settle(armed, counting)
+            raise
         try:
-            await core.to_user(uid, liveinfo.counts_msg(live_id, await core.counts(live)))
+            await core.to_user(uid, liveinfo.counts_msg(live_id, await counting))
         finally:
             await armed
         live = await core.require(live_id)

@@ -6,11 +6,15 @@ import io
 import json
 import zipfile
 
+import pytest
 import pytest_twisted
-from twisted.internet import task
+from twisted.internet import defer, reactor, task
 
+from heihei.core.errors import Refused
 from heihei.heihei import liveinfo
 from heihei.heihei.deadlines import Deadlines
+from heihei.heihei.errors import BAD_PARAMETER
+from heihei.heihei.livewatch import settle, together
 from heihei.heihei.replays import build_zip, parse_segments, position_ms, replay_stamp
 
 
@@ -96,3 +100,26 @@ def test_live_info_has_what_the_client_reads_and_hides_credentials():
     assert theirs["length"] is None
     share = liveinfo.share(title="嘿嘿直播", anchor_name="主播", url="u", cover_url="c", status=1)
     assert set(share) == {"weibo", "wechat", "friend"} and share["weibo"]["content"] == "主播 正在直播"
+
+
+@pytest_twisted.ensureDeferred
+async def test_together_gives_results_in_order_and_raises_the_first_failure():
+    later = defer.Deferred()
+
+    async def value(v):
+        return v
+
+    async def waits():
+        return await later
+
+    async def fails():
+        raise Refused(BAD_PARAMETER, "no")
+
+    reactor.callLater(0, later.callback, "late")
+    assert await together(value(1), waits(), value(3)) == [1, "late", 3]
+    with pytest.raises(Refused):
+        await together(value(1), fails())
+    failed = defer.fail(RuntimeError("unused"))
+    pending = defer.Deferred()
+    reactor.callLater(0, pending.errback, RuntimeError("also unused"))
+    await settle(failed, pending)  # neither raises nor is left unhandled
