@@ -52,3 +52,13 @@ async def start_live(node, token: str, title: str = "我的直播") -> dict:
     live = (await ok(node, "/api/live/create-live", {"token": token, "title": title}))["live"]
     await ok(node, "/api/live/start-live", {"token": token, "liveId": live["liveId"]})
     return live
+
+
+async def live_with_viewer(anchor_node, viewer_node, outside, anchor_phone: str, viewer_phone: str):
+    """An anchor ("主播") live on `anchor_node` and a viewer ("观众") signed in and joined through
+    `viewer_node`: (anchor token, anchor id, viewer token, viewer id, liveId)."""
+    a_token, anchor = await user(anchor_node, outside, anchor_phone, "主播")
+    v_token, viewer = await user(viewer_node, outside, viewer_phone, "观众")
+    live_id = (await start_live(anchor_node, a_token))["liveId"]
+    await ok(viewer_node, "/api/live/join-live", {"token": v_token, "liveId": live_id})
+    return a_token, anchor, v_token, viewer, live_id

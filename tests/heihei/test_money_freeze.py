@@ -17,7 +17,7 @@ from heihei.heihei.ledger import Ledger, ledger_key, withdrawals_key
 from heihei.heihei.moneyfreeze import HISTORY_MAX, MoneyFreezes
 from tests.heihei.chathelpers import chat_extra, clock_at_start, code
 from tests.heihei.helpers import api, ok, open_channel
-from tests.heihei.livehelpers import next_msg, start_live, user
+from tests.heihei.livehelpers import live_with_viewer, next_msg, user
 from tests.heihei.test_chat_gifts import open_chat
 from tests.heihei.test_ledger import make_user
 from tests.heihei.test_money_gifts import extra, grant
@@ -104,10 +104,8 @@ async def test_the_freeze_route_its_token_its_bodies_and_the_manhole(nodes, outs
 async def test_live_gifts_bullets_and_p2g_are_refused_while_frozen_on_both_nodes(nodes, outside, redis):
     a = await nodes.start("a", extra(outside))
     b = await nodes.start("b", extra(outside))
-    a_token, anchor = await user(a, outside, "13500009011", "主播")
-    v_token, viewer = await user(b, outside, "13500009012", "观众")
-    live_id = (await start_live(a, a_token))["liveId"]
-    await ok(b, "/api/live/join-live", {"token": v_token, "liveId": live_id})
+    a_token, anchor, v_token, viewer, live_id = await live_with_viewer(a, b, outside, "13500009011",
+                                                                       "13500009012")
     channel = await open_channel(a, a_token)
     await grant(a, viewer, 300)
     gift = {"token": v_token, "liveId": live_id, "giftId": 102, "amount": 1, "gift_uuid": "fz-1"}
@@ -199,10 +197,8 @@ async def test_a_withdrawal_is_refused_while_frozen_and_a_paid_order_still_credi
                                                                                   redis):
     a = await nodes.start("a", pay_extra(outside, keys, wechat=wechat_fake))
     b = await nodes.start("b", pay_extra(outside, keys, wechat=wechat_fake))
-    a_token, anchor = await user(a, outside, "13600009031", "主播")
-    v_token, viewer = await user(b, outside, "13600009032", "观众")
-    live_id = (await start_live(a, a_token))["liveId"]
-    await ok(b, "/api/live/join-live", {"token": v_token, "liveId": live_id})
+    a_token, anchor, v_token, viewer, live_id = await live_with_viewer(a, b, outside, "13600009031",
+                                                                       "13600009032")
     await grant(a, viewer, 1314)
     await ok(b, "/api/live/buy-gift", {"token": v_token, "liveId": live_id, "giftId": 104, "gift_uuid": "x"})
     await ok(a, "/api/payment/verify-alipay", {"token": a_token, "alipaycode": "anchor@example.com",

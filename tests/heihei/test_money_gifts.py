@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest_twisted
 
 from tests.heihei.helpers import api, ok, open_channel
-from tests.heihei.livehelpers import live_extra, next_msg, start_live, user
+from tests.heihei.livehelpers import live_extra, live_with_viewer, next_msg, start_live, user
 from tests.live.test_admin import TOKEN, admin
 
 
@@ -205,10 +205,8 @@ async def test_a_price_changed_on_another_node_is_the_price_charged(nodes, outsi
     catalog's version is still that copy's, so an operator's change on node b holds at once on node a."""
     a = await nodes.start("a", extra(outside))
     b = await nodes.start("b", extra(outside))
-    a_token, _ = await user(a, outside, "13500000051", "主播")
-    v_token, viewer = await user(a, outside, "13500000052", "观众")
-    live_id = (await start_live(a, a_token))["liveId"]
-    await ok(a, "/api/live/join-live", {"token": v_token, "liveId": live_id})
+    a_token, _, v_token, viewer, live_id = await live_with_viewer(a, a, outside, "13500000051",
+                                                                  "13500000052")
     channel = await open_channel(a, a_token)
     await grant(a, viewer, 100)
     gift = {"token": v_token, "liveId": live_id, "giftId": 101, "amount": 1, "gift_uuid": "price-1"}
@@ -236,10 +234,8 @@ async def test_a_free_gift_is_sent_and_charges_nothing(nodes, outside):
     """A gift priced 0 (the catalog allows it): Lua's `-0` is no integer to Redis, so the script once
     failed the call; now it is a ledger entry of 0 and the item reaches the room."""
     node = await nodes.start("a", extra(outside))
-    a_token, _ = await user(node, outside, "13500000061", "主播")
-    v_token, viewer = await user(node, outside, "13500000062", "观众")
-    live_id = (await start_live(node, a_token))["liveId"]
-    await ok(node, "/api/live/join-live", {"token": v_token, "liveId": live_id})
+    a_token, _, v_token, viewer, live_id = await live_with_viewer(node, node, outside, "13500000061",
+                                                                  "13500000062")
     channel = await open_channel(node, a_token)
     code, doc = await admin(node, "GET", "/heihei/money")
     doc["gifts"].append({"id": 107, "name": "小心心", "gold": 0, "point": 0, "image": "/static/img/gift/107.png",
