@@ -515,10 +515,8 @@ class Hub:
             some = next(iter(group))
             frame = some.prepare(payload)
             send_many = getattr(some, "send_frame_to_many", None)
-            if send_many is not None and urgent:
-                sent += send_many(frame, group, on_delivered, urgent=True)
-            elif send_many is not None:
-                sent += send_many(frame, group, on_delivered)
+            if send_many is not None:
+                sent += send_many(frame, group, on_delivered, urgent)
             else:
                 sent += sum(1 for client in group if client.send_frame(frame, on_delivered))
         if self.metrics is not None and sent:

@@ -311,10 +311,7 @@ class Lanes:
 
     async def _broadcast(self, room: str, items: list[dict[str, Any]], sender: str, priority: bool = False) -> None:
         self.stats[SENT] += len(items)
-        if priority:
-            await self.broadcast_items(room, items, sender=sender, priority=True)
-        else:
-            await self.broadcast_items(room, items, sender=sender)
+        await self.broadcast_items(room, items, sender=sender, priority=priority)
 
     def forget(self, room: str) -> None:
         """The room is closed: drop what waits for it."""

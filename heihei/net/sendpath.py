@@ -41,9 +41,9 @@ members: nobody can see its frames in another order. One that shares no
 member with the last MERGE_LOOKBACK entries (another room) starts its own.
 
 A flush sends at most SENDS_PER_TURN broadcast sends; an entry that needs more
-sends to its first members and leaves the rest queued (it forgets the members
-it served) for the next reactor turn, and every entry behind it waits too, so
-no member sees two entries' frames in another order. Why: a frame for a room
+sends to its first members and stays queued with a plan and a cursor (who got
+what, who is next) for the next reactor turn, and every entry behind it waits
+too, so no member sees two entries' frames in another order. Why: a frame for a room
 of 10,000 is ~70 ms of `send` calls; in one turn it holds up everything else
 the node does (an HTTP answer, a Redis reply, a joiner's first item), which is
 where a busy live room's latency went (bench/README.md, scenario 8). Writes of
