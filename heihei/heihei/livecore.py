@@ -32,6 +32,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from heihei.core.errors import Refused
@@ -110,6 +111,28 @@ def timer(kind: str, live_id: str, uid: str | None = None) -> str:
     return f"{kind}|{live_id}" if uid is None else f"{kind}|{live_id}|{uid}"
 
 
+async def together(*steps) -> list:
+    """Coroutines (or Deferreds) run at once, so their Redis commands leave in one send (one round trip): their
+    results in order; the first failure is raised (the others' failures are consumed)."""
+    try:
+        return await defer.gatherResults([defer.ensureDeferred(step) for step in steps], consumeErrors=True)
+    except defer.FirstError as e:
+        e.subFailure.raiseException()
+
+
+async def settle(*started: defer.Deferred) -> None:
+    """Wait for Deferreds this call no longer needs the results of, their failures ignored (the caller
+    raises its own error, or already used the result)."""
+    for d in started:
+        if not d.called:
+            try:
+                await d
+            except Exception:
+                pass
+        else:
+            d.addErrback(lambda failure: None)
+
+
 @dataclass
 class LiveCore:
     """The live rooms' dependencies, and the helpers every part uses."""
@@ -160,15 +183,8 @@ class LiveCore:
 
     async def counts(self, live: dict[str, str]) -> Counts:
         live_id = live["liveId"]
-        # both asked before either answer is awaited: one round trip (commands of one iteration leave
-        # together, heihei.net.sendpath)
-        asked_online, asked_total = self.store.zcard(viewers_key(live_id)), self.store.zcard(visits_key(live_id))
-        try:
-            online = int(await asked_online)
-        except BaseException:
-            asked_total.addErrback(lambda failure: None)  # the first error is the one raised
-            raise
-        total = int(await asked_total)
+        online, total = map(int, await together(self.store.zcard(viewers_key(live_id)),
+                                                self.store.zcard(visits_key(live_id))))
         return Counts(online=online, total=total, seats=self.settings.seat_count,
                       locked=int(live.get("lockedSeats") or 0))
 

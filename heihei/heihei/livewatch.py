@@ -24,7 +24,8 @@ from heihei.heihei.errors import (BAD_PARAMETER, CANNOT_WATCH, LIVE_NOT_ACTIVE, 
                                   NO_SUCH_USER, NOT_ALLOWED, NOT_IN_ROOM)
 from heihei.heihei.follows import following_key
 from heihei.heihei.livecore import (DIRTY, PLAYING, REPLAYS, VIEWER_BEAT, LiveCore, kick_key, live_key,
-                                    replay_viewers_key, timer, ulives_key, viewers_key, visits_key)
+                                    replay_viewers_key, settle, timer, together, ulives_key, viewers_key,
+                                    visits_key)
 from heihei.heihei.messages import ITEM
 from heihei.heihei.rooms import CHANNEL, RoomError, hub_room
 from heihei.store.keys import key
@@ -97,28 +98,6 @@ open[#open + 1] = '|'
 for i = 1, #ended do open[#open + 1] = ended[i] end
 return open
 """)
-
-
-async def together(*steps) -> list:
-    """Coroutines run at once, so their Redis commands leave in one send (one round trip): their
-    results in order; the first failure is raised (the others' failures are consumed)."""
-    try:
-        return await defer.gatherResults([defer.ensureDeferred(step) for step in steps], consumeErrors=True)
-    except defer.FirstError as e:
-        e.subFailure.raiseException()
-
-
-async def settle(*started: defer.Deferred) -> None:
-    """Wait for Deferreds this call no longer needs the results of, their failures ignored (the caller
-    raises its own error, or already used the result)."""
-    for d in started:
-        if not d.called:
-            try:
-                await d
-            except Exception:
-                pass
-        else:
-            d.addErrback(lambda failure: None)
 
 
 class Watching:

@@ -14,7 +14,7 @@ from heihei.core.errors import Refused
 from heihei.heihei import liveinfo
 from heihei.heihei.deadlines import Deadlines
 from heihei.heihei.errors import BAD_PARAMETER
-from heihei.heihei.livewatch import settle, together
+from heihei.heihei.livecore import settle, together
 from heihei.heihei.replays import build_zip, parse_segments, position_ms, replay_stamp
 
 
