@@ -61,6 +61,10 @@ async def server():
     for c in clients:
         if not c.closed.called:
             await c.close()
+    # the server sides go too before close_all: one still open would get a server-initiated close,
+    # whose close-handshake timer (txaio batches it into whole seconds, and a cancelled call keeps
+    # its bucket's delayed call) outlives the leak check's grace: a flaky teardown, 1 run in ~15
+    await wait_until(lambda: not factory.clients, what="the server sides of the closed connections")
     await factory.close_all(grace_s=0.5)
     await port.stopListening()
 
@@ -373,6 +377,7 @@ async def test_an_operator_may_leave_nagle_on():
         assert proto.transport.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
     finally:
         await client.close()
+        await wait_until(lambda: not factory.clients, what="the server side to go (see the fixture)")
         await factory.close_all(grace_s=0.5)
         await port.stopListening()
 
