@@ -204,6 +204,8 @@ async def run_heihei(args, n: int) -> dict[str, Any]:
     wechat = await common.FakeWeChat().start()
     target = common.heihei_target(args.nodes, "http", heihei_config(wechat.url, args.lane_flush), "/ws/channel")
     cluster = target.cluster
+    if args.redis_cpu is not None:
+        common.pin(cluster.redis.pid, args.redis_cpu)
     # one pool per kind of caller (viewers' likes, chat senders, the back end's gifts): a caller waits for
     # the server, never for another kind's requests in this process
     pools = [HttpPool(node.url("http", "/", "http"), size=48) for node in cluster.nodes]
@@ -359,6 +361,7 @@ def summarize(server: str, args, n: int, tally: LiveTally, counters: dict, cpu: 
         "cpu_us_per_delivery": total_cpu / item_deliveries * 1e6 if item_deliveries else None,
         "cpu_us_per_frame": total_cpu / tally.frames * 1e6 if tally.frames else None,
         "redis_cpu_s": redis_cpu, "client_cpu_util": client_util,
+        "redis_pinned_cpu": getattr(args, "redis_cpu", None) if server == "heihei" else None,
     }
     for kind in KINDS:
         name = KIND_NAMES[kind]
@@ -492,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gift-rate", type=float, default=5.0)
     parser.add_argument("--system-rate", type=float, default=1.0)
     parser.add_argument("--join-rate", type=float, default=500.0)
+    parser.add_argument("--redis-cpu", type=int, default=None,
+                        help="pin redis-server to this CPU (default: the servers' CPU 0; 1 = with the load "
+                             "generator, so one node has CPU 0 to itself)")
     parser.add_argument("--lane-flush", type=float, default=0.25, help="[lives] lane_flush_s of the nodes")
     parser.add_argument("--sample-every", type=int, default=10,
                         help="one viewer connection in this many reads stamps (latency); all count items")

@@ -70,9 +70,11 @@ class Renderer(Protocol):
     def render(self, message: Message, variant: Hashable) -> bytes | None:
         """The payload for that variant; None means: do not send to it."""
 
-    # optional: `by_sender = (own, others)` says `variant` is `own` for the sender's
-    # connections and `others` for the rest, so a room is grouped with set
-    # operations on the presence map instead of a call per receiver
+    # optional, so a room is grouped without a call per receiver:
+    # - `renders_alike(message) -> bool`: True when every receiver gets the same
+    #   bytes for this message (its variant is then asked of one receiver only);
+    # - `by_sender = (own, others)` says `variant` is `own` for the sender's
+    #   connections and `others` for the rest (set operations on the presence map)
 
 
 class PlainRenderer:
@@ -80,6 +82,10 @@ class PlainRenderer:
 
     def variant(self, message, client):
         return None
+
+    @staticmethod
+    def renders_alike(message) -> bool:
+        return True
 
     def render(self, message, variant):
         frame = message.body.get("frame", "")
@@ -495,11 +501,7 @@ class Hub:
         renderer = self.renderers.get(message.realm)
         if renderer is None:
             return 0
-        if getattr(renderer, "same_for_all", False):
-            variants = [(None, clients)]  # no call per receiver
-        else:
-            variants = self._variant_groups(renderer, message, clients)
-        return self._write(renderer, message, variants, None)
+        return self._write(renderer, message, self._variant_groups(renderer, message, clients), None)
 
     def _write(self, renderer: Renderer, message: Message, variants, on_delivered) -> int:
         """Each variant rendered and prepared once, written to its receivers; the number written.
@@ -525,6 +527,9 @@ class Hub:
 
     def _variant_groups(self, renderer: Renderer, message: Message, clients: set) -> list[tuple[Hashable, Any]]:
         """Receivers grouped by the variant they get."""
+        alike = getattr(renderer, "renders_alike", None)
+        if alike is not None and clients and alike(message):
+            return [(renderer.variant(message, next(iter(clients))), clients)]  # no call per receiver
         by_sender = getattr(renderer, "by_sender", None)
         if by_sender is not None:
             # the sender's connections here are in the presence map under their user

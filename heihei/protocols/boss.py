@@ -83,11 +83,13 @@ def render(message: Message) -> str | None:
 class BossRenderer:
     """Every receiver gets the same bytes."""
 
-    #: so the hub renders once for a whole group without asking per receiver
-    same_for_all = True
-
     def variant(self, message, client):
         return None
+
+    @staticmethod
+    def renders_alike(message) -> bool:
+        """Always: the hub renders once for a whole group without asking per receiver."""
+        return True
 
     def render(self, message, variant):
         text = render(message)

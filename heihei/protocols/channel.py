@@ -96,6 +96,15 @@ class ChannelRenderer:
         return ("s" if client.user == message.sender else "r", wants_v2(client))
 
     @staticmethod
+    def renders_alike(message) -> bool:
+        """A live room's batch of items reads the same to sender and receivers, and to every app
+        version when it holds no v2 IM item: one frame for the room, no call per viewer (at 10,000
+        viewers the per-viewer `variant` was a tenth of the node's CPU)."""
+        body = message.body
+        return body.get("t") == "items" and not any(
+            is_v2_item(item) for item in body.get("items") or () if isinstance(item, dict))
+
+    @staticmethod
     def urgent(message) -> bool:
         """A live room's priority batch (gifts, system and moderation items: heihei.heihei.lanes)."""
         return message.body.get("p") == 1

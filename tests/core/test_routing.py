@@ -168,3 +168,54 @@ async def test_a_slow_or_failing_store_holds_the_others_back_only_briefly(nodes,
     assert a.hub._room_batches == {} and a.hub._room_storing == {}
     await a.hub.send_to_room("t2", "s", "r", {"frame": "after"})
     assert [frame for frame, _ in viewer.got] == ["quick", "after"]
+
+
+class _Receiver:
+    """A connection as the hub's writer sees it: prepares and takes frames (no send_frame_to_many)."""
+
+    def __init__(self, user):
+        self.user = user
+        self.got = []
+
+    def prepare(self, payload):
+        return payload
+
+    def send_frame(self, frame, on_delivered=None):
+        self.got.append(frame)
+        return True
+
+
+class _CountingRenderer:
+    """Variant = the receiver's user; a body with `alike` renders the same for everyone."""
+
+    def __init__(self):
+        self.variant_calls = 0
+
+    def variant(self, message, client):
+        self.variant_calls += 1
+        return client.user
+
+    @staticmethod
+    def renders_alike(message):
+        return bool(message.body.get("alike"))
+
+    def render(self, message, variant):
+        return (message.body["text"] if message.body.get("alike") else f"{message.body['text']} for {variant}").encode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_message_that_renders_alike_costs_one_variant_call_not_one_per_receiver(nodes):
+    from heihei.core.model import Message
+
+    a = await nodes.start("a")
+    renderer = _CountingRenderer()
+    a.hub.register_realm("t3", renderer)
+    receivers = {_Receiver(f"u{i}") for i in range(50)}
+
+    assert a.hub.send_to_clients(Message("t3", "r", "0", {"text": "hi", "alike": True}, kind="room"), receivers) == 50
+    assert renderer.variant_calls == 1
+    assert all(r.got == [b"hi"] for r in receivers)
+
+    assert a.hub.send_to_clients(Message("t3", "r", "0", {"text": "yo"}, kind="room"), receivers) == 50
+    assert renderer.variant_calls == 51  # one per receiver: their bytes differ
+    assert all(r.got[1] == f"yo for {r.user}".encode() for r in receivers)

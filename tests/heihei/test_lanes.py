@@ -226,3 +226,27 @@ def test_a_priority_batch_is_urgent_for_the_channel_and_renders_the_same():
     renderer = ChannelRenderer()
     assert renderer.urgent(urgent) and not renderer.urgent(plain)
     assert renderer.render(urgent, ("r", True)) == renderer.render(plain, ("r", True))
+
+
+def test_a_batch_without_v2_items_renders_alike_for_every_viewer_and_one_with_them_does_not():
+    from heihei.core.model import Message
+    from heihei.protocols.channel import ChannelRenderer
+    renderer = ChannelRenderer()
+    variants = [(side, v2) for side in ("s", "r") for v2 in (False, True)]
+
+    def batch(*items):
+        return Message(realm="heihei", conversation="r", sender="7", kind="room",
+                       body={"t": "items", "items": [{"msg": m, "timeStamp": 1} if "msgType" not in m else m
+                                                     for m in items]})
+
+    plain = batch({"msgType": "gift", "giftId": 1}, {"msgType": "text", "text": "hi"})
+    assert renderer.renders_alike(plain)
+    assert len({renderer.render(plain, v) for v in variants}) == 1
+
+    with_im = batch({"msgType": "text", "text": "hi"}, {"msgType": "IM", "msg": {"text": "v2"}})
+    assert not renderer.renders_alike(with_im)
+    assert len({renderer.render(with_im, v) for v in variants}) == 2  # v1 apps do not get the IM item
+
+    one_im = Message(realm="heihei", conversation="c", sender="7", kind="user",
+                     body={"t": "im", "msg": {"msgType": "text", "text": "x"}})
+    assert not renderer.renders_alike(one_im)  # IM `users` differ for sender and receiver
