@@ -250,3 +250,78 @@ def test_a_batch_without_v2_items_renders_alike_for_every_viewer_and_one_with_th
     one_im = Message(realm="heihei", conversation="c", sender="7", kind="user",
                      body={"t": "im", "msg": {"msgType": "text", "text": "x"}})
     assert not renderer.renders_alike(one_im)  # IM `users` differ for sender and receiver
+
+
+async def _turn():
+    await task.deferLater(reactor, 0, lambda: None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_busy_rooms_chat_and_due_like_ride_its_next_gift_but_wait_at_most_two_flushes():
+    clock = task.Clock()
+    clock.advance(1000.0)  # on the grid of flush_s (0.1) and like_interval_s (1.0)
+    lanes, sent, _ = make_lanes(clock)
+    lanes.like("r", {"msgType": "like"})
+    clock.advance(0.1)  # the room's first like item: the first in its interval, at once
+    await _turn()
+    assert sent == [("r", [{"msgType": "like", "count": 1}], "0")]
+    clock.advance(0.81)  # 1000.91
+    await lanes.send("r", {"msgType": "gift", "giftId": 1})
+    clock.advance(0.02)
+    await lanes.send("r", {"msgType": "text", "text": "a"}, sender="1")
+    lanes.like("r", {"msgType": "like"}, count=3)
+    clock.advance(0.07)  # 1001.0: the flush; a gift left 0.09 s ago, the chat waited 0.07 s
+    await _turn()
+    assert len(sent) == 2  # it waits for the next gift
+    clock.advance(0.05)
+    await lanes.send("r", {"msgType": "gift", "giftId": 2})
+    assert [m.get("text") or m["msgType"] for m in sent[-1][1]] == ["a", "like", "gift"]
+    assert sent[-1][1][1]["count"] == 3 and lanes.urgent_batches[-1] is True
+    clock.advance(0.1)  # 1001.15 -> past the 1001.1 flush: nothing waited
+    await _turn()
+    assert len(sent) == 3
+
+    # no gift comes: the chat leaves at the second flush (it waited at least flush_s by then)
+    await lanes.send("r", {"msgType": "text", "text": "b"}, sender="1")  # 1001.15, a gift left 0.1 s ago
+    await lanes.send("r", {"msgType": "gift", "giftId": 3})  # carries "b"
+    assert [m.get("text") or m["msgType"] for m in sent[-1][1]] == ["b", "gift"]
+    clock.advance(0.01)
+    await lanes.send("r", {"msgType": "text", "text": "c"}, sender="1")  # 1001.16
+    clock.advance(0.04)  # 1001.2: postponed (gift 0.05 s ago, "c" waited 0.04 s)
+    await _turn()
+    assert len(sent) == 4
+    clock.advance(0.1)  # 1001.3: "c" waited 0.14 s: it leaves in a frame of its own
+    await _turn()
+    assert [m["text"] for m in sent[-1][1]] == ["c"] and lanes.urgent_batches[-1] is False
+    lanes.forget("r")
+    assert not clock.getDelayedCalls()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_quiet_rooms_chat_leaves_at_the_first_flush_after_an_old_gift():
+    clock = task.Clock()
+    clock.advance(1000.0)
+    lanes, sent, _ = make_lanes(clock)
+    await lanes.send("r", {"msgType": "gift", "giftId": 1})
+    clock.advance(0.35)
+    await lanes.send("r", {"msgType": "text", "text": "a"}, sender="1")
+    clock.advance(0.06)  # past 1000.4: the last gift is 0.4 s old
+    await _turn()
+    assert [m.get("text") for m in sent[-1][1]] == ["a"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_idle_rooms_are_forgotten_once_the_map_has_grown():
+    from heihei.heihei.lanes import PRUNE_FLOOR
+    clock = task.Clock()
+    clock.advance(1000.0)
+    lanes, sent, _ = make_lanes(clock)
+    for i in range(PRUNE_FLOOR - 1):
+        await lanes.send(f"r{i}", {"msgType": "gift", "giftId": i})
+    await lanes.send("busy", {"msgType": "text", "text": "waits"}, sender="1")
+    assert len(lanes._rooms) == PRUNE_FLOOR
+    clock.advance(1.0)  # the chat flushes; every room is idle now
+    await _turn()
+    await lanes.send("new", {"msgType": "gift", "giftId": 0})
+    assert set(lanes._rooms) == {"new"}
+    assert len(sent) == PRUNE_FLOOR + 1
