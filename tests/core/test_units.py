@@ -1,6 +1,7 @@
 """Pure and clock-driven pieces of the core: no sockets needed."""
 
 import pytest
+import pytest_twisted
 from twisted.internet import task
 
 from heihei.core.heartbeat import Liveness, is_dead
@@ -138,3 +139,38 @@ def test_banned_words_are_masked_case_insensitively():
     m = Moderation(["bad", "Worse word", "坏"])
     assert m.clean("BAD and worse WORD, 坏人") == "*** and **********, *人"
     assert Moderation().clean("bad") == "bad"
+
+
+class _CredentialConn:
+    def __init__(self, user):
+        self.user = user
+        self.connection_open = True
+        self.revoked = False
+
+    def credential_revoked(self):
+        self.revoked = True
+        self.connection_open = False
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_credential_check_goes_in_slices_and_closes_exactly_the_invalid():
+    from heihei.core.sessions import CHECK_SLICE, RealmSessions, Session
+
+    calls = []
+
+    async def check(pairs):
+        calls.append(len(pairs))
+        return [not token.endswith("-gone") for token, _ in pairs]
+
+    sessions = RealmSessions("t", hub=None, cleanups=None, credential_check=check)
+    conns = []
+    for i in range(2 * CHECK_SLICE + 7):
+        conn = _CredentialConn(str(i))
+        session = Session(sessions, conn, f"s{i}")
+        session.credential = f"tok{i}" + ("-gone" if i % 3 == 0 else "")
+        sessions.open_sessions.add(session)
+        conns.append(conn)
+    closed = await sessions.check_credentials()
+    assert calls == [CHECK_SLICE, CHECK_SLICE, 7]
+    assert closed == len(range(0, 2 * CHECK_SLICE + 7, 3))
+    assert [c.revoked for c in conns] == [i % 3 == 0 for i in range(len(conns))]
