@@ -129,11 +129,12 @@ class RealmSessions(Service):
         sessions = [s for s in self.open_sessions if s.credential is not None and s.conn.user is not None]
         gone = 0
         for start in range(0, len(sessions), CHECK_SLICE):
-            chunk = sessions[start:start + CHECK_SLICE]
+            chunk = [s for s in sessions[start:start + CHECK_SLICE] if s.is_open]  # some closed meanwhile
+            if not chunk:
+                continue
             valid = await self.credential_check([(s.credential, s.conn.user) for s in chunk])
             for session, ok in zip(chunk, valid):
-                if not ok:
-                    session.revoked()
+                if not ok and session.revoked():
                     gone += 1
         return gone
 
@@ -232,11 +233,18 @@ class Session:
         if lift is not None:
             lift()
 
-    def revoked(self) -> None:
-        if not self._closed and self.conn.connection_open:
-            self._log.info("closing {realm} connection {id} of {user}: its credential is no longer valid",
-                           realm=self.sessions.realm, id=self.id, user=self.conn.user)
-            self.conn.credential_revoked()
+    @property
+    def is_open(self) -> bool:
+        return not self._closed and self.conn.connection_open
+
+    def revoked(self) -> bool:
+        """Close the connection: its credential is no longer valid. False if it was closed already."""
+        if not self.is_open:
+            return False
+        self._log.info("closing {realm} connection {id} of {user}: its credential is no longer valid",
+                       realm=self.sessions.realm, id=self.id, user=self.conn.user)
+        self.conn.credential_revoked()
+        return True
 
     def _login_too_late(self) -> None:
         self._login_deadline = None

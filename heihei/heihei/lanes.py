@@ -202,6 +202,7 @@ class Lanes:
                      and now - state.last_priority_s >= self.flush_s
                      and now - state.last_like_s >= self.like_interval_s]:
             del self._rooms[room]
+        self._leaders = {room: known for room, known in self._leaders.items() if known[1] > now}
         self._prune_at = max(PRUNE_FLOOR, 2 * len(self._rooms))
 
     def _hold(self, room: str, item: dict[str, Any]) -> None:
@@ -272,7 +273,10 @@ class Lanes:
         same grid, so a room's batches from several nodes reach a viewer's node together and leave
         in one write to each connection (heihei.net's one write per connection per reactor turn)."""
         now = self.clock.seconds()
-        return (math.floor(now / step) + 1) * step - now
+        n = math.floor(now / step) + 1
+        while n * step <= now:  # floor may round down at a grid point: the next one, not this one
+            n += 1
+        return n * step - now
 
     def _like_slot(self, t: float) -> int:
         return math.floor(t / self.like_interval_s) if t != float("-inf") else -1
@@ -311,13 +315,14 @@ class Lanes:
         if like_too and self._like_due(state, now):
             like = dict(state.like_msg or {"msgType": "like"})
             like["count"] = state.likes
-            state.likes, state.like_msg, state.last_like_s = 0, None, now
+            # the slot the due check saw (`now` a hair before a boundary counts as the next slot)
+            state.likes, state.like_msg, state.last_like_s = 0, None, now + 1e-9
         return items, like
 
     def _like_due(self, state: _Room, now: float) -> bool:
         return bool(state.likes) and self._like_slot(now + 1e-9) > self._like_slot(state.last_like_s)
 
-    def _rides_next_priority(self, state: _Room) -> bool:
+    def _rides_next_priority(self, room: str, state: _Room) -> bool:
         """Whether what waits is left for the room's next priority frame to carry, one flush more.
 
         Why: in a room whose gifts flow (a priority frame from this node within the last `flush_s`),
@@ -329,7 +334,7 @@ class Lanes:
         if now - state.last_priority_s >= self.flush_s:
             return False
         waiting = [state.waiting_since] if state.pending else []
-        if self._like_due(state, now) and state.last_like_s != float("-inf"):
+        if self._like_due(state, now) and state.last_like_s != float("-inf") and self._batches_here(room):
             waiting.append((self._like_slot(state.last_like_s) + 1) * self.like_interval_s)
         return bool(waiting) and now - min(waiting) < self.flush_s
 
@@ -341,7 +346,7 @@ class Lanes:
         if state.timer is not None and state.timer.active():
             state.timer.cancel()
         state.timer = None
-        if not final and self._rides_next_priority(state):
+        if not final and self._rides_next_priority(room, state):
             self._schedule(room, state, self._until_next(self.flush_s))
             return
         items, like = self._take(room, state)
@@ -368,8 +373,13 @@ class Lanes:
         await self._broadcast(room, riding + items if riding else items, sender, priority=True)
 
     def _batches_here(self, room: str) -> bool:
-        """This node batches the room's likes (no leaders, or it is the leader it last learned)."""
-        return self.node_id is None or self._leaders.get(room, ("",))[0] == self.node_id
+        """This node batches the room's likes: no leaders, or it is the leader it learned less than
+        a third of a lease ago (so the lease still holds; a stale belief would send a second like
+        item in the interval, beside the real leader's)."""
+        if self.node_id is None:
+            return True
+        known = self._leaders.get(room)
+        return known is not None and known[0] == self.node_id and known[1] > self.clock.seconds()
 
     async def _broadcast(self, room: str, items: list[dict[str, Any]], sender: str, priority: bool = False) -> None:
         self.stats[SENT] += len(items)
@@ -377,6 +387,7 @@ class Lanes:
 
     def forget(self, room: str) -> None:
         """The room is closed: drop what waits for it."""
+        self._leaders.pop(room, None)
         state = self._rooms.pop(room, None)
         if state is not None and state.timer is not None and state.timer.active():
             state.timer.cancel()
@@ -384,8 +395,10 @@ class Lanes:
     async def stop(self) -> None:
         """At node stop: send what waits, cancel the timers."""
         for room in list(self._rooms):
+            state = self._rooms.get(room)
+            if state is None:
+                continue  # forgotten as idle while an earlier room's final flush was under way
             try:
-                state = self._rooms[room]
                 state.last_like_s = float("-inf")
                 await self.flush(room, final=True)
             except Exception:

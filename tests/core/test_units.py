@@ -174,3 +174,13 @@ async def test_the_credential_check_goes_in_slices_and_closes_exactly_the_invali
     assert calls == [CHECK_SLICE, CHECK_SLICE, 7]
     assert closed == len(range(0, 2 * CHECK_SLICE + 7, 3))
     assert [c.revoked for c in conns] == [i % 3 == 0 for i in range(len(conns))]
+
+    # connections closed already are neither asked about nor counted
+    calls.clear()
+    for conn in conns:
+        conn.revoked = False
+        conn.connection_open = int(conn.user) >= 9
+    closed = await sessions.check_credentials()
+    assert sum(calls) == len(conns) - 9 and max(calls) <= CHECK_SLICE
+    assert closed == len(range(9, len(conns), 3))
+    assert [c.revoked for c in conns] == [i >= 9 and i % 3 == 0 for i in range(len(conns))]

@@ -325,3 +325,114 @@ async def test_idle_rooms_are_forgotten_once_the_map_has_grown():
     await lanes.send("new", {"msgType": "gift", "giftId": 0})
     assert set(lanes._rooms) == {"new"}
     assert len(sent) == PRUNE_FLOOR + 1
+
+
+def test_the_next_grid_time_is_always_ahead_even_where_floor_rounds_down():
+    clock = task.Clock()
+    lanes, _, _ = make_lanes(clock)
+    for n in range(10200, 10300):  # grid points near 1000 s, some of which floor() rounds down
+        clock.rightNow = n * 0.1
+        assert lanes._until_next(0.1) > 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_due_like_alone_waits_one_flush_for_a_gift_then_goes_in_its_own_frame():
+    clock = task.Clock()
+    clock.advance(1000.0)
+    lanes, sent, _ = make_lanes(clock)
+    lanes.like("r", {"msgType": "like"})
+    clock.advance(0.1)
+    await _turn()
+    assert len(sent) == 1  # the first like item
+    clock.advance(0.85)  # 1000.95
+    await lanes.send("r", {"msgType": "gift", "giftId": 1})
+    lanes.like("r", {"msgType": "like"}, count=2)
+    clock.advance(0.05)  # 1001.0: due, a gift 0.05 s ago: it waits
+    await _turn()
+    assert len(sent) == 2
+    clock.advance(0.1)  # 1001.1: it waited a flush: it goes, alone
+    await _turn()
+    assert sent[-1][1] == [{"msgType": "like", "count": 2}] and lanes.urgent_batches[-1] is False
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_like_rides_a_gift_only_on_the_node_that_still_leads_the_room():
+    clock = task.Clock()
+    clock.advance(1000.0)
+    lanes, sent, _ = make_lanes(clock)
+    lanes.node_id = "A"
+    lanes._leaders["r"] = ("A", clock.seconds() - 0.01)  # learned more than a third of a lease ago
+    lanes.like("r", {"msgType": "like"}, count=3)
+    await lanes.send("r", {"msgType": "gift", "giftId": 1})
+    assert [m["msgType"] for m in sent[-1][1]] == ["gift"]  # the flush asks who leads now
+    lanes._leaders["r"] = ("A", clock.seconds() + 1.0)
+    await lanes.send("r", {"msgType": "gift", "giftId": 2})
+    assert [m["msgType"] for m in sent[-1][1]] == ["like", "gift"] and sent[-1][1][0]["count"] == 3
+    lanes._leaders["r"] = ("B", clock.seconds() + 1.0)
+    lanes.like("r", {"msgType": "like"})
+    clock.advance(1.0)
+    await lanes.send("r", {"msgType": "gift", "giftId": 3})
+    assert [m["msgType"] for m in sent[-1][1]] == ["gift"]  # B batches the likes
+    lanes.forget("r")
+
+
+@pytest_twisted.ensureDeferred
+async def test_pruning_keeps_rooms_with_anything_waiting():
+    from heihei.heihei.lanes import PRUNE_FLOOR
+    clock = task.Clock()
+    clock.advance(1000.0)
+    lanes, sent, _ = make_lanes(clock)
+    for i in range(PRUNE_FLOOR - 2):
+        await lanes.send(f"r{i}", {"msgType": "gift", "giftId": i})
+    clock.advance(1.05)  # all of them idle now
+    await lanes.send("chat", {"msgType": "text", "text": "waits"}, sender="1")
+    lanes.like("liked", {"msgType": "like"})
+    lanes.like("liked", {"msgType": "like"})
+    await lanes.send("fresh-gift", {"msgType": "gift", "giftId": 0})  # the map is full: prunes
+    assert set(lanes._rooms) == {"chat", "liked", "fresh-gift"}
+    await lanes.stop()
+    texts = [m.get("text") for _, batch, _ in sent for m in batch]
+    assert "waits" in texts and any(m.get("count") == 2 for _, batch, _ in sent for m in batch)
+    assert not clock.getDelayedCalls()
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_skips_rooms_pruned_while_an_earlier_final_flush_was_under_way():
+    from twisted.internet import defer
+    from twisted.logger import globalLogPublisher
+
+    from heihei.heihei.lanes import PRUNE_FLOOR
+    failures = []
+
+    def observe(event):
+        if event.get("log_failure") is not None:
+            failures.append(event)
+
+    clock = task.Clock()
+    clock.advance(1000.0)
+    lanes, sent, _ = make_lanes(clock)
+    gate = defer.Deferred()
+    plain = lanes.broadcast_items
+
+    async def slow_for_one_room(room, items, *, sender="0", priority=False):
+        await plain(room, items, sender=sender, priority=priority)
+        if any(item["msg"].get("text") == "y" for item in items):
+            await gate
+
+    lanes.broadcast_items = slow_for_one_room
+    await lanes.send("slow", {"msgType": "text", "text": "x"}, sender="1")  # first in the map
+    for i in range(PRUNE_FLOOR - 1):
+        await lanes.send(f"idle{i}", {"msgType": "gift", "giftId": i})
+    clock.advance(5.0)
+    await _turn()
+    await lanes.send("slow", {"msgType": "text", "text": "y"}, sender="1")  # its final flush waits
+    globalLogPublisher.addObserver(observe)
+    try:
+        stopping = defer.Deferred.fromCoroutine(lanes.stop())
+        await lanes.send("late", {"msgType": "gift", "giftId": 1})  # a request still in flight: prunes
+        gate.callback(None)
+        await stopping
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert failures == []
+    assert [m.get("text") for _, batch, _ in sent for m in batch if m.get("text")] == ["x", "y"]
