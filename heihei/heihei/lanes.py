@@ -25,7 +25,9 @@ The lanes, per room:
   budget is the room's across the cluster. A sampled-out item still reaches
   its sender's own connections (the sender always sees its own). Admitted
   chat waits at most `lane_flush_s` on this node, so a chat storm leaves in a
-  few frames per second instead of one frame per item.
+  few frames per second instead of one frame per item — or one flush more in
+  a room whose gifts flow: then it rides the next gift's frame
+  (`_rides_next_priority`, and so may a due like item).
 - **like**: coalesced per node into one `like` item per `like_interval_s`
   with the number of likes (`count`, an extension) and the last liker's
   fields; the shipped client shows one like animation per item.
