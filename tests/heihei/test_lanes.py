@@ -252,15 +252,21 @@ def test_a_batch_without_v2_items_renders_alike_for_every_viewer_and_one_with_th
     assert not renderer.renders_alike(one_im)  # IM `users` differ for sender and receiver
 
 
+def lanes_on_the_grid():
+    """Lanes on a clock at 1000 s: on the grid of flush_s (0.1) and like_interval_s (1.0)."""
+    clock = task.Clock()
+    clock.advance(1000.0)
+    lanes, sent, _ = make_lanes(clock)
+    return clock, lanes, sent
+
+
 async def _turn():
     await task.deferLater(reactor, 0, lambda: None)
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_busy_rooms_chat_and_due_like_ride_its_next_gift_but_wait_at_most_two_flushes():
-    clock = task.Clock()
-    clock.advance(1000.0)  # on the grid of flush_s (0.1) and like_interval_s (1.0)
-    lanes, sent, _ = make_lanes(clock)
+    clock, lanes, sent = lanes_on_the_grid()
     lanes.like("r", {"msgType": "like"})
     clock.advance(0.1)  # the room's first like item: the first in its interval, at once
     await _turn()
@@ -299,32 +305,13 @@ async def test_a_busy_rooms_chat_and_due_like_ride_its_next_gift_but_wait_at_mos
 
 @pytest_twisted.ensureDeferred
 async def test_a_quiet_rooms_chat_leaves_at_the_first_flush_after_an_old_gift():
-    clock = task.Clock()
-    clock.advance(1000.0)
-    lanes, sent, _ = make_lanes(clock)
+    clock, lanes, sent = lanes_on_the_grid()
     await lanes.send("r", {"msgType": "gift", "giftId": 1})
     clock.advance(0.35)
     await lanes.send("r", {"msgType": "text", "text": "a"}, sender="1")
     clock.advance(0.06)  # past 1000.4: the last gift is 0.4 s old
     await _turn()
     assert [m.get("text") for m in sent[-1][1]] == ["a"]
-
-
-@pytest_twisted.ensureDeferred
-async def test_idle_rooms_are_forgotten_once_the_map_has_grown():
-    from heihei.heihei.lanes import PRUNE_FLOOR
-    clock = task.Clock()
-    clock.advance(1000.0)
-    lanes, sent, _ = make_lanes(clock)
-    for i in range(PRUNE_FLOOR - 1):
-        await lanes.send(f"r{i}", {"msgType": "gift", "giftId": i})
-    await lanes.send("busy", {"msgType": "text", "text": "waits"}, sender="1")
-    assert len(lanes._rooms) == PRUNE_FLOOR
-    clock.advance(1.0)  # the chat flushes; every room is idle now
-    await _turn()
-    await lanes.send("new", {"msgType": "gift", "giftId": 0})
-    assert set(lanes._rooms) == {"new"}
-    assert len(sent) == PRUNE_FLOOR + 1
 
 
 def test_the_next_grid_time_is_always_ahead_even_where_floor_rounds_down():
@@ -337,9 +324,7 @@ def test_the_next_grid_time_is_always_ahead_even_where_floor_rounds_down():
 
 @pytest_twisted.ensureDeferred
 async def test_a_due_like_alone_waits_one_flush_for_a_gift_then_goes_in_its_own_frame():
-    clock = task.Clock()
-    clock.advance(1000.0)
-    lanes, sent, _ = make_lanes(clock)
+    clock, lanes, sent = lanes_on_the_grid()
     lanes.like("r", {"msgType": "like"})
     clock.advance(0.1)
     await _turn()
@@ -357,9 +342,7 @@ async def test_a_due_like_alone_waits_one_flush_for_a_gift_then_goes_in_its_own_
 
 @pytest_twisted.ensureDeferred
 async def test_a_like_rides_a_gift_only_on_the_node_that_still_leads_the_room():
-    clock = task.Clock()
-    clock.advance(1000.0)
-    lanes, sent, _ = make_lanes(clock)
+    clock, lanes, sent = lanes_on_the_grid()
     lanes.node_id = "A"
     lanes._leaders["r"] = ("A", clock.seconds() - 0.01)  # learned more than a third of a lease ago
     lanes.like("r", {"msgType": "like"}, count=3)
@@ -379,9 +362,7 @@ async def test_a_like_rides_a_gift_only_on_the_node_that_still_leads_the_room():
 @pytest_twisted.ensureDeferred
 async def test_pruning_keeps_rooms_with_anything_waiting():
     from heihei.heihei.lanes import PRUNE_FLOOR
-    clock = task.Clock()
-    clock.advance(1000.0)
-    lanes, sent, _ = make_lanes(clock)
+    clock, lanes, sent = lanes_on_the_grid()
     for i in range(PRUNE_FLOOR - 2):
         await lanes.send(f"r{i}", {"msgType": "gift", "giftId": i})
     clock.advance(1.05)  # all of them idle now
@@ -408,9 +389,7 @@ async def test_stop_skips_rooms_pruned_while_an_earlier_final_flush_was_under_wa
         if event.get("log_failure") is not None:
             failures.append(event)
 
-    clock = task.Clock()
-    clock.advance(1000.0)
-    lanes, sent, _ = make_lanes(clock)
+    clock, lanes, sent = lanes_on_the_grid()
     gate = defer.Deferred()
     plain = lanes.broadcast_items
 
