@@ -15,7 +15,7 @@ The lanes, per room:
   there (chat batches, likes, counts: `priority=True`, the send path's urgent
   broadcasts, heihei.net.sendpath), so a gift never waits behind chat. The
   chat that rides along may so overtake the room's previous chat batch on a
-  node still writing it (at most about one `lane_flush_s` of chat, reordered
+  node still writing it (at most about two `lane_flush_s` of chat, reordered
   by a fraction of a second): a decision, measured — sending that chat in a
   frame of its own costs every viewer a frame more per gift, and at 10,000
   viewers doubled the chat's p99 (1.1-2.2 s) and the gifts' (362-684 ms).
@@ -51,7 +51,7 @@ live domain marks a room changed and pushes exact counts at a bounded rate
 
 Timers run on the injected clock; `stop()` flushes what waits and cancels
 them. State is in memory (a little per room until the room closes: `forget`) and
-holds at most one flush interval of items:
+holds at most two flush intervals of chat (one while the room's gifts do not flow):
 a node that dies loses at most that much chat and one interval of likes,
 never a gift (those are sent before the call that carried them answers).
 """
@@ -336,7 +336,7 @@ class Lanes:
         if now - state.last_priority_s >= self.flush_s:
             return False
         waiting = [state.waiting_since] if state.pending else []
-        if self._like_due(state, now) and state.last_like_s != float("-inf") and self._batches_here(room):
+        if self._like_due(state, now) and state.last_like_s != float("-inf"):
             waiting.append((self._like_slot(state.last_like_s) + 1) * self.like_interval_s)
         return bool(waiting) and now - min(waiting) < self.flush_s
 

@@ -415,3 +415,37 @@ async def test_stop_skips_rooms_pruned_while_an_earlier_final_flush_was_under_wa
         globalLogPublisher.removeObserver(observe)
     assert failures == []
     assert [m.get("text") for _, batch, _ in sent for m in batch if m.get("text")] == ["x", "y"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_due_like_waits_one_flush_at_most_even_when_the_nodes_leadership_goes_stale_meanwhile():
+    class LeaderStore(CountingStore):
+        async def eval(self, source, keys, args):
+            if "lanelead" in keys[0]:
+                return "A"  # this node leads the room
+            return await super().eval(source, keys, args)
+
+    clock, lanes, sent = lanes_on_the_grid()
+    lanes.store = LeaderStore()
+    lanes.node_id = "A"
+    lanes.like("r", {"msgType": "like"})
+    clock.advance(0.1)
+    await _turn()
+    assert sent[-1][1] == [{"msgType": "like", "count": 1}]
+    lanes._leaders["r"] = ("A", 1001.03)  # its belief that it leads runs out at 1001.03
+    clock.advance(0.87)  # 1000.97
+    await lanes.send("r", {"msgType": "gift", "giftId": 1})
+    lanes.like("r", {"msgType": "like"}, count=2)  # due at 1001.0
+    clock.advance(0.03)  # 1001.0: a gift 0.03 s ago: the like waits for the next one
+    await _turn()
+    clock.advance(0.05)  # 1001.05: a gift, but the belief is stale: the like does not ride it
+    await lanes.send("r", {"msgType": "gift", "giftId": 2})
+    assert [m["msgType"] for m in sent[-1][1]] == ["gift"]
+    clock.advance(0.03)  # 1001.08: chat forwarded by another node arrives; it would wait for a gift
+    lanes.received("lanes:A", json.dumps({"room": "r", "item": {"msg": {"msgType": "text", "text": "c"},
+                                                                 "timeStamp": 1001}}).encode())
+    clock.advance(0.04)  # past 1001.1: the like has waited a flush: it goes, and the chat with it
+    await _turn()
+    assert [m.get("text") or m["msgType"] for m in sent[-1][1]] == ["c", "like"]
+    assert sent[-1][1][1]["count"] == 2
+    lanes.forget("r")

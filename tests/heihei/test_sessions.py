@@ -49,3 +49,12 @@ async def test_a_token_that_is_gone_closes_its_channel_at_the_next_check(nodes, 
     assert channel.close_code is None  # not checked yet: the first check is half an interval in
     clock.advance(1)
     await wait_until(lambda: channel.close_code == 4401, what="the channel to be closed by the credential check")
+    # and every interval after that
+    other_token, _ = await sign_in(node, outside, "13100000002")
+    other = await open_channel(node, other_token)
+    redis["client"].delete(key("tok", REALM, token_hash(other_token)))
+    clock.advance(9)
+    await sleep(0.1)
+    assert other.close_code is None
+    clock.advance(1)
+    await wait_until(lambda: other.close_code == 4401, what="the next check to close the second channel")
