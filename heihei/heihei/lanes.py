@@ -324,7 +324,7 @@ class Lanes:
     def _like_due(self, state: _Room, now: float) -> bool:
         return bool(state.likes) and self._like_slot(now + 1e-9) > self._like_slot(state.last_like_s)
 
-    def _rides_next_priority(self, room: str, state: _Room) -> bool:
+    def _rides_next_priority(self, state: _Room) -> bool:
         """Whether what waits is left for the room's next priority frame to carry, one flush more.
 
         Why: in a room whose gifts flow (a priority frame from this node within the last `flush_s`),
@@ -348,7 +348,7 @@ class Lanes:
         if state.timer is not None and state.timer.active():
             state.timer.cancel()
         state.timer = None
-        if not final and self._rides_next_priority(room, state):
+        if not final and self._rides_next_priority(state):
             self._schedule(room, state, self._until_next(self.flush_s))
             return
         items, like = self._take(room, state)
@@ -372,7 +372,7 @@ class Lanes:
         riding, like = self._take(room, state, like_too=self._batches_here(room))
         if like is not None:
             riding.append(self._item(like))
-        await self._broadcast(room, riding + items if riding else items, sender, priority=True)
+        await self._broadcast(room, riding + items, sender, priority=True)
 
     def _batches_here(self, room: str) -> bool:
         """This node batches the room's likes: no leaders, or it is the leader it learned less than
